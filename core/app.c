@@ -1,0 +1,27 @@
+#include "core/cli.h"
+
+#include "audit/au.h"
+#include "authz/az.h"
+#include "exchange/xc.h"
+#include "tenants/tn.h"
+
+/* The one table of routes: every module's registration function. */
+static const core_routes_fn route_table[] = {
+    core_routes, tn_routes, az_routes, xc_routes, au_routes,
+};
+
+/* The one table of subcommands. */
+static const struct core_command command_table[] = {
+    {"help", core_cmd_help, "help [COMMAND]", "show this help, or one command's"},
+    {"version", core_cmd_version, "version [--json]", "print the version"},
+    {"migrate", core_cmd_migrate, "migrate [--status] [--json]",
+     "apply pending database migrations, or show their state"},
+    {"serve", core_cmd_serve, "serve", "serve the hub over HTTP until SIGTERM or SIGINT"},
+};
+
+const struct core_app renkei_app = {
+    .commands = command_table,
+    .ncommands = ARRAY_SIZE(command_table),
+    .routes = route_table,
+    .nroutes = ARRAY_SIZE(route_table),
+};

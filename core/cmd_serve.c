@@ -1,0 +1,93 @@
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <curl/curl.h>
+
+#include "core/cli.h"
+#include "core/config.h"
+#include "core/crypto.h"
+#include "core/db.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/migrate.h"
+
+int core_cmd_serve(const struct core_app *app, int argc, char **argv)
+{
+    if (argc > 1)
+        return core_cli_bad_usage(app, "serve", "serve: unexpected argument \"%s\" (configure "
+                                                "it with RENKEI_* variables)", argv[1]);
+    if (!core_cli_config(true, true))
+        return 1;
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * from here on inherits the mask and never sees them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    struct core_router *router = core_router_new();
+    for (size_t i = 0; i < app->nroutes; i++)
+        app->routes[i](router);
+    core_metrics_init(router);
+    core_db_init(core_cfg.db, core_cfg.db_pool);
+
+    int port = 0;
+    struct core_http_server *srv = core_http_start(&core_cfg, router, &port);
+    if (!srv) {
+        core_db_shutdown();
+        core_metrics_release();
+        core_router_free(router);
+        core_secret_release();
+        core_config_release(&core_cfg);
+        curl_global_cleanup();
+        return 1;
+    }
+    if (!core_cfg.issuer)
+        core_cfg.issuer = core_config_default_issuer(core_cfg.listen_host, port);
+    core_openapi_build(router, core_cfg.issuer);
+
+    bool v6 = strchr(core_cfg.listen_host, ':') != NULL;
+    char *address = xasprintf("%s%s%s:%d", v6 ? "[" : "", core_cfg.listen_host, v6 ? "]" : "", port);
+    core_log_fields(CORE_LOG_INFO, "listening",
+                    json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "address", address, "port",
+                              port, "issuer", core_cfg.issuer, "threads", core_cfg.threads,
+                              "db_pool", core_cfg.db_pool, "routes",
+                              (int)core_router_count(router), "version", RENKEI_VERSION));
+    free(address);
+
+    char why[300];
+    int applied;
+    if (!core_migrate_ready(why, sizeof why, &applied))
+        core_logf(CORE_LOG_WARN, "not ready yet: %s", why);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            core_info("SIGHUP ignored: restart the process to change configuration");
+            continue;
+        }
+        core_logf(CORE_LOG_INFO, "shutting down on %s: finishing requests in flight (at most %d s)",
+                  sig == SIGTERM ? "SIGTERM" : "SIGINT", core_cfg.shutdown_grace);
+        break;
+    }
+    core_http_stop(srv, core_cfg.shutdown_grace, core_db_cancel_all);
+    core_db_shutdown();
+    core_openapi_release();
+    core_metrics_release();
+    core_router_free(router);
+    core_secret_release();
+    core_config_release(&core_cfg);
+    curl_global_cleanup();
+    core_info("stopped");
+    return 0;
+}

@@ -1,0 +1,299 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+struct core_config core_cfg;
+
+bool core_config_split_listen(const char *s, char **host, int *port)
+{
+    const char *colon;
+    char *h;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || close == s + 1)
+            return false;
+        h = xstrndup(s + 1, (size_t)(close - s - 1));
+        colon = close + 1;
+        for (const char *p = h; *p; p++) {
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.') {
+                free(h);
+                return false;
+            }
+        }
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || colon == s)
+            return false;
+        h = xstrndup(s, (size_t)(colon - s));
+        for (const char *p = h; *p; p++) {
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
+                free(h);
+                return false;
+            }
+        }
+    }
+    long v;
+    if (!core_parse_long(colon + 1, 0, 65535, &v)) {
+        free(h);
+        return false;
+    }
+    *host = h;
+    *port = (int)v;
+    return true;
+}
+
+static bool is_loopback_host(const char *host, size_t len)
+{
+    return (len == 9 && strncmp(host, "localhost", 9) == 0) ||
+           (len >= 4 && strncmp(host, "127.", 4) == 0) || (len == 5 && strncmp(host, "[::1]", 5) == 0);
+}
+
+const char *core_config_check_issuer(const char *url)
+{
+    const char *rest;
+    bool https;
+    if (strncmp(url, "https://", 8) == 0) {
+        rest = url + 8;
+        https = true;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        rest = url + 7;
+        https = false;
+    } else {
+        return "must start with https:// (or http:// for a loopback host)";
+    }
+    if (strpbrk(url, "?#"))
+        return "must not have a query or fragment";
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return "must not contain spaces, control or non-ASCII characters";
+    }
+    size_t hostlen = strcspn(rest, "/");
+    const char *hostport = rest;
+    if (hostlen == 0)
+        return "has no host";
+    if (strchr(hostport, '@') && (size_t)(strchr(hostport, '@') - hostport) < hostlen)
+        return "must not contain user information";
+    size_t hlen = hostlen;
+    if (hostport[0] == '[') {
+        const char *close = memchr(hostport, ']', hostlen);
+        if (!close)
+            return "has a malformed IPv6 host";
+        hlen = (size_t)(close - hostport) + 1;
+    } else {
+        const char *colon = memchr(hostport, ':', hostlen);
+        if (colon)
+            hlen = (size_t)(colon - hostport);
+    }
+    if (hlen == 0)
+        return "has no host";
+    if (!https && !is_loopback_host(hostport, hlen))
+        return "must use https:// unless the host is loopback (RFC 8414, RFC 9700)";
+    return NULL;
+}
+
+char *core_config_default_issuer(const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    const char *h = host;
+    /* A wildcard listen address is not a name a client can reach. */
+    if (strcmp(host, "0.0.0.0") == 0)
+        h = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        h = "::1";
+    return xasprintf("http://%s%s%s:%d", v6 ? "[" : "", h, v6 ? "]" : "", port);
+}
+
+static bool bad(char **err, const char *key, const char *fmt, const char *value)
+{
+    char *what = xasprintf(fmt, value);
+    *err = xasprintf("%s: %s", key, what);
+    free(what);
+    return false;
+}
+
+static bool int_key(core_config_lookup lookup, void *ctx, const char *key, long min, long max,
+                    long dflt, long *out, char **err)
+{
+    const char *v = lookup(key, ctx);
+    if (!v) {
+        *out = dflt;
+        return true;
+    }
+    if (!core_parse_long(v, min, max, out)) {
+        char *fmt = xasprintf("must be a whole number from %ld to %ld, got \"%%s\"", min, max);
+        bool r = bad(err, key, fmt, v);
+        free(fmt);
+        return r;
+    }
+    return true;
+}
+
+bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void *ctx, char **err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    *err = NULL;
+    const char *v;
+    long n;
+
+    v = lookup("RENKEI_LOG", ctx);
+    cfg->log_level = CORE_LOG_INFO;
+    if (v && !core_log_level_parse(v, &cfg->log_level))
+        return bad(err, "RENKEI_LOG", "must be debug, info, warn or error, got \"%s\"", v);
+
+    v = lookup("RENKEI_DB", ctx);
+    if (v && !*v)
+        return bad(err, "RENKEI_DB", "is set but empty%s", "");
+    cfg->db = v ? xstrdup(v) : NULL;
+
+    v = lookup("RENKEI_LISTEN", ctx);
+    cfg->listen = xstrdup(v ? v : "127.0.0.1:8080");
+    if (!core_config_split_listen(cfg->listen, &cfg->listen_host, &cfg->listen_port))
+        return bad(err, "RENKEI_LISTEN",
+                   "must be host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got \"%s\"",
+                   cfg->listen);
+
+    v = lookup("RENKEI_ISSUER", ctx);
+    if (v) {
+        const char *why = core_config_check_issuer(v);
+        if (why) {
+            char *fmt = xasprintf("%s, got \"%%s\"", why);
+            bool r = bad(err, "RENKEI_ISSUER", fmt, v);
+            free(fmt);
+            return r;
+        }
+        size_t len = strlen(v);
+        while (len > 0 && v[len - 1] == '/')
+            len--;
+        cfg->issuer = xstrndup(v, len);
+    }
+
+    v = lookup("RENKEI_SECRET_FILE", ctx);
+    if (v && !*v)
+        return bad(err, "RENKEI_SECRET_FILE", "is set but empty%s", "");
+    cfg->secret_file = xstrdup(v ? v : "./var/secret");
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (cores > 1024)
+        cores = 1024;
+    if (!int_key(lookup, ctx, "RENKEI_THREADS", 1, 1024, cores, &n, err))
+        return false;
+    cfg->threads = (int)n;
+    if (!int_key(lookup, ctx, "RENKEI_DB_POOL", 1, 1000, cfg->threads + 2, &n, err))
+        return false;
+    cfg->db_pool = (int)n;
+    if (!int_key(lookup, ctx, "RENKEI_MAX_BODY", 1024, 1L << 30, 1L << 20, &n, err))
+        return false;
+    cfg->max_body = n;
+    if (!int_key(lookup, ctx, "RENKEI_SHUTDOWN_GRACE", 0, 3600, 10, &n, err))
+        return false;
+    cfg->shutdown_grace = (int)n;
+    return true;
+}
+
+void core_config_release(struct core_config *cfg)
+{
+    free(cfg->db);
+    free(cfg->listen);
+    free(cfg->listen_host);
+    free(cfg->issuer);
+    free(cfg->secret_file);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* The config file: KEY=value lines, '#' comments, optional quotes. */
+struct file_env {
+    char **keys;
+    char **values;
+    size_t n;
+};
+
+static const char *env_lookup(const char *key, void *ctx)
+{
+    const char *v = getenv(key);
+    if (v)
+        return v;
+    struct file_env *fe = ctx;
+    for (size_t i = 0; i < fe->n; i++) {
+        if (strcmp(fe->keys[i], key) == 0)
+            return fe->values[i];
+    }
+    return NULL;
+}
+
+static void file_env_release(struct file_env *fe)
+{
+    for (size_t i = 0; i < fe->n; i++) {
+        free(fe->keys[i]);
+        free(fe->values[i]);
+    }
+    free(fe->keys);
+    free(fe->values);
+}
+
+static bool file_env_read(struct file_env *fe, const char *path, char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        *err = xasprintf("RENKEI_CONFIG_FILE: cannot open \"%s\": %s", path, strerror(errno));
+        return false;
+    }
+    char line[4096];
+    int lineno = 0;
+    bool ok = true;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            *err = xasprintf("RENKEI_CONFIG_FILE: %s:%d: line too long", path, lineno);
+            ok = false;
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
+            line[--len] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq || strncmp(p, "RENKEI_", 7) != 0) {
+            *err = xasprintf("RENKEI_CONFIG_FILE: %s:%d: expected RENKEI_KEY=value", path, lineno);
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        char *val = eq + 1;
+        size_t vlen = strlen(val);
+        if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
+            val[vlen - 1] = '\0';
+            val++;
+        }
+        fe->keys = xrealloc(fe->keys, (fe->n + 1) * sizeof *fe->keys);
+        fe->values = xrealloc(fe->values, (fe->n + 1) * sizeof *fe->values);
+        fe->keys[fe->n] = xstrdup(p);
+        fe->values[fe->n] = xstrdup(val);
+        fe->n++;
+    }
+    fclose(f);
+    return ok;
+}
+
+bool core_config_load(struct core_config *cfg, char **err)
+{
+    struct file_env fe = {0};
+    const char *path = getenv("RENKEI_CONFIG_FILE");
+    if (path && !file_env_read(&fe, path, err)) {
+        file_env_release(&fe);
+        memset(cfg, 0, sizeof *cfg);
+        return false;
+    }
+    bool ok = core_config_parse(cfg, env_lookup, &fe, err);
+    file_env_release(&fe);
+    return ok;
+}

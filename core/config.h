@@ -1,0 +1,51 @@
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include "core/log.h"
+
+/*
+ * Configuration comes from the environment; RENKEI_CONFIG_FILE may name a
+ * file of KEY=value lines with the same keys (the environment wins). Every
+ * value is validated at start; a bad one yields one line naming the variable.
+ */
+struct core_config {
+    char *db;          /* RENKEI_DB, libpq connection string; NULL when unset */
+    char *listen;      /* RENKEI_LISTEN as given, "host:port" */
+    char *listen_host; /* host part without brackets */
+    int listen_port;   /* 0: let the kernel choose */
+    char *issuer;      /* RENKEI_ISSUER without a trailing slash; NULL: derive from listen */
+    char *secret_file; /* RENKEI_SECRET_FILE */
+    int threads;       /* RENKEI_THREADS */
+    int db_pool;       /* RENKEI_DB_POOL */
+    long max_body;     /* RENKEI_MAX_BODY, bytes */
+    int shutdown_grace; /* RENKEI_SHUTDOWN_GRACE, seconds */
+    enum core_log_level log_level; /* RENKEI_LOG */
+};
+
+/* Looks a key up; returns NULL when it is not set. */
+typedef const char *(*core_config_lookup)(const char *key, void *ctx);
+
+/* Fills cfg from lookup. On failure returns false and sets *err to one line
+ * ("RENKEI_X: what is wrong"), owned by the caller. cfg must be released
+ * with core_config_release either way. */
+bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void *ctx, char **err);
+
+/* Loads from the process environment and RENKEI_CONFIG_FILE. */
+bool core_config_load(struct core_config *cfg, char **err);
+
+void core_config_release(struct core_config *cfg);
+
+/* Splits "host:port" / "[v6]:port". Returns false on bad syntax or port. */
+bool core_config_split_listen(const char *s, char **host, int *port);
+
+/* Checks an issuer URL (RFC 8414 §2: https, no query or fragment; plain http
+ * only for loopback hosts). Returns NULL when fine, else a static reason. */
+const char *core_config_check_issuer(const char *url);
+
+/* The issuer for a listen host and the port actually bound. Caller frees. */
+char *core_config_default_issuer(const char *host, int port);
+
+/* The configuration the process runs with (set once by main). */
+extern struct core_config core_cfg;
+
+#endif

@@ -1,0 +1,172 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+
+#define SECRET_MIN 32
+#define SECRET_MAX 4096
+
+static unsigned char *master;
+static size_t master_len;
+
+void core_random(void *buf, size_t len)
+{
+    if (RAND_bytes(buf, (int)len) != 1) {
+        core_log_bug("RAND_bytes failed");
+        abort();
+    }
+}
+
+void core_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void core_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) {
+        core_log_bug("EVP_Digest(sha256) failed");
+        abort();
+    }
+}
+
+static bool fail(char **err, const char *path, const char *what, int e)
+{
+    if (e)
+        *err = xasprintf("RENKEI_SECRET_FILE: %s \"%s\": %s", what, path, strerror(e));
+    else
+        *err = xasprintf("RENKEI_SECRET_FILE: \"%s\" %s", path, what);
+    return false;
+}
+
+static bool create_secret(const char *path, char **err)
+{
+    char *copy = xstrdup(path);
+    const char *dir = dirname(copy);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0700) != 0) {
+            int e = errno;
+            free(copy);
+            return fail(err, path, "cannot create the directory of", e);
+        }
+    }
+    free(copy);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return true; /* another process made it first */
+        return fail(err, path, "cannot create", errno);
+    }
+    unsigned char buf[SECRET_MIN];
+    core_random(buf, sizeof buf);
+    bool ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf && fsync(fd) == 0;
+    int e = errno;
+    OPENSSL_cleanse(buf, sizeof buf);
+    close(fd);
+    if (!ok) {
+        unlink(path);
+        return fail(err, path, "cannot write", e);
+    }
+    core_logf(CORE_LOG_INFO, "created master secret %s", path);
+    return true;
+}
+
+bool core_secret_load(const char *path, char **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        if (!create_secret(path, err))
+            return false;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd < 0)
+        return fail(err, path, "cannot open", errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, path, "cannot stat", e);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, path, "is not a regular file", 0);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        char what[96];
+        snprintf(what, sizeof what, "is accessible by group or others (mode %04o); chmod 600 it",
+                 (unsigned)(st.st_mode & 07777));
+        return fail(err, path, what, 0);
+    }
+    if (st.st_size < SECRET_MIN || st.st_size > SECRET_MAX) {
+        close(fd);
+        return fail(err, path, "must hold from 32 to 4096 bytes", 0);
+    }
+    unsigned char *buf = xmalloc((size_t)st.st_size);
+    (void)mlock(buf, (size_t)st.st_size); /* best effort: keep it out of swap */
+    ssize_t n = read(fd, buf, (size_t)st.st_size);
+    close(fd);
+    if (n != st.st_size) {
+        OPENSSL_cleanse(buf, (size_t)st.st_size);
+        free(buf);
+        return fail(err, path, "cannot read", n < 0 ? errno : EIO);
+    }
+    core_secret_release();
+    master = buf;
+    master_len = (size_t)n;
+    return true;
+}
+
+void core_secret_derive(const char *label, unsigned char *out, size_t len)
+{
+    if (!master) {
+        core_log_bug("master secret used before it was loaded");
+        abort();
+    }
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master, master_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"renkei", 6),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label)),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!ctx || EVP_KDF_derive(ctx, out, len, params) != 1) {
+        core_log_bug("HKDF derivation failed");
+        abort();
+    }
+    EVP_KDF_CTX_free(ctx);
+    EVP_KDF_free(kdf);
+}
+
+void core_secret_release(void)
+{
+    if (master) {
+        OPENSSL_cleanse(master, master_len);
+        munlock(master, master_len);
+        free(master);
+        master = NULL;
+        master_len = 0;
+    }
+}

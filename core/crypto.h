@@ -1,0 +1,32 @@
+#ifndef CORE_CRYPTO_H
+#define CORE_CRYPTO_H
+
+#include "core/core.h"
+
+/* Fills buf with bytes from OpenSSL's CSPRNG; aborts if it cannot (no
+ * fallback to weaker randomness). */
+void core_random(void *buf, size_t len);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void core_hex(const unsigned char *in, size_t len, char *out);
+
+/* SHA-256 of data into out[32]. */
+void core_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/*
+ * The master secret (RENKEI_SECRET_FILE): created with 32 random bytes and
+ * mode 0600 when missing (its directory 0700 when missing too); refused when
+ * it is not a regular file, is group/world accessible, or holds fewer than
+ * 32 bytes. On failure returns false and sets *err to one line naming
+ * RENKEI_SECRET_FILE (caller frees).
+ */
+bool core_secret_load(const char *path, char **err);
+
+/* Derives len bytes for one purpose from the master secret (HKDF-SHA256,
+ * info = label). Aborts if the secret was not loaded: that is our bug. */
+void core_secret_derive(const char *label, unsigned char *out, size_t len);
+
+/* Wipes the master secret from memory. */
+void core_secret_release(void);
+
+#endif

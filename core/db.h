@@ -1,0 +1,98 @@
+#ifndef CORE_DB_H
+#define CORE_DB_H
+
+#include <libpq-fe.h>
+#include <stdatomic.h>
+
+#include "core/core.h"
+
+/*
+ * PostgreSQL access: one pool of connections for the process. Pooled
+ * connections run as the service role (SET ROLE renkei_service right after
+ * connecting, so row-level security holds even when RENKEI_DB names a
+ * superuser), with search_path pg_catalog, renkei. Statements are prepared on
+ * a connection the first time it runs them, and again after a reconnect.
+ */
+
+/* A statement, declared once (static) by the function that owns it; the name
+ * equals that function's name. */
+struct core_stmt {
+    const char *name;
+    const char *sql;
+    atomic_uint id; /* assigned on first use */
+};
+#define CORE_STMT(fn, sql_text) {.name = fn, .sql = sql_text}
+
+struct core_db_conn;
+
+/* What went wrong with the last statement on a connection. */
+struct core_db_err {
+    char sqlstate[6]; /* "" when the connection itself failed */
+    char message[256];
+};
+
+enum core_db_rc {
+    CORE_DB_OK = 0,      /* committed */
+    CORE_DB_ROLLBACK,    /* the callback chose to roll back (its reason is in its arg) */
+    CORE_DB_ERROR,       /* a statement failed; err says which SQLSTATE */
+    CORE_DB_UNAVAILABLE, /* no connection, or it was lost (commit outcome unknown if lost at COMMIT) */
+};
+
+/* Opens the pool (connections are made lazily). conninfo: libpq string. */
+void core_db_init(const char *conninfo, int size);
+/* Closes every connection; waits for none (call after the HTTP server stopped). */
+void core_db_shutdown(void);
+/* Asks the server to cancel statements running on borrowed connections. */
+void core_db_cancel_all(void);
+
+/* Checks conninfo's syntax; on failure returns false and sets *err (caller frees). */
+bool core_db_conninfo_ok(const char *conninfo, char **err);
+
+/*
+ * Runs a statement on c. values are text parameters (NULL: SQL NULL). Returns
+ * the result (caller PQclear()s) when it succeeded, NULL when it failed: the
+ * error is recorded on c and logged. Use inside a transaction callback.
+ */
+PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
+                       const char *const *values);
+/* Same with lengths and formats per parameter (binary bytea) and a result format. */
+PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
+                        const char *const *values, const int *lengths, const int *formats,
+                        int result_format);
+/* The last error on c. */
+const struct core_db_err *core_db_last_error(const struct core_db_conn *c);
+
+enum core_tx_mode {
+    CORE_TX_READ,        /* READ COMMITTED, READ ONLY */
+    CORE_TX_WRITE,       /* READ COMMITTED */
+    CORE_TX_SERIALIZABLE /* SERIALIZABLE */
+};
+
+/*
+ * A transaction body. It runs statements on c and returns CORE_DB_OK to
+ * commit, CORE_DB_ROLLBACK to roll back, or CORE_DB_ERROR when a statement
+ * failed. It must not queue an HTTP reply: the runner may call it again
+ * (serialization failure, deadlock, connection lost before COMMIT), so it
+ * keeps its results in arg, resets them at its start, and the handler
+ * replies once the runner has returned.
+ */
+typedef enum core_db_rc (*core_db_tx_fn)(struct core_db_conn *c, void *arg);
+
+/*
+ * Runs fn in a transaction with the tenant context set
+ * (set_config('renkei.tenant', tenant, true); tenant NULL: no tenant, so
+ * row-level security shows no tenant's rows). Retries 40001 and 40P01 up to
+ * 5 times, and a connection lost before COMMIT once on a fresh connection.
+ * err (may be NULL) receives the failure.
+ */
+enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn, void *arg,
+                           struct core_db_err *err);
+
+/* Pool figures for /metrics and /readyz. */
+struct core_db_stats {
+    int size, connected, in_use, waiting;
+    unsigned long long connect_failures, acquire_timeouts;
+};
+void core_db_stats(struct core_db_stats *out);
+
+#endif

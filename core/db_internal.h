@@ -1,0 +1,29 @@
+#ifndef CORE_DB_INTERNAL_H
+#define CORE_DB_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "core/db.h"
+#include "core/log.h"
+
+#define CORE_DB_MAX_STMTS 1024
+
+struct core_db_conn {
+    PGconn *pg;
+    PGcancel *cancel;
+    bool busy;
+    bool prepared[CORE_DB_MAX_STMTS];
+    struct core_db_err err;
+};
+
+/* Borrows a connected connection (connecting if needed); NULL with err set
+ * when none is free in time or the database cannot be reached. */
+struct core_db_conn *core_db_acquire(struct core_db_err *err);
+void core_db_release(struct core_db_conn *c);
+bool core_db_conn_lost(const struct core_db_conn *c);
+void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *what);
+/* Closes every idle connection: after one was found dead (a server restart),
+ * the others are most likely dead too, and reconnect on their next use. */
+void core_db_close_idle(void);
+
+#endif

@@ -1,0 +1,312 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/db.h"
+#include "core/db_internal.h"
+#include "core/log.h"
+
+#define ACQUIRE_TIMEOUT_MS 5000
+
+static const char *const session_setup =
+    "SET search_path TO pg_catalog, renkei;"
+    "SET TIME ZONE 'UTC';"
+    "SET statement_timeout = '10s';"
+    "SET idle_in_transaction_session_timeout = '60s';"
+    "SET ROLE renkei_service";
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct core_db_conn *conns;
+    int size;
+    int in_use;
+    int waiting;
+    char *conninfo;
+    atomic_ullong connect_failures;
+    atomic_ullong acquire_timeouts;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static atomic_uint next_stmt_id;
+
+bool core_db_conninfo_ok(const char *conninfo, char **err)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+    if (!opts) {
+        size_t n = msg ? strlen(msg) : 0;
+        while (n && msg[n - 1] == '\n')
+            msg[--n] = '\0';
+        *err = xasprintf("RENKEI_DB: not a valid libpq connection string: %s",
+                         msg ? msg : "out of memory");
+        PQfreemem(msg);
+        return false;
+    }
+    PQconninfoFree(opts);
+    return true;
+}
+
+void core_db_init(const char *conninfo, int size)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pool.conninfo = xstrdup(conninfo);
+    pool.size = size;
+    pool.conns = xcalloc((size_t)size, sizeof *pool.conns);
+}
+
+static void conn_close(struct core_db_conn *c)
+{
+    if (c->cancel) {
+        PQfreeCancel(c->cancel);
+        c->cancel = NULL;
+    }
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    memset(c->prepared, 0, sizeof c->prepared);
+}
+
+void core_db_shutdown(void)
+{
+    if (!pool.conns)
+        return;
+    for (int i = 0; i < pool.size; i++)
+        conn_close(&pool.conns[i]);
+    free(pool.conns);
+    free(pool.conninfo);
+    pool.conns = NULL;
+    pool.conninfo = NULL;
+    pthread_cond_destroy(&pool.cv);
+}
+
+void core_db_cancel_all(void)
+{
+    char errbuf[256];
+    pthread_mutex_lock(&pool.mu);
+    for (int i = 0; i < pool.size; i++) {
+        struct core_db_conn *c = &pool.conns[i];
+        if (c->busy && c->cancel)
+            PQcancel(c->cancel, errbuf, sizeof errbuf);
+    }
+    pthread_mutex_unlock(&pool.mu);
+}
+
+void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = c->pg ? PQerrorMessage(c->pg) : "no connection";
+    xsnprintf(c->err.sqlstate, sizeof c->err.sqlstate, "%s", state ? state : "");
+    xsnprintf(c->err.message, sizeof c->err.message, "%s", msg);
+    size_t n = strlen(c->err.message);
+    while (n && (c->err.message[n - 1] == '\n' || c->err.message[n - 1] == ' '))
+        c->err.message[--n] = '\0';
+    /* Integrity violations are usually a peer's input (a duplicate, say);
+     * anything else from a statement means our SQL or our database broke. */
+    enum core_log_level lvl = strncmp(c->err.sqlstate, "23", 2) == 0 ? CORE_LOG_INFO
+                              : core_db_conn_lost(c)                 ? CORE_LOG_WARN
+                                                                     : CORE_LOG_ERROR;
+    core_log_fields(lvl, "database statement failed",
+                    json_pack("{s:s, s:s, s:s}", "statement", what, "sqlstate", c->err.sqlstate,
+                              "error", c->err.message));
+}
+
+bool core_db_conn_lost(const struct core_db_conn *c)
+{
+    return !c->pg || PQstatus(c->pg) != CONNECTION_OK;
+}
+
+static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
+{
+    conn_close(c);
+    const char *keys[] = {"application_name", "connect_timeout", "keepalives",
+                          "keepalives_idle",  "dbname",          NULL};
+    const char *vals[] = {"renkei", "5", "1", "30", pool.conninfo, NULL};
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(c->pg) != CONNECTION_OK) {
+        xsnprintf(err->message, sizeof err->message, "cannot connect to the database: %s",
+                  PQerrorMessage(c->pg));
+        err->sqlstate[0] = '\0';
+        goto fail;
+    }
+    PGresult *r = PQexec(c->pg, session_setup);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        xsnprintf(err->sqlstate, sizeof err->sqlstate, "%s", state ? state : "");
+        if (state && (strcmp(state, "22023") == 0 || strcmp(state, "42704") == 0 ||
+                      strcmp(state, "42501") == 0))
+            xsnprintf(err->message, sizeof err->message,
+                      "cannot SET ROLE renkei_service (run renkei migrate, and grant "
+                      "renkei_service to the login role): %s",
+                      PQresultErrorMessage(r));
+        else
+            xsnprintf(err->message, sizeof err->message, "session set-up failed: %s",
+                      PQresultErrorMessage(r));
+        PQclear(r);
+        goto fail;
+    }
+    PQclear(r);
+    c->cancel = PQgetCancel(c->pg);
+    return true;
+fail : {
+    size_t n = strlen(err->message);
+    while (n && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
+        err->message[--n] = '\0';
+    atomic_fetch_add(&pool.connect_failures, 1);
+    core_log_fields(CORE_LOG_WARN, "database connection failed",
+                    json_pack("{s:s}", "error", err->message));
+    conn_close(c);
+    return false;
+}
+}
+
+struct core_db_conn *core_db_acquire(struct core_db_err *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ACQUIRE_TIMEOUT_MS / 1000;
+    struct core_db_conn *c = NULL;
+
+    pthread_mutex_lock(&pool.mu);
+    while (!c) {
+        struct core_db_conn *unconnected = NULL;
+        for (int i = 0; i < pool.size; i++) {
+            if (pool.conns[i].busy)
+                continue;
+            if (pool.conns[i].pg) {
+                c = &pool.conns[i];
+                break;
+            }
+            if (!unconnected)
+                unconnected = &pool.conns[i];
+        }
+        if (!c)
+            c = unconnected;
+        if (c)
+            break;
+        pool.waiting++;
+        int rc = pthread_cond_timedwait(&pool.cv, &pool.mu, &deadline);
+        pool.waiting--;
+        if (rc == ETIMEDOUT) {
+            pthread_mutex_unlock(&pool.mu);
+            atomic_fetch_add(&pool.acquire_timeouts, 1);
+            err->sqlstate[0] = '\0';
+            xsnprintf(err->message, sizeof err->message,
+                      "no database connection free within %d ms", ACQUIRE_TIMEOUT_MS);
+            return NULL;
+        }
+    }
+    c->busy = true;
+    pool.in_use++;
+    pthread_mutex_unlock(&pool.mu);
+
+    if (core_db_conn_lost(c) && !conn_open(c, err)) {
+        core_db_release(c);
+        return NULL;
+    }
+    c->err.sqlstate[0] = '\0';
+    c->err.message[0] = '\0';
+    return c;
+}
+
+void core_db_release(struct core_db_conn *c)
+{
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK &&
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        /* A transaction left open is our bug; never hand it to the next user. */
+        core_log_bug("connection returned to the pool inside a transaction");
+        conn_close(c);
+    } else if (c->pg && PQstatus(c->pg) != CONNECTION_OK) {
+        conn_close(c);
+    }
+    pthread_mutex_lock(&pool.mu);
+    c->busy = false;
+    pool.in_use--;
+    pthread_cond_signal(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+const struct core_db_err *core_db_last_error(const struct core_db_conn *c)
+{
+    return &c->err;
+}
+
+static unsigned stmt_id(struct core_stmt *st)
+{
+    unsigned id = atomic_load(&st->id);
+    if (id)
+        return id;
+    unsigned fresh = atomic_fetch_add(&next_stmt_id, 1) + 1;
+    if (atomic_compare_exchange_strong(&st->id, &id, fresh))
+        return fresh;
+    return id; /* another thread assigned it first; fresh is simply unused */
+}
+
+PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
+                        const char *const *values, const int *lengths, const int *formats,
+                        int result_format)
+{
+    unsigned id = stmt_id(st);
+    if (id >= CORE_DB_MAX_STMTS) {
+        core_log_bug("more than %d prepared statements", CORE_DB_MAX_STMTS);
+        abort();
+    }
+    if (!c->prepared[id]) {
+        PGresult *p = PQprepare(c->pg, st->name, st->sql, 0, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+            core_db_record_error(c, p, st->name);
+            PQclear(p);
+            return NULL;
+        }
+        PQclear(p);
+        c->prepared[id] = true;
+    }
+    PGresult *r = PQexecPrepared(c->pg, st->name, n, values, lengths, formats, result_format);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        core_db_record_error(c, r, st->name);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
+                       const char *const *values)
+{
+    return core_db_execp(c, st, n, values, NULL, NULL, 0);
+}
+
+void core_db_stats(struct core_db_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&pool.mu);
+    out->size = pool.size;
+    out->in_use = pool.in_use;
+    out->waiting = pool.waiting;
+    for (int i = 0; i < pool.size; i++) {
+        if (pool.conns[i].pg)
+            out->connected++;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    out->connect_failures = atomic_load(&pool.connect_failures);
+    out->acquire_timeouts = atomic_load(&pool.acquire_timeouts);
+}
+
+void core_db_close_idle(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    for (int i = 0; i < pool.size; i++) {
+        if (!pool.conns[i].busy)
+            conn_close(&pool.conns[i]);
+    }
+    pthread_mutex_unlock(&pool.mu);
+}

@@ -1,0 +1,127 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/crypto.h"
+#include "core/db_internal.h"
+
+#define SERIALIZATION_RETRIES 5
+#define CONNECTION_RETRIES    1
+
+static const char *const begin_sql[] = {
+    [CORE_TX_READ] = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY",
+    [CORE_TX_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+    [CORE_TX_SERIALIZABLE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
+};
+
+static struct core_stmt set_tenant =
+    CORE_STMT("core_db_tx_set_tenant", "SELECT set_config('renkei.tenant', $1, true)");
+
+/* Runs a statement that takes no parameters and returns no rows. */
+static bool simple(struct core_db_conn *c, const char *sql, const char *expect_tag)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
+              (!expect_tag || strcmp(PQcmdStatus(r), expect_tag) == 0);
+    if (!ok) {
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            /* COMMIT of a failed transaction answers ROLLBACK: the body
+             * ignored an error. That is our bug, and nothing was saved. */
+            core_log_bug("%s answered %s: a transaction body ignored a failed statement", sql,
+                         PQcmdStatus(r));
+            xsnprintf(c->err.sqlstate, sizeof c->err.sqlstate, "XX000");
+            xsnprintf(c->err.message, sizeof c->err.message, "transaction was rolled back");
+        } else {
+            core_db_record_error(c, r, sql);
+        }
+    }
+    PQclear(r);
+    return ok;
+}
+
+static bool retryable(const struct core_db_err *e)
+{
+    return strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0;
+}
+
+static void backoff(int attempt)
+{
+    unsigned char r;
+    core_random(&r, 1);
+    long ms = (long)attempt * 2 + r % 8;
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+enum phase { BEFORE_COMMIT, AT_COMMIT };
+
+static enum core_db_rc run_once(struct core_db_conn *c, const char *tenant, enum core_tx_mode mode,
+                                core_db_tx_fn fn, void *arg, enum phase *phase)
+{
+    *phase = BEFORE_COMMIT;
+    if (!simple(c, begin_sql[mode], NULL))
+        return CORE_DB_ERROR;
+    if (tenant) {
+        const char *v[] = {tenant};
+        PGresult *r = core_db_exec(c, &set_tenant, 1, v);
+        if (!r)
+            goto rollback;
+        PQclear(r);
+    }
+    enum core_db_rc rc = fn(c, arg);
+    if (rc != CORE_DB_OK) {
+        if (rc == CORE_DB_ERROR && !c->err.message[0]) {
+            core_log_bug("a transaction body returned an error without a failed statement");
+            xsnprintf(c->err.message, sizeof c->err.message, "transaction body failed");
+        }
+        if (!core_db_conn_lost(c))
+            simple(c, "ROLLBACK", NULL);
+        return rc;
+    }
+    *phase = AT_COMMIT;
+    if (!simple(c, "COMMIT", "COMMIT"))
+        return CORE_DB_ERROR;
+    return CORE_DB_OK;
+rollback:
+    if (!core_db_conn_lost(c))
+        simple(c, "ROLLBACK", NULL);
+    return CORE_DB_ERROR;
+}
+
+enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn, void *arg,
+                           struct core_db_err *err)
+{
+    struct core_db_err local;
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof *err);
+    int serial = 0, lost = 0;
+    for (;;) {
+        struct core_db_conn *c = core_db_acquire(err);
+        if (!c)
+            return CORE_DB_UNAVAILABLE;
+        enum phase phase;
+        enum core_db_rc rc = run_once(c, tenant, mode, fn, arg, &phase);
+        bool conn_lost = core_db_conn_lost(c);
+        *err = c->err;
+        core_db_release(c);
+        if (rc == CORE_DB_OK || rc == CORE_DB_ROLLBACK)
+            return rc;
+        if (conn_lost) {
+            core_db_close_idle();
+            if (phase == AT_COMMIT) {
+                xsnprintf(err->message, sizeof err->message,
+                          "connection lost during COMMIT: outcome unknown");
+                return CORE_DB_UNAVAILABLE;
+            }
+            if (lost++ < CONNECTION_RETRIES)
+                continue;
+            return CORE_DB_UNAVAILABLE;
+        }
+        if (rc == CORE_DB_ERROR && retryable(err) && serial++ < SERIALIZATION_RETRIES) {
+            backoff(serial);
+            continue;
+        }
+        return rc;
+    }
+}

@@ -1,0 +1,81 @@
+#ifndef CORE_HTTP_H
+#define CORE_HTTP_H
+
+#include <jansson.h>
+
+#include "core/errors.h"
+#include "core/pool.h"
+#include "core/router.h"
+
+/*
+ * One HTTP request as a handler sees it. The request owns a pool; anything a
+ * handler allocates for the request comes from req->pool and is freed when
+ * the request ends. A handler answers exactly once through core_reply_*;
+ * answering twice is our bug (logged, the second answer is dropped).
+ */
+struct core_req {
+    struct core_pool *pool;
+    const char *method;
+    const char *path;       /* decoded, without the query */
+    const struct core_route *route;
+    struct core_route_match match;
+    char request_id[129];
+    uint64_t start_us;
+    const char *body;       /* NUL-terminated copy of the body; NULL when none */
+    size_t body_len;
+    unsigned status;        /* set when the reply is queued */
+    bool replied;
+    struct core_http_internal *in; /* the server's own state */
+};
+
+/* Path parameter by its {name}; NULL if the route has none of that name. */
+const char *core_req_param(const struct core_req *req, const char *name);
+/* Query argument (decoded); NULL when absent. */
+const char *core_req_query(const struct core_req *req, const char *name);
+/* Request header (case-insensitive name); NULL when absent. */
+const char *core_req_header(const struct core_req *req, const char *name);
+
+/* Parses the body as a JSON object or array: Content-Type must be
+ * application/json, nesting at most CORE_JSON_MAX_DEPTH, no duplicate keys.
+ * On failure the error reply is already queued and NULL is returned. The
+ * value belongs to the request (freed with it). */
+#define CORE_JSON_MAX_DEPTH 32
+json_t *core_req_body_json(struct core_req *req);
+
+/* Adds a response header to the reply queued next. */
+void core_reply_header(struct core_req *req, const char *name, const char *value);
+
+/* Replies with body serialized compactly (reference stolen), Content-Type
+ * application/json and Cache-Control: no-store unless a header says otherwise. */
+void core_reply_json(struct core_req *req, unsigned status, json_t *body);
+/* Replies with bytes (copied) and a content type. */
+void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
+                      const void *data, size_t len);
+/* Replies with no body. */
+void core_reply_empty(struct core_req *req, unsigned status);
+/* Replies {"error": name, "description": text} with the registry's status;
+ * fmt NULL uses the registry's description. */
+void core_reply_error(struct core_req *req, enum core_err code, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+
+/* Checks the bytes of a JSON document for nesting deeper than max (brackets
+ * outside strings). Cheap, and done before the parser sees the bytes. */
+bool core_json_depth_ok(const char *data, size_t len, int max);
+
+/* ---- the server ---- */
+
+struct core_config;
+struct core_http_server;
+
+/* Starts listening with cfg (threads, limits) and the router (kept, not
+ * owned). Returns NULL after logging why. *bound_port gets the actual port. */
+struct core_http_server *core_http_start(const struct core_config *cfg,
+                                         const struct core_router *router, int *bound_port);
+/* Stops accepting, waits up to grace_s for requests in flight, calls
+ * before_stop (may be NULL; e.g. cancel database statements still running),
+ * then stops every thread. */
+void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_stop)(void));
+/* Requests started and not yet finished. */
+long core_http_in_flight(void);
+
+#endif

@@ -1,0 +1,24 @@
+#ifndef CORE_HTTP_INTERNAL_H
+#define CORE_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+
+#include "core/http.h"
+#include "core/strbuf.h"
+
+/* What the server keeps per request beside what handlers see. */
+struct core_http_internal {
+    struct MHD_Connection *conn;
+    struct strbuf body;
+    const char **hdr_names; /* extra response headers, from the pool */
+    const char **hdr_values;
+    size_t nhdr;
+    size_t hdr_alloc;
+    long route_id; /* -1: unmatched */
+    enum core_method method;
+};
+
+/* True once shutdown has begun: replies then carry Connection: close. */
+bool core_http_shutting_down(void);
+
+#endif

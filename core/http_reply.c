@@ -1,0 +1,196 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "core/http_internal.h"
+#include "core/log.h"
+
+const char *core_req_param(const struct core_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->match.nparams; i++) {
+        if (strcmp(req->match.names[i], name) == 0)
+            return req->match.values[i];
+    }
+    return NULL;
+}
+
+const char *core_req_query(const struct core_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->in->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *core_req_header(const struct core_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, name);
+}
+
+void core_reply_header(struct core_req *req, const char *name, const char *value)
+{
+    struct core_http_internal *in = req->in;
+    if (in->nhdr == in->hdr_alloc) {
+        size_t alloc = in->hdr_alloc ? in->hdr_alloc * 2 : 8;
+        const char **names = core_palloc(req->pool, alloc * sizeof *names);
+        const char **values = core_palloc(req->pool, alloc * sizeof *values);
+        if (in->nhdr) {
+            memcpy(names, in->hdr_names, in->nhdr * sizeof *names);
+            memcpy(values, in->hdr_values, in->nhdr * sizeof *values);
+        }
+        in->hdr_names = names;
+        in->hdr_values = values;
+        in->hdr_alloc = alloc;
+    }
+    in->hdr_names[in->nhdr] = core_pstrdup(req->pool, name);
+    in->hdr_values[in->nhdr] = core_pstrdup(req->pool, value);
+    in->nhdr++;
+}
+
+static bool has_header(const struct core_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->in->nhdr; i++) {
+        if (strcasecmp(req->in->hdr_names[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Queues resp with the common headers; takes the response. */
+static void queue(struct core_req *req, unsigned status, struct MHD_Response *resp,
+                  const char *content_type)
+{
+    if (req->replied) {
+        core_log_bug("second reply (%u) to %s %s dropped", status, req->method, req->path);
+        MHD_destroy_response(resp);
+        return;
+    }
+    req->replied = true;
+    req->status = status;
+    for (size_t i = 0; i < req->in->nhdr; i++)
+        MHD_add_response_header(resp, req->in->hdr_names[i], req->in->hdr_values[i]);
+    if (content_type && !has_header(req, "Content-Type"))
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    if (!has_header(req, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (core_http_shutting_down())
+        MHD_add_response_header(resp, "Connection", "close");
+    if (MHD_queue_response(req->in->conn, status, resp) != MHD_YES)
+        core_log_bug("MHD_queue_response(%u) refused for %s %s", status, req->method, req->path);
+    MHD_destroy_response(resp);
+}
+
+void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
+                      const void *data, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    queue(req, status, resp, content_type);
+}
+
+void core_reply_empty(struct core_req *req, unsigned status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    queue(req, status, resp, NULL);
+}
+
+void core_reply_json(struct core_req *req, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text) {
+        core_log_bug("reply body for %s %s cannot be serialized", req->method, req->path);
+        text = xstrdup("{\"error\":\"InternalServerError\",\"description\":\"internal error\"}");
+        status = 500;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    queue(req, status, resp, "application/json");
+}
+
+void core_reply_error(struct core_req *req, enum core_err code, const char *fmt, ...)
+{
+    const struct core_err_info *e = core_err_info(code);
+    char *desc = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        desc = xvasprintf(fmt, ap);
+        va_end(ap);
+    }
+    json_t *d = json_string(desc ? desc : e->description);
+    if (!d) /* the description quoted bytes that are not UTF-8 */
+        d = json_string(e->description);
+    free(desc);
+    json_t *body = json_object();
+    json_object_set_new(body, "error", json_string(e->name));
+    json_object_set_new(body, "description", d);
+    if (e->status >= 500)
+        core_logf(CORE_LOG_WARN, "%s %s: %u %s", req->method, req->path, e->status,
+                  json_string_value(d));
+    else
+        core_logf(CORE_LOG_DEBUG, "%s %s: %u %s", req->method, req->path, e->status,
+                  json_string_value(d));
+    core_reply_json(req, e->status, body);
+}
+
+bool core_json_depth_ok(const char *data, size_t len, int max)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max)
+                return false;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return true;
+}
+
+static void json_cleanup(void *p)
+{
+    json_decref(p);
+}
+
+json_t *core_req_body_json(struct core_req *req)
+{
+    const char *ct = core_req_header(req, "Content-Type");
+    size_t n = strlen("application/json");
+    if (!ct || strncasecmp(ct, "application/json", n) != 0 || (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
+        core_reply_error(req, CORE_ERR_UNSUPPORTED_MEDIA_TYPE,
+                         "Content-Type must be application/json");
+        return NULL;
+    }
+    if (!req->body || req->body_len == 0) {
+        core_reply_error(req, CORE_ERR_PARSE_ERROR, "the request body is empty");
+        return NULL;
+    }
+    if (!core_json_depth_ok(req->body, req->body_len, CORE_JSON_MAX_DEPTH)) {
+        core_reply_error(req, CORE_ERR_JSON_TOO_DEEP, "the JSON body nests deeper than %d levels",
+                         CORE_JSON_MAX_DEPTH);
+        return NULL;
+    }
+    json_error_t err;
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!v) {
+        core_reply_error(req, CORE_ERR_PARSE_ERROR, "invalid JSON at line %d column %d: %s",
+                         err.line, err.column, err.text);
+        return NULL;
+    }
+    if (!json_is_object(v) && !json_is_array(v)) {
+        json_decref(v);
+        core_reply_error(req, CORE_ERR_PARSE_ERROR, "the JSON body must be an object or array");
+        return NULL;
+    }
+    core_pool_cleanup(req->pool, json_cleanup, v);
+    return v;
+}
