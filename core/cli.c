@@ -78,8 +78,8 @@ bool core_cli_config(bool need_db, bool need_secret)
 }
 
 /* Parses flags of a command that takes only --json-style switches. */
-static int parse_flags(const struct core_app *app, int argc, char **argv,
-                       const struct option *opts, bool *values)
+static int parse_flags(const struct core_app *app, int argc, char **argv, const struct option *opts,
+                       bool *values)
 {
     opterr = 0;
     optind = 1;
@@ -104,10 +104,11 @@ int core_cmd_version(const struct core_app *app, int argc, char **argv)
     if (rc)
         return rc;
     if (v[0]) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "version", RENKEI_VERSION,
-                              "libmicrohttpd", MHD_get_version(), "openssl",
-                              OpenSSL_version(OPENSSL_VERSION), "libpq", PQlibVersion(), "jansson",
-                              jansson_version_str(), "libcurl", curl_version_info(CURLVERSION_NOW)->version);
+        json_t *j =
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "version", RENKEI_VERSION, "libmicrohttpd",
+                      MHD_get_version(), "openssl", OpenSSL_version(OPENSSL_VERSION), "libpq",
+                      PQlibVersion(), "jansson", jansson_version_str(), "libcurl",
+                      curl_version_info(CURLVERSION_NOW)->version);
         char *text = json_dumps(j, JSON_PRESERVE_ORDER);
         printf("%s\n", text);
         free(text);

@@ -17,8 +17,10 @@
 int core_cmd_serve(const struct core_app *app, int argc, char **argv)
 {
     if (argc > 1)
-        return core_cli_bad_usage(app, "serve", "serve: unexpected argument \"%s\" (configure "
-                                                "it with RENKEI_* variables)", argv[1]);
+        return core_cli_bad_usage(app, "serve",
+                                  "serve: unexpected argument \"%s\" (configure "
+                                  "it with RENKEI_* variables)",
+                                  argv[1]);
     if (!core_cli_config(true, true))
         return 1;
 
@@ -55,12 +57,13 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     core_openapi_build(router, core_cfg.issuer);
 
     bool v6 = strchr(core_cfg.listen_host, ':') != NULL;
-    char *address = xasprintf("%s%s%s:%d", v6 ? "[" : "", core_cfg.listen_host, v6 ? "]" : "", port);
+    char *address =
+        xasprintf("%s%s%s:%d", v6 ? "[" : "", core_cfg.listen_host, v6 ? "]" : "", port);
     core_log_fields(CORE_LOG_INFO, "listening",
                     json_pack("{s:s, s:i, s:s, s:i, s:i, s:i, s:s}", "address", address, "port",
                               port, "issuer", core_cfg.issuer, "threads", core_cfg.threads,
-                              "db_pool", core_cfg.db_pool, "routes",
-                              (int)core_router_count(router), "version", RENKEI_VERSION));
+                              "db_pool", core_cfg.db_pool, "routes", (int)core_router_count(router),
+                              "version", RENKEI_VERSION));
     free(address);
 
     char why[300];

@@ -49,7 +49,8 @@ bool core_config_split_listen(const char *s, char **host, int *port)
 static bool is_loopback_host(const char *host, size_t len)
 {
     return (len == 9 && strncmp(host, "localhost", 9) == 0) ||
-           (len >= 4 && strncmp(host, "127.", 4) == 0) || (len == 5 && strncmp(host, "[::1]", 5) == 0);
+           (len >= 4 && strncmp(host, "127.", 4) == 0) ||
+           (len == 5 && strncmp(host, "[::1]", 5) == 0);
 }
 
 const char *core_config_check_issuer(const char *url)

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define UNUSED        __attribute__((unused))
+#define ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
+#define UNUSED            __attribute__((unused))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 /* Allocation never returns NULL: running out of memory aborts the process

@@ -21,7 +21,10 @@ struct core_stmt {
     const char *sql;
     atomic_uint id; /* assigned on first use */
 };
-#define CORE_STMT(fn, sql_text) {.name = fn, .sql = sql_text}
+#define CORE_STMT(fn, sql_text)                                                                    \
+    {                                                                                              \
+        .name = fn, .sql = sql_text                                                                \
+    }
 
 struct core_db_conn;
 
@@ -35,7 +38,8 @@ enum core_db_rc {
     CORE_DB_OK = 0,      /* committed */
     CORE_DB_ROLLBACK,    /* the callback chose to roll back (its reason is in its arg) */
     CORE_DB_ERROR,       /* a statement failed; err says which SQLSTATE */
-    CORE_DB_UNAVAILABLE, /* no connection, or it was lost (commit outcome unknown if lost at COMMIT) */
+    CORE_DB_UNAVAILABLE, /* no connection, or it was lost (commit outcome unknown if lost at COMMIT)
+                          */
 };
 
 /* Opens the pool (connections are made lazily). conninfo: libpq string. */

@@ -10,12 +10,11 @@
 
 #define ACQUIRE_TIMEOUT_MS 5000
 
-static const char *const session_setup =
-    "SET search_path TO pg_catalog, renkei;"
-    "SET TIME ZONE 'UTC';"
-    "SET statement_timeout = '10s';"
-    "SET idle_in_transaction_session_timeout = '60s';"
-    "SET ROLE renkei_service";
+static const char *const session_setup = "SET search_path TO pg_catalog, renkei;"
+                                         "SET TIME ZONE 'UTC';"
+                                         "SET statement_timeout = '10s';"
+                                         "SET idle_in_transaction_session_timeout = '60s';"
+                                         "SET ROLE renkei_service";
 
 static struct {
     pthread_mutex_t mu;
@@ -199,8 +198,8 @@ struct core_db_conn *core_db_acquire(struct core_db_err *err)
             pthread_mutex_unlock(&pool.mu);
             atomic_fetch_add(&pool.acquire_timeouts, 1);
             err->sqlstate[0] = '\0';
-            xsnprintf(err->message, sizeof err->message,
-                      "no database connection free within %d ms", ACQUIRE_TIMEOUT_MS);
+            xsnprintf(err->message, sizeof err->message, "no database connection free within %d ms",
+                      ACQUIRE_TIMEOUT_MS);
             return NULL;
         }
     }
@@ -219,8 +218,7 @@ struct core_db_conn *core_db_acquire(struct core_db_err *err)
 
 void core_db_release(struct core_db_conn *c)
 {
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK &&
-        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         /* A transaction left open is our bug; never hand it to the next user. */
         core_log_bug("connection returned to the pool inside a transaction");
         conn_close(c);

@@ -16,14 +16,14 @@
 struct core_req {
     struct core_pool *pool;
     const char *method;
-    const char *path;       /* decoded, without the query */
+    const char *path; /* decoded, without the query */
     const struct core_route *route;
     struct core_route_match match;
     char request_id[129];
     uint64_t start_us;
-    const char *body;       /* NUL-terminated copy of the body; NULL when none */
+    const char *body; /* NUL-terminated copy of the body; NULL when none */
     size_t body_len;
-    unsigned status;        /* set when the reply is queued */
+    unsigned status; /* set when the reply is queued */
     bool replied;
     struct core_http_internal *in; /* the server's own state */
 };

@@ -44,18 +44,18 @@ void core_openapi_build(const struct core_router *r, const char *server_url)
         for (const char *p = strchr(rt->pattern, '{'); p; p = strchr(p + 1, '{')) {
             const char *close = strchr(p, '}');
             char *pname = xstrndup(p + 1, (size_t)(close - p - 1));
-            json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", pname,
-                                                    "in", "path", "required", 1, "schema",
-                                                    "type", "string"));
+            json_array_append_new(params,
+                                  json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", pname, "in", "path",
+                                            "required", 1, "schema", "type", "string"));
             free(pname);
         }
         char *opid = operation_id(rt->method, rt->pattern);
-        json_t *op = json_pack(
-            "{s:s, s:s, s:[s], s:{s:{s:s}, s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId", opid,
-            "summary", rt->summary ? rt->summary : "", "tags", rt->tag ? rt->tag : "core",
-            "responses", "2XX", "description", "success", "default", "description",
-            "error: {\"error\", \"description\"}", "content", "application/json", "schema",
-            "$ref", "#/components/schemas/Error");
+        json_t *op =
+            json_pack("{s:s, s:s, s:[s], s:{s:{s:s}, s:{s:s, s:{s:{s:{s:s}}}}}}", "operationId",
+                      opid, "summary", rt->summary ? rt->summary : "", "tags",
+                      rt->tag ? rt->tag : "core", "responses", "2XX", "description", "success",
+                      "default", "description", "error: {\"error\", \"description\"}", "content",
+                      "application/json", "schema", "$ref", "#/components/schemas/Error");
         free(opid);
         if (json_array_size(params))
             json_object_set(op, "parameters", params);
@@ -68,14 +68,14 @@ void core_openapi_build(const struct core_router *r, const char *server_url)
         method[k] = '\0';
         json_object_set_new(item, method, op);
     }
-    json_t *doc = json_pack(
-        "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:{s:{s:{s:s, s:[s,s], s:{s:{s:s}, "
-        "s:{s:s}}}}}}",
-        "openapi", "3.1.0", "info", "title", "renkei", "version", RENKEI_VERSION, "description",
-        "Multi-tenant identity and data-exchange hub for municipalities", "servers", "url",
-        server_url, "paths", paths, "components", "schemas", "Error", "type", "object",
-        "required", "error", "description", "properties", "error", "type", "string",
-        "description", "type", "string");
+    json_t *doc =
+        json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:{s:{s:{s:s, s:[s,s], s:{s:{s:s}, "
+                  "s:{s:s}}}}}}",
+                  "openapi", "3.1.0", "info", "title", "renkei", "version", RENKEI_VERSION,
+                  "description", "Multi-tenant identity and data-exchange hub for municipalities",
+                  "servers", "url", server_url, "paths", paths, "components", "schemas", "Error",
+                  "type", "object", "required", "error", "description", "properties", "error",
+                  "type", "string", "description", "type", "string");
     free(openapi_text);
     openapi_text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     openapi_len = openapi_text ? strlen(openapi_text) : 0;
@@ -99,8 +99,12 @@ static void core_handler_openapi(struct core_req *req)
 }
 
 static const struct core_route openapi_route = {
-    CORE_GET, "/openapi.json", core_handler_openapi, "OpenAPI 3.1 description of every route",
-    "core", 0,
+    CORE_GET,
+    "/openapi.json",
+    core_handler_openapi,
+    "OpenAPI 3.1 description of every route",
+    "core",
+    0,
 };
 
 void core_openapi_routes(struct core_router *r)

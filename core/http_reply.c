@@ -89,7 +89,8 @@ void core_reply_bytes(struct core_req *req, unsigned status, const char *content
 
 void core_reply_empty(struct core_req *req, unsigned status)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     queue(req, status, resp, NULL);
 }
 
@@ -165,7 +166,8 @@ json_t *core_req_body_json(struct core_req *req)
 {
     const char *ct = core_req_header(req, "Content-Type");
     size_t n = strlen("application/json");
-    if (!ct || strncasecmp(ct, "application/json", n) != 0 || (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
+    if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
+        (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
         core_reply_error(req, CORE_ERR_UNSUPPORTED_MEDIA_TYPE,
                          "Content-Type must be application/json");
         return NULL;

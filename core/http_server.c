@@ -117,8 +117,7 @@ static void route_first_call(struct core_req *req)
                          req->method, req->path, req->match.allow);
         return;
     }
-    const char *cl =
-        MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, "Content-Length");
+    const char *cl = MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, "Content-Length");
     long declared;
     if (cl && core_parse_long(cl, 0, cap, &declared))
         strbuf_reserve(&req->in->body, (size_t)declared);
@@ -168,9 +167,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static bool quiet_route(const struct core_req *req)
 {
     /* Probes hit these every few seconds; their lines would drown the rest. */
-    return req->route && (strcmp(req->route->pattern, "/healthz") == 0 ||
-                          strcmp(req->route->pattern, "/readyz") == 0 ||
-                          strcmp(req->route->pattern, "/metrics") == 0) &&
+    return req->route &&
+           (strcmp(req->route->pattern, "/healthz") == 0 ||
+            strcmp(req->route->pattern, "/readyz") == 0 ||
+            strcmp(req->route->pattern, "/metrics") == 0) &&
            req->status < 500;
 }
 
@@ -189,21 +189,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->status >= 500)
         lvl = CORE_LOG_WARN;
     if (core_log_enabled(lvl)) {
-        json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "request_id", req->request_id,
-                              "method", req->method, "route",
-                              req->route ? req->route->pattern : "unmatched", "path", req->path,
-                              "status", (int)req->status, "duration_ms", (double)us / 1000.0);
+        json_t *f =
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "request_id", req->request_id, "method",
+                      req->method, "route", req->route ? req->route->pattern : "unmatched", "path",
+                      req->path, "status", (int)req->status, "duration_ms", (double)us / 1000.0);
         if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            json_object_set_new(f, "terminated",
-                                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-                                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
-                                                ? "shutdown"
-                                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT
-                                                ? "client closed"
-                                                : "error"));
+            json_object_set_new(
+                f, "terminated",
+                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED   ? "timeout"
+                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT    ? "client closed"
+                                                                            : "error"));
         if (!f) /* a path that is not UTF-8 */
-            f = json_pack("{s:s, s:s, s:i}", "request_id", req->request_id, "method", "?",
-                          "status", (int)req->status);
+            f = json_pack("{s:s, s:s, s:i}", "request_id", req->request_id, "method", "?", "status",
+                          (int)req->status);
         core_log_fields(lvl, "request", f);
     }
     req_free(req);
@@ -221,8 +220,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     free(msg);
 }
 
-struct core_http_server *core_http_start(const struct core_config *cfg,
-                                         const struct core_router *r, int *bound_port)
+struct core_http_server *core_http_start(const struct core_config *cfg, const struct core_router *r,
+                                         int *bound_port)
 {
     router = r;
     default_max_body = cfg->max_body;
@@ -240,8 +239,8 @@ struct core_http_server *core_http_start(const struct core_config *cfg,
                   gai_strerror(gai));
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
@@ -260,8 +259,10 @@ struct core_http_server *core_http_start(const struct core_config *cfg,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {
-        core_logf(CORE_LOG_ERROR, "RENKEI_LISTEN: cannot listen on %s (address in use, or not "
-                  "ours?)", cfg->listen);
+        core_logf(CORE_LOG_ERROR,
+                  "RENKEI_LISTEN: cannot listen on %s (address in use, or not "
+                  "ours?)",
+                  cfg->listen);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

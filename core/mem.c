@@ -11,8 +11,8 @@ static void oom(size_t n)
 {
     /* No allocation here: we are out of memory. */
     char msg[96];
-    int len = snprintf(msg, sizeof msg, "{\"level\":\"error\",\"msg\":\"out of memory\",\"bytes\":%zu}\n",
-                       n);
+    int len = snprintf(msg, sizeof msg,
+                       "{\"level\":\"error\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
     if (len > 0)
         (void)!write(2, msg, (size_t)len);
     abort();

@@ -6,13 +6,13 @@
 #include "core/metrics.h"
 
 static const unsigned statuses[] = {
-    200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 409,
-    410, 411, 412, 413, 414, 415, 422, 429, 431, 500, 501, 502, 503, 504,
+    200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406,
+    409, 410, 411, 412, 413, 414, 415, 422, 429, 431, 500, 501, 502, 503, 504,
 };
 #define NSTATUS (ARRAY_SIZE(statuses) + 1) /* last: any other */
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                 0.1,    0.25,  0.5,    1,     2.5,   5,    10};
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKET ARRAY_SIZE(buckets)
 
 struct route_stats {
@@ -123,8 +123,9 @@ static void render_durations(struct strbuf *out)
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKET; b++) {
             cum += counts[b];
-            strbuf_addf(out, "renkei_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                        route_names[r], buckets[b], (unsigned long long)cum);
+            strbuf_addf(
+                out, "renkei_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                route_names[r], buckets[b], (unsigned long long)cum);
         }
         strbuf_addf(out,
                     "renkei_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"

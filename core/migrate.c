@@ -71,7 +71,7 @@ void core_migrate_plan_make(const struct core_migration *ms, size_t n, const int
         for (size_t j = 0; j < napplied; j++) {
             if (versions[j] == s->version) {
                 s->state = strcmp(checksums[j], s->checksum) == 0 ? CORE_MIGRATION_APPLIED
-                                                                   : CORE_MIGRATION_CHANGED;
+                                                                  : CORE_MIGRATION_CHANGED;
                 break;
             }
         }
@@ -124,7 +124,8 @@ static bool exec_ok(PGconn *pg, const char *sql, char **err)
 
 static bool read_applied(PGconn *pg, struct core_migrate_plan *plan, char **err)
 {
-    PGresult *r = PQexec(pg, "SELECT version, checksum FROM renkei.schema_migrations ORDER BY version");
+    PGresult *r =
+        PQexec(pg, "SELECT version, checksum FROM renkei.schema_migrations ORDER BY version");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *m = PQresultErrorMessage(r);
         *err = xstrndup(m, strcspn(m, "\n"));
@@ -155,8 +156,8 @@ static void print_status(const struct core_migrate_plan *plan, bool json)
         for (size_t i = 0; i < plan->n; i++) {
             const struct core_migration_status *s = &plan->items[i];
             json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:s}", "version", s->version,
-                                                 "name", s->name, "checksum", s->checksum,
-                                                 "state", core_migration_state_name(s->state)));
+                                                 "name", s->name, "checksum", s->checksum, "state",
+                                                 core_migration_state_name(s->state)));
         }
         char *text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", text);
@@ -234,15 +235,14 @@ fail : {
 }
 }
 
-static const char *const bootstrap =
-    "SET client_min_messages = warning;"
-    "CREATE SCHEMA IF NOT EXISTS renkei;"
-    "CREATE TABLE IF NOT EXISTS renkei.schema_migrations ("
-    " version integer PRIMARY KEY,"
-    " name text NOT NULL,"
-    " checksum text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now(),"
-    " duration_ms integer NOT NULL DEFAULT 0)";
+static const char *const bootstrap = "SET client_min_messages = warning;"
+                                     "CREATE SCHEMA IF NOT EXISTS renkei;"
+                                     "CREATE TABLE IF NOT EXISTS renkei.schema_migrations ("
+                                     " version integer PRIMARY KEY,"
+                                     " name text NOT NULL,"
+                                     " checksum text NOT NULL,"
+                                     " applied_at timestamptz NOT NULL DEFAULT now(),"
+                                     " duration_ms integer NOT NULL DEFAULT 0)";
 
 int core_migrate_run(const char *conninfo, bool status_only, bool json)
 {
@@ -366,8 +366,9 @@ bool core_migrate_ready(char *why, size_t why_len, int *applied)
         else
             xsnprintf(why, why_len, "database: %s", err.message);
     } else if (a.plan.changed || a.plan.unknown) {
-        xsnprintf(why, why_len, "the database's migrations differ from this binary's: see "
-                                "renkei migrate --status");
+        xsnprintf(why, why_len,
+                  "the database's migrations differ from this binary's: see "
+                  "renkei migrate --status");
     } else if (a.plan.pending) {
         xsnprintf(why, why_len, "%d migrations are pending: run renkei migrate", a.plan.pending);
     } else {

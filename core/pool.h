@@ -14,7 +14,7 @@ struct core_pool *core_pool_new(void);
 /* Runs the cleanups and frees everything; NULL is fine. */
 void core_pool_free(struct core_pool *pool);
 
-void *core_palloc(struct core_pool *pool, size_t n);   /* aligned for any type */
+void *core_palloc(struct core_pool *pool, size_t n); /* aligned for any type */
 void *core_pcalloc(struct core_pool *pool, size_t n);
 char *core_pstrdup(struct core_pool *pool, const char *s);
 char *core_pstrndup(struct core_pool *pool, const char *s, size_t n);

@@ -36,7 +36,7 @@ struct core_router;
 
 struct core_route_match {
     const struct core_route *route;
-    unsigned route_id;          /* dense index in registration order, for metrics */
+    unsigned route_id; /* dense index in registration order, for metrics */
     size_t nparams;
     const char *names[CORE_MAX_PARAMS];  /* from the pattern */
     const char *values[CORE_MAX_PARAMS]; /* allocated from the pool given to match */
