@@ -30,6 +30,36 @@ static struct {
 
 static atomic_uint next_stmt_id;
 
+/* libpq messages span lines ("...\n\tThis probably means..."): one line keeps
+ * log lines and error bodies readable. */
+static void one_line(char *s)
+{
+    char *w = s;
+    bool space = false;
+    for (char *r = s; *r; r++) {
+        if (*r == '\n' || *r == '\t' || *r == '\r' || *r == ' ') {
+            space = true;
+            continue;
+        }
+        if (space && w != s)
+            *w++ = ' ';
+        space = false;
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+/* Server notices (a WARNING before a forced disconnect, say) go to our log,
+ * not to libpq's default of raw stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char *m = xstrdup(message);
+    one_line(m);
+    core_log_fields(CORE_LOG_INFO, "database notice", json_pack("{s:s}", "notice", m));
+    free(m);
+}
+
 bool core_db_conninfo_ok(const char *conninfo, char **err)
 {
     char *msg = NULL;
@@ -105,13 +135,13 @@ void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *wha
         msg = c->pg ? PQerrorMessage(c->pg) : "no connection";
     xsnprintf(c->err.sqlstate, sizeof c->err.sqlstate, "%s", state ? state : "");
     xsnprintf(c->err.message, sizeof c->err.message, "%s", msg);
-    size_t n = strlen(c->err.message);
-    while (n && (c->err.message[n - 1] == '\n' || c->err.message[n - 1] == ' '))
-        c->err.message[--n] = '\0';
+    one_line(c->err.message);
     /* Integrity violations are usually a peer's input (a duplicate, say);
      * anything else from a statement means our SQL or our database broke. */
+    bool lost = core_db_conn_lost(c) || !c->err.sqlstate[0] ||
+                strncmp(c->err.sqlstate, "08", 2) == 0 || strncmp(c->err.sqlstate, "57", 2) == 0;
     enum core_log_level lvl = strncmp(c->err.sqlstate, "23", 2) == 0 ? CORE_LOG_INFO
-                              : core_db_conn_lost(c)                 ? CORE_LOG_WARN
+                              : lost                                 ? CORE_LOG_WARN
                                                                      : CORE_LOG_ERROR;
     core_log_fields(lvl, "database statement failed",
                     json_pack("{s:s, s:s, s:s}", "statement", what, "sqlstate", c->err.sqlstate,
@@ -130,6 +160,7 @@ static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
                           "keepalives_idle",  "dbname",          NULL};
     const char *vals[] = {"renkei", "5", "1", "30", pool.conninfo, NULL};
     c->pg = PQconnectdbParams(keys, vals, 1);
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         xsnprintf(err->message, sizeof err->message, "cannot connect to the database: %s",
                   PQerrorMessage(c->pg));
@@ -153,12 +184,11 @@ static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
         goto fail;
     }
     PQclear(r);
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     c->cancel = PQgetCancel(c->pg);
     return true;
 fail : {
-    size_t n = strlen(err->message);
-    while (n && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
-        err->message[--n] = '\0';
+    one_line(err->message);
     atomic_fetch_add(&pool.connect_failures, 1);
     core_log_fields(CORE_LOG_WARN, "database connection failed",
                     json_pack("{s:s}", "error", err->message));

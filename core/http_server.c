@@ -13,9 +13,13 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-/* Bounds on what one client may hold of the server. */
+/* Bounds on what one client may hold of the server. The connection memory
+ * is a ceiling for libmicrohttpd (past it, it answers 414/431 itself with an
+ * HTML body); our own, lower bounds below answer with JSON first. */
 #define CONNECTION_LIMIT  1024
-#define CONNECTION_MEMORY (64 * 1024) /* request line + headers must fit */
+#define CONNECTION_MEMORY (128 * 1024)
+#define MAX_URI_BYTES     8192
+#define MAX_HEADER_BYTES  (32 * 1024)
 #define IDLE_TIMEOUT_S    30
 
 struct core_http_server {
@@ -90,8 +94,39 @@ static bool declared_length_ok(struct MHD_Connection *conn, long cap)
     return core_parse_long(cl, 0, cap, &v);
 }
 
+static enum MHD_Result add_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    size_t *total = cls;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF, or "=" and "&" */
+    return MHD_YES;
+}
+
+/* Bounds on the request line and headers, checked before routing. */
+static bool request_size_ok(struct core_req *req)
+{
+    size_t uri = strlen(req->path);
+    MHD_get_connection_values(req->in->conn, MHD_GET_ARGUMENT_KIND, add_size, &uri);
+    if (uri > MAX_URI_BYTES) {
+        core_reply_error(req, CORE_ERR_URI_TOO_LONG, "the request URI is longer than %d bytes",
+                         MAX_URI_BYTES);
+        return false;
+    }
+    size_t headers = 0;
+    MHD_get_connection_values(req->in->conn, MHD_HEADER_KIND, add_size, &headers);
+    if (headers > MAX_HEADER_BYTES) {
+        core_reply_error(req, CORE_ERR_HEADERS_TOO_LARGE,
+                         "the request headers are larger than %d bytes", MAX_HEADER_BYTES);
+        return false;
+    }
+    return true;
+}
+
 static void route_first_call(struct core_req *req)
 {
+    if (!request_size_ok(req))
+        return;
     enum core_match_result r =
         core_router_match(router, req->method, req->path, req->pool, &req->match);
     long cap = default_max_body;
