@@ -10,6 +10,8 @@
 struct core_http_internal {
     struct MHD_Connection *conn;
     struct strbuf body;
+    bool body_too_big; /* over the cap: the rest is read and dropped */
+    size_t discarded;
     const char **hdr_names; /* extra response headers, from the pool */
     const char **hdr_values;
     size_t nhdr;

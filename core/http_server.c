@@ -20,6 +20,10 @@
 #define CONNECTION_MEMORY (128 * 1024)
 #define MAX_URI_BYTES     8192
 #define MAX_HEADER_BYTES  (32 * 1024)
+/* libmicrohttpd can only answer once a body has been read to its end. A body
+ * that outgrows its cap is therefore read on and dropped, to answer 413, for
+ * up to this many more bytes; past that the connection is closed. */
+#define MAX_DISCARD_BYTES (8u * 1024 * 1024)
 #define IDLE_TIMEOUT_S    30
 
 struct core_http_server {
@@ -175,14 +179,30 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!req->replied && !strbuf_add(&req->in->body, upload_data, *upload_data_size)) {
-            core_log_set_request_id(req->request_id);
-            core_reply_error(req, CORE_ERR_BODY_TOO_LARGE,
-                             "the request body is larger than the %zu bytes allowed",
-                             req->in->body.cap);
-            core_log_set_request_id(NULL);
-        }
+        struct core_http_internal *in = req->in;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (req->replied)
+            return MHD_YES;
+        if (!in->body_too_big && strbuf_add(&in->body, upload_data, n))
+            return MHD_YES;
+        in->body_too_big = true;
+        in->discarded += n;
+        if (in->discarded > MAX_DISCARD_BYTES) {
+            core_log_fields(CORE_LOG_INFO, "request body far over its cap: connection closed",
+                            json_pack("{s:s, s:s, s:s, s:I}", "request_id", req->request_id,
+                                      "method", req->method, "path", req->path, "cap",
+                                      (json_int_t)in->body.cap));
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (req->in->body_too_big && !req->replied) {
+        core_log_set_request_id(req->request_id);
+        core_reply_error(req, CORE_ERR_BODY_TOO_LARGE,
+                         "the request body is larger than the %zu bytes allowed",
+                         req->in->body.cap);
+        core_log_set_request_id(NULL);
         return MHD_YES;
     }
     if (req->replied)
