@@ -137,12 +137,13 @@ void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *wha
     xsnprintf(c->err.message, sizeof c->err.message, "%s", msg);
     one_line(c->err.message);
     /* Integrity violations are usually a peer's input (a duplicate, say);
-     * anything else from a statement means our SQL or our database broke. */
+     * anything else from a statement means our SQL or our database broke,
+     * or the connection went away. */
     bool lost = core_db_conn_lost(c) || !c->err.sqlstate[0] ||
                 strncmp(c->err.sqlstate, "08", 2) == 0 || strncmp(c->err.sqlstate, "57", 2) == 0;
-    enum core_log_level lvl = strncmp(c->err.sqlstate, "23", 2) == 0 ? CORE_LOG_INFO
-                              : lost                                 ? CORE_LOG_WARN
-                                                                     : CORE_LOG_ERROR;
+    /* Class 40 (serialization failure, deadlock) is retried by the runner. */
+    bool peer = strncmp(c->err.sqlstate, "23", 2) == 0 || strncmp(c->err.sqlstate, "40", 2) == 0;
+    enum core_log_level lvl = peer ? CORE_LOG_INFO : lost ? CORE_LOG_WARN : CORE_LOG_ERROR;
     core_log_fields(lvl, "database statement failed",
                     json_pack("{s:s, s:s, s:s}", "statement", what, "sqlstate", c->err.sqlstate,
                               "error", c->err.message));

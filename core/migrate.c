@@ -199,12 +199,11 @@ static bool apply_one(PGconn *pg, const struct core_migration *m,
     uint64_t t0 = core_now_us();
     if (!exec_ok(pg, "BEGIN", err))
         return false;
-    /* After the first migration made it, every migration runs as the owner
-     * role, so every object belongs to it and none to whoever logged in. */
-    PGresult *r = PQexec(pg, "SELECT 1 FROM pg_roles WHERE rolname = 'renkei_owner'");
-    bool owner = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-    PQclear(r);
-    if (owner && !exec_ok(pg, "SET LOCAL ROLE renkei_owner", err))
+    /* Every migration after the first runs as the owner role, so every object
+     * belongs to it and none to whoever logged in. The first creates that
+     * role (roles are cluster-wide: another database may have made it
+     * already) and switches to it itself. */
+    if (s->version > 1 && !exec_ok(pg, "SET LOCAL ROLE renkei_owner", err))
         goto fail;
     char *sql = xstrndup(m->sql, m->len);
     bool ok = exec_ok(pg, sql, err);
@@ -215,7 +214,8 @@ static bool apply_one(PGconn *pg, const struct core_migration *m,
     snprintf(version, sizeof version, "%d", s->version);
     snprintf(ms, sizeof ms, "%llu", (unsigned long long)((core_now_us() - t0) / 1000));
     const char *vals[] = {version, s->name, s->checksum, ms};
-    r = PQexecParams(pg,
+    PGresult *r =
+        PQexecParams(pg,
                      "INSERT INTO renkei.schema_migrations (version, name, checksum, duration_ms) "
                      "VALUES ($1, $2, $3, $4)",
                      4, NULL, vals, NULL, NULL, 0);

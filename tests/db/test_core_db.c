@@ -1,0 +1,383 @@
+/*
+ * The database layer against a real PostgreSQL: migrations, the pool's
+ * service role, the tenant context under row-level security, retries of
+ * serialization failures, reconnection after the server drops a connection.
+ * Uses RENKEI_TEST_DB (a superuser on a throwaway cluster), or starts its own
+ * cluster with ops/pg.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/migrate.h"
+
+static char *admin_conninfo; /* superuser, dbname=postgres */
+static char *conninfo;       /* superuser, our database */
+static char *private_dir;    /* our own cluster, if we started one */
+static char dbname[64];
+
+static char *run_capture(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    char line[1024] = "";
+    char *last = NULL;
+    while (fgets(line, sizeof line, p)) {
+        free(last);
+        line[strcspn(line, "\n")] = '\0';
+        last = xstrdup(line);
+    }
+    if (pclose(p) != 0) {
+        free(last);
+        return NULL;
+    }
+    return last;
+}
+
+static void admin_exec(const char *ci, const char *sql)
+{
+    PGconn *pg = PQconnectdb(ci);
+    if (PQstatus(pg) != CONNECTION_OK)
+        fail_msg("connect %s: %s", ci, PQerrorMessage(pg));
+    PGresult *r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(pg);
+}
+
+static char *with_dbname(const char *ci, const char *db)
+{
+    const char *at = strstr(ci, "dbname=postgres");
+    if (!at)
+        return xasprintf("%s dbname=%s", ci, db);
+    return xasprintf("%.*sdbname=%s%s", (int)(at - ci), ci, db, at + strlen("dbname=postgres"));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    core_log_set_level(CORE_LOG_ERROR);
+    const char *env = getenv("RENKEI_TEST_DB");
+    if (env && *env) {
+        admin_conninfo = xstrdup(env);
+    } else {
+        const char *src = getenv("RENKEI_SRC");
+        char tmpl[] = "/tmp/renkei-dbtest.XXXXXX";
+        if (!src || !mkdtemp(tmpl))
+            return -1;
+        chmod(tmpl, 0755);
+        private_dir = xstrdup(tmpl);
+        char *cmd = xasprintf("'%s/ops/pg' start '%s/pg'", src, private_dir);
+        admin_conninfo = run_capture(cmd);
+        free(cmd);
+        if (!admin_conninfo)
+            return -1;
+    }
+    unsigned char r[4];
+    FILE *f = fopen("/dev/urandom", "r");
+    if (!f || fread(r, 1, 4, f) != 4)
+        return -1;
+    fclose(f);
+    snprintf(dbname, sizeof dbname, "t_core_db_%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    char *sql = xasprintf("CREATE DATABASE %s", dbname);
+    admin_exec(admin_conninfo, sql);
+    free(sql);
+    conninfo = with_dbname(admin_conninfo, dbname);
+    /* the migration runner as `renkei migrate` uses it */
+    if (core_migrate_run(conninfo, false, false) != 0)
+        return -1;
+    admin_exec(conninfo,
+               "SET ROLE renkei_owner;"
+               "CREATE TABLE renkei.t_rls (tenant_id text NOT NULL, v int NOT NULL);"
+               "ALTER TABLE renkei.t_rls ENABLE ROW LEVEL SECURITY;"
+               "CREATE POLICY t_rls_tenant ON renkei.t_rls USING (tenant_id = "
+               "renkei.current_tenant()) WITH CHECK (tenant_id = renkei.current_tenant());"
+               "GRANT SELECT, INSERT ON renkei.t_rls TO renkei_service;"
+               "CREATE TABLE renkei.t_counter (v int NOT NULL);"
+               "GRANT SELECT, INSERT ON renkei.t_counter TO renkei_service;"
+               "RESET ROLE;"
+               "INSERT INTO renkei.t_rls VALUES ('a', 1), ('a', 2), ('b', 3);");
+    core_db_init(conninfo, 3);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    core_db_shutdown();
+    char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    admin_exec(admin_conninfo, sql);
+    free(sql);
+    if (private_dir) {
+        char *cmd = xasprintf("'%s/ops/pg' destroy '%s/pg' >/dev/null 2>&1; rmdir '%s'",
+                              getenv("RENKEI_SRC"), private_dir, private_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", private_dir);
+        free(cmd);
+        free(private_dir);
+    }
+    free(conninfo);
+    free(admin_conninfo);
+    return 0;
+}
+
+/* ---- who we are, and the tenant context ---- */
+
+struct whoami {
+    char user[64];
+    char tenant[64];
+    long visible;
+};
+
+static struct core_stmt st_whoami =
+    CORE_STMT("test_whoami", "SELECT current_user, coalesce(renkei.current_tenant(), '-'), "
+                             "(SELECT count(*) FROM t_rls)");
+
+static enum core_db_rc tx_whoami(struct core_db_conn *c, void *arg)
+{
+    struct whoami *w = arg;
+    PGresult *r = core_db_exec(c, &st_whoami, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    xsnprintf(w->user, sizeof w->user, "%s", PQgetvalue(r, 0, 0));
+    xsnprintf(w->tenant, sizeof w->tenant, "%s", PQgetvalue(r, 0, 1));
+    core_parse_long(PQgetvalue(r, 0, 2), 0, 1000, &w->visible);
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static void test_service_role_and_tenant_context(void **state)
+{
+    (void)state;
+    struct whoami w;
+    assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    /* the connection string names a superuser; the pool runs as the service role */
+    assert_string_equal(w.user, "renkei_service");
+    assert_string_equal(w.tenant, "a");
+    assert_int_equal(w.visible, 2);
+    assert_int_equal(core_db_tx("b", CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    assert_int_equal(w.visible, 1);
+    /* no tenant named: row-level security shows nothing, and the setting of
+     * the previous transaction on this connection did not leak */
+    assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    assert_string_equal(w.tenant, "-");
+    assert_int_equal(w.visible, 0);
+}
+
+static struct core_stmt st_insert_rls =
+    CORE_STMT("test_insert_rls", "INSERT INTO t_rls (tenant_id, v) VALUES ($1, 9)");
+
+static enum core_db_rc tx_insert_other(struct core_db_conn *c, void *arg)
+{
+    const char *v[] = {arg};
+    PGresult *r = core_db_exec(c, &st_insert_rls, 1, v);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static void test_rls_refuses_other_tenants_rows(void **state)
+{
+    (void)state;
+    struct core_db_err err;
+    /* tenant a writing a row of tenant b: refused by the policy's WITH CHECK */
+    assert_int_equal(core_db_tx("a", CORE_TX_WRITE, tx_insert_other, (void *)"b", &err),
+                     CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "42501");
+    /* a read-only transaction refuses writes */
+    assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_insert_other, (void *)"a", &err),
+                     CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "25006");
+    /* the service role cannot touch what it was not granted */
+    struct whoami w;
+    assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    assert_int_equal(w.visible, 2);
+}
+
+/* ---- rollback by choice, and an ignored error never commits ---- */
+
+static struct core_stmt st_count = CORE_STMT("test_count", "SELECT count(*) FROM t_counter");
+static struct core_stmt st_add = CORE_STMT("test_add", "INSERT INTO t_counter VALUES ($1)");
+static struct core_stmt st_bad = CORE_STMT("test_bad", "SELECT 1/0");
+
+static long count_rows(void);
+
+static enum core_db_rc tx_add_then_rollback(struct core_db_conn *c, void *arg)
+{
+    (void)arg;
+    const char *v[] = {"1"};
+    PGresult *r = core_db_exec(c, &st_add, 1, v);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    return CORE_DB_ROLLBACK;
+}
+
+static enum core_db_rc tx_ignores_error(struct core_db_conn *c, void *arg)
+{
+    (void)arg;
+    const char *v[] = {"1"};
+    PGresult *r = core_db_exec(c, &st_add, 1, v);
+    if (r)
+        PQclear(r);
+    r = core_db_exec(c, &st_bad, 0, NULL); /* fails: division by zero */
+    assert_null(r);
+    return CORE_DB_OK; /* a broken body pretends all went well */
+}
+
+static enum core_db_rc tx_count(struct core_db_conn *c, void *arg)
+{
+    PGresult *r = core_db_exec(c, &st_count, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    core_parse_long(PQgetvalue(r, 0, 0), 0, 1L << 30, arg);
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static long count_rows(void)
+{
+    long n = -1;
+    assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_count, &n, NULL), CORE_DB_OK);
+    return n;
+}
+
+static void test_rollback_paths(void **state)
+{
+    (void)state;
+    long before = count_rows();
+    assert_int_equal(core_db_tx(NULL, CORE_TX_WRITE, tx_add_then_rollback, NULL, NULL),
+                     CORE_DB_ROLLBACK);
+    assert_int_equal(count_rows(), before);
+    struct core_db_err err;
+    assert_int_equal(core_db_tx(NULL, CORE_TX_WRITE, tx_ignores_error, NULL, &err), CORE_DB_ERROR);
+    assert_int_equal(count_rows(), before);
+}
+
+/* ---- serialization failures are retried ---- */
+
+static pthread_barrier_t barrier;
+static atomic_int attempts;
+
+static enum core_db_rc tx_write_skew(struct core_db_conn *c, void *arg)
+{
+    (void)arg;
+    int n = atomic_fetch_add(&attempts, 1);
+    long sum = 0;
+    if (tx_count(c, &sum) != CORE_DB_OK)
+        return CORE_DB_ERROR;
+    if (n < 2) /* first attempts of both threads: read, then both write */
+        pthread_barrier_wait(&barrier);
+    char v[32];
+    snprintf(v, sizeof v, "%ld", sum + 1);
+    const char *vals[] = {v};
+    PGresult *r = core_db_exec(c, &st_add, 1, vals);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static void *skew_thread(void *arg)
+{
+    struct core_db_err err;
+    *(enum core_db_rc *)arg = core_db_tx(NULL, CORE_TX_SERIALIZABLE, tx_write_skew, NULL, &err);
+    return NULL;
+}
+
+static void test_serialization_failure_retried(void **state)
+{
+    (void)state;
+    long before = count_rows();
+    pthread_barrier_init(&barrier, NULL, 2);
+    atomic_store(&attempts, 0);
+    enum core_db_rc a = CORE_DB_UNAVAILABLE, b = CORE_DB_UNAVAILABLE;
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, skew_thread, &a);
+    pthread_create(&tb, NULL, skew_thread, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(a, CORE_DB_OK);
+    assert_int_equal(b, CORE_DB_OK);
+    /* both committed, one of them after a retry */
+    assert_true(atomic_load(&attempts) >= 3);
+    assert_int_equal(count_rows(), before + 2);
+}
+
+/* ---- a connection the server dropped is replaced ---- */
+
+static struct core_stmt st_pid = CORE_STMT("test_pid", "SELECT pg_backend_pid()");
+
+static enum core_db_rc tx_pid(struct core_db_conn *c, void *arg)
+{
+    PGresult *r = core_db_exec(c, &st_pid, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    core_parse_long(PQgetvalue(r, 0, 0), 0, 1L << 30, arg);
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static void test_reconnect_after_terminate(void **state)
+{
+    (void)state;
+    long pid = 0;
+    assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_pid, &pid, NULL), CORE_DB_OK);
+    /* kill every backend of the pool, as a server restart would */
+    char *sql = xasprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "datname = '%s' AND application_name = 'renkei' AND pid <> "
+                          "pg_backend_pid()",
+                          dbname);
+    admin_exec(admin_conninfo, sql);
+    free(sql);
+    usleep(100 * 1000);
+    long pid2 = 0;
+    assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_pid, &pid2, NULL), CORE_DB_OK);
+    assert_true(pid2 > 0);
+    assert_int_not_equal(pid, pid2);
+    /* and statements are prepared again on the new connection */
+    struct whoami w;
+    assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    assert_int_equal(w.visible, 2);
+    struct core_db_stats st;
+    core_db_stats(&st);
+    assert_int_equal(st.size, 3);
+    assert_int_equal(st.in_use, 0);
+    assert_true(st.connected >= 1);
+}
+
+static void test_migrate_is_idempotent(void **state)
+{
+    (void)state;
+    assert_int_equal(core_migrate_run(conninfo, false, false), 0);
+    char why[300];
+    int applied = 0;
+    assert_true(core_migrate_ready(why, sizeof why, &applied));
+    assert_int_equal(applied, (int)core_migrations_count);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_service_role_and_tenant_context),
+        cmocka_unit_test(test_rls_refuses_other_tenants_rows),
+        cmocka_unit_test(test_rollback_paths),
+        cmocka_unit_test(test_serialization_failure_retried),
+        cmocka_unit_test(test_reconnect_after_terminate),
+        cmocka_unit_test(test_migrate_is_idempotent),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
