@@ -160,6 +160,68 @@ void core_secret_derive(const char *label, unsigned char *out, size_t len)
     EVP_KDF_free(kdf);
 }
 
+#define SEAL_VERSION 1
+#define SEAL_NONCE   12
+#define SEAL_TAG     16
+
+void core_seal(const char *label, const void *aad, size_t aad_len, const void *plain, size_t len,
+               unsigned char **out, size_t *out_len)
+{
+    unsigned char key[32];
+    core_secret_derive(label, key, sizeof key);
+    size_t total = 1 + SEAL_NONCE + len + SEAL_TAG;
+    unsigned char *buf = xmalloc(total);
+    buf[0] = SEAL_VERSION;
+    core_random(buf + 1, SEAL_NONCE);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    bool ok =
+        ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf + 1) == 1 &&
+        EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+        EVP_EncryptUpdate(ctx, buf + 1 + SEAL_NONCE, &n, plain, (int)len) == 1 &&
+        EVP_EncryptFinal_ex(ctx, buf + 1 + SEAL_NONCE + n, &n) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, buf + 1 + SEAL_NONCE + len) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!ok) {
+        core_log_bug("AES-256-GCM encryption failed");
+        abort();
+    }
+    *out = buf;
+    *out_len = total;
+}
+
+bool core_open(const char *label, const void *aad, size_t aad_len, const void *sealed, size_t len,
+               unsigned char **out, size_t *out_len)
+{
+    const unsigned char *in = sealed;
+    if (len < 1 + SEAL_NONCE + SEAL_TAG || in[0] != SEAL_VERSION)
+        return false;
+    size_t plain_len = len - 1 - SEAL_NONCE - SEAL_TAG;
+    unsigned char key[32];
+    core_secret_derive(label, key, sizeof key);
+    unsigned char *buf = xmalloc(plain_len + 1);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    bool ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, in + 1) == 1 &&
+              EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+              EVP_DecryptUpdate(ctx, buf, &n, in + 1 + SEAL_NONCE, (int)plain_len) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG,
+                                  (void *)(in + len - SEAL_TAG)) == 1 &&
+              EVP_DecryptFinal_ex(ctx, buf + n, &n) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!ok) {
+        OPENSSL_cleanse(buf, plain_len + 1);
+        free(buf);
+        return false;
+    }
+    buf[plain_len] = '\0'; /* convenient for text secrets; not counted in out_len */
+    *out = buf;
+    *out_len = plain_len;
+    return true;
+}
+
 void core_secret_release(void)
 {
     if (master) {

@@ -26,6 +26,20 @@ bool core_secret_load(const char *path, char **err);
  * info = label). Aborts if the secret was not loaded: that is our bug. */
 void core_secret_derive(const char *label, unsigned char *out, size_t len);
 
+/*
+ * Authenticated encryption of small secrets at rest (upstream credentials,
+ * private keys): AES-256-GCM under a key derived from the master secret for
+ * one purpose (label), with aad bound into the tag (e.g. the row's id, so a
+ * ciphertext copied to another row does not open). The sealed form is
+ * 1 version byte, 12-byte nonce, ciphertext, 16-byte tag; *out is malloc'd.
+ * core_open returns false when the data was altered, is sealed for another
+ * label or aad, or the master secret changed.
+ */
+void core_seal(const char *label, const void *aad, size_t aad_len, const void *plain, size_t len,
+               unsigned char **out, size_t *out_len);
+bool core_open(const char *label, const void *aad, size_t aad_len, const void *sealed, size_t len,
+               unsigned char **out, size_t *out_len);
+
 /* Wipes the master secret from memory. */
 void core_secret_release(void);
 

@@ -1,0 +1,157 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+
+static char dir[] = "/tmp/renkei-crypto.XXXXXX";
+
+static char *path_in_dir(const char *name)
+{
+    return xasprintf("%s/%s", dir, name);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    core_log_set_level(CORE_LOG_ERROR);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    core_secret_release();
+    char *cmd = xasprintf("rm -rf '%s'", dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+static void test_secret_created_0600(void **state)
+{
+    (void)state;
+    char *p = path_in_dir("sub/secret"); /* the directory is made too */
+    char *err = NULL;
+    assert_true(core_secret_load(p, &err));
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, 32);
+    /* loading again keeps the same secret: derived keys stay equal */
+    unsigned char k1[32], k2[32];
+    core_secret_derive("test", k1, sizeof k1);
+    assert_true(core_secret_load(p, &err));
+    core_secret_derive("test", k2, sizeof k2);
+    assert_memory_equal(k1, k2, 32);
+    core_secret_derive("other", k2, sizeof k2);
+    assert_memory_not_equal(k1, k2, 32);
+    free(p);
+}
+
+static void test_secret_refused(void **state)
+{
+    (void)state;
+    char *p = path_in_dir("open");
+    int fd = open(p, O_WRONLY | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
+    close(fd);
+    chmod(p, 0644);
+    char *err = NULL;
+    assert_false(core_secret_load(p, &err));
+    assert_non_null(strstr(err, "RENKEI_SECRET_FILE"));
+    assert_non_null(strstr(err, "0644"));
+    free(err);
+    chmod(p, 0600);
+    assert_true(core_secret_load(p, &err));
+    free(p);
+
+    p = path_in_dir("short");
+    fd = open(p, O_WRONLY | O_CREAT, 0600);
+    assert_int_equal(write(fd, "short", 5), 5);
+    close(fd);
+    err = NULL;
+    assert_false(core_secret_load(p, &err));
+    assert_non_null(strstr(err, "32"));
+    free(err);
+    free(p);
+
+    p = path_in_dir("adir");
+    mkdir(p, 0700);
+    err = NULL;
+    assert_false(core_secret_load(p, &err));
+    assert_non_null(strstr(err, "RENKEI_SECRET_FILE"));
+    free(err);
+    free(p);
+}
+
+static void test_seal_open(void **state)
+{
+    (void)state;
+    char *p = path_in_dir("seal");
+    char *err = NULL;
+    assert_true(core_secret_load(p, &err));
+    const char *token = "upstream-bearer-token-高松";
+    unsigned char *sealed, *plain;
+    size_t sealed_len, plain_len;
+    core_seal("upstream", "takamatsu", 9, token, strlen(token), &sealed, &sealed_len);
+    assert_int_equal(sealed_len, 1 + 12 + strlen(token) + 16);
+    assert_null(memmem(sealed, sealed_len, "upstream-bearer", 15)); /* not in the clear */
+
+    assert_true(core_open("upstream", "takamatsu", 9, sealed, sealed_len, &plain, &plain_len));
+    assert_int_equal(plain_len, strlen(token));
+    assert_string_equal((char *)plain, token);
+    free(plain);
+
+    /* another row, another purpose, a flipped bit, a truncation: all refused */
+    assert_false(core_open("upstream", "kanonji", 7, sealed, sealed_len, &plain, &plain_len));
+    assert_false(core_open("signing-key", "takamatsu", 9, sealed, sealed_len, &plain, &plain_len));
+    sealed[20] ^= 1;
+    assert_false(core_open("upstream", "takamatsu", 9, sealed, sealed_len, &plain, &plain_len));
+    sealed[20] ^= 1;
+    assert_false(core_open("upstream", "takamatsu", 9, sealed, 20, &plain, &plain_len));
+
+    /* two seals of the same text differ (fresh nonce) */
+    unsigned char *again;
+    size_t again_len;
+    core_seal("upstream", "takamatsu", 9, token, strlen(token), &again, &again_len);
+    assert_memory_not_equal(sealed, again, sealed_len);
+    free(again);
+
+    /* a different master secret cannot open it */
+    char *p2 = path_in_dir("seal2");
+    assert_true(core_secret_load(p2, &err));
+    assert_false(core_open("upstream", "takamatsu", 9, sealed, sealed_len, &plain, &plain_len));
+    free(sealed);
+    free(p);
+    free(p2);
+}
+
+static void test_hex_sha256(void **state)
+{
+    (void)state;
+    unsigned char d[32];
+    char hex[65];
+    core_sha256("abc", 3, d);
+    core_hex(d, 32, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_secret_created_0600),
+        cmocka_unit_test(test_secret_refused),
+        cmocka_unit_test(test_seal_open),
+        cmocka_unit_test(test_hex_sha256),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
