@@ -2,7 +2,9 @@
 #define CORE_BANNED_H
 
 /*
- * Functions that overflow buffers, are not thread-safe, or hide parse errors.
+ * Functions that overflow buffers, are not thread-safe, hide parse errors,
+ * give weak randomness, or allocate past xmalloc (whose failure must abort
+ * in one place).
  * Each use becomes a compile error naming the function. Include this after
  * every system header (core.h does it last).
  */
@@ -42,5 +44,35 @@
 #define gets(x) BANNED(gets)
 #undef rand
 #define rand() BANNED(rand)
+#undef srand
+#define srand(x) BANNED(srand)
+#undef random
+#define random() BANNED(random)
+#undef srandom
+#define srandom(x) BANNED(srandom)
+#undef drand48
+#define drand48() BANNED(drand48)
+#undef strdup
+#define strdup(x) BANNED(strdup)
+#undef strndup
+#define strndup(x, n) BANNED(strndup)
+#undef asprintf
+#define asprintf(...) BANNED(asprintf)
+#undef vasprintf
+#define vasprintf(...) BANNED(vasprintf)
+#undef tmpnam
+#define tmpnam(x) BANNED(tmpnam)
+#undef mktemp
+#define mktemp(x) BANNED(mktemp)
+#undef ctime_r
+#define ctime_r(t, b) BANNED(ctime_r)
+#undef asctime_r
+#define asctime_r(t, b) BANNED(asctime_r)
+#undef setenv
+#define setenv(k, v, o) BANNED(setenv)
+#undef putenv
+#define putenv(x) BANNED(putenv)
+#undef sscanf
+#define sscanf(...) BANNED(sscanf)
 
 #endif

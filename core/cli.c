@@ -85,9 +85,12 @@ static int parse_flags(const struct core_app *app, int argc, char **argv, const 
     optind = 1;
     int c, idx;
     while ((c = getopt_long(argc, argv, "+", opts, &idx)) != -1) {
-        if (c == '?')
+        if (c == '?') {
+            if (optopt)
+                return core_cli_bad_usage(app, argv[0], "%s: unknown option -%c", argv[0], optopt);
             return core_cli_bad_usage(app, argv[0], "%s: unknown option %s", argv[0],
                                       argv[optind - 1]);
+        }
         values[c] = true;
     }
     if (optind < argc)

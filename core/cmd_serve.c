@@ -1,5 +1,7 @@
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +15,18 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/migrate.h"
+
+/* Up to 1024 connections, each a descriptor, plus the database pool: the
+ * usual soft limit of 1024 is too low, so take what the hard limit allows. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            core_logf(CORE_LOG_WARN, "cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
 
 int core_cmd_serve(const struct core_app *app, int argc, char **argv)
 {
@@ -41,10 +55,28 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     core_metrics_init(router);
     core_db_init(core_cfg.db, core_cfg.db_pool);
 
+    raise_fd_limit();
     int port = 0;
-    struct core_http_server *srv = core_http_start(&core_cfg, router, &port);
+    struct core_http_server *srv = core_http_bind(&core_cfg, &port);
+    if (srv) {
+        /* The issuer and the API description exist before the first request. */
+        if (!core_cfg.issuer) {
+            core_cfg.issuer = core_config_default_issuer(core_cfg.listen_host, port);
+            if (!core_config_is_loopback(core_cfg.listen_host))
+                core_logf(CORE_LOG_WARN,
+                          "RENKEI_ISSUER is not set: using %s, which clients elsewhere cannot "
+                          "reach; set it to the hub's public https:// URL",
+                          core_cfg.issuer);
+        }
+        core_openapi_build(router, core_cfg.issuer);
+        if (!core_http_start(srv, &core_cfg, router)) {
+            core_http_stop(srv, 0, NULL);
+            srv = NULL;
+        }
+    }
     if (!srv) {
         core_db_shutdown();
+        core_openapi_release();
         core_metrics_release();
         core_router_free(router);
         core_secret_release();
@@ -52,9 +84,6 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         curl_global_cleanup();
         return 1;
     }
-    if (!core_cfg.issuer)
-        core_cfg.issuer = core_config_default_issuer(core_cfg.listen_host, port);
-    core_openapi_build(router, core_cfg.issuer);
 
     bool v6 = strchr(core_cfg.listen_host, ':') != NULL;
     char *address =

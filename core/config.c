@@ -1,5 +1,8 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -46,52 +49,99 @@ bool core_config_split_listen(const char *s, char **host, int *port)
     return true;
 }
 
-static bool is_loopback_host(const char *host, size_t len)
+bool core_config_is_loopback(const char *host)
 {
-    return (len == 9 && strncmp(host, "localhost", 9) == 0) ||
-           (len >= 4 && strncmp(host, "127.", 4) == 0) ||
-           (len == 5 && strncmp(host, "[::1]", 5) == 0);
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+static bool host_chars_ok(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (!isalnum(c) && c != '.' && c != '-')
+            return false;
+    }
+    return n > 0 && h[0] != '.' && h[0] != '-';
 }
 
 const char *core_config_check_issuer(const char *url)
 {
     const char *rest;
     bool https;
-    if (strncmp(url, "https://", 8) == 0) {
+    if (strncasecmp(url, "https://", 8) == 0) {
         rest = url + 8;
         https = true;
-    } else if (strncmp(url, "http://", 7) == 0) {
+    } else if (strncasecmp(url, "http://", 7) == 0) {
         rest = url + 7;
         https = false;
     } else {
         return "must start with https:// (or http:// for a loopback host)";
     }
-    if (strpbrk(url, "?#"))
-        return "must not have a query or fragment";
     for (const char *p = url; *p; p++) {
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
             return "must not contain spaces, control or non-ASCII characters";
     }
-    size_t hostlen = strcspn(rest, "/");
-    const char *hostport = rest;
-    if (hostlen == 0)
-        return "has no host";
-    if (strchr(hostport, '@') && (size_t)(strchr(hostport, '@') - hostport) < hostlen)
+    if (strpbrk(url, "?#"))
+        return "must not have a query or fragment";
+    size_t authority = strcspn(rest, "/");
+    if (memchr(rest, '@', authority))
         return "must not contain user information";
-    size_t hlen = hostlen;
-    if (hostport[0] == '[') {
-        const char *close = memchr(hostport, ']', hostlen);
-        if (!close)
+    char host[256];
+    const char *port = NULL;
+    size_t port_len = 0;
+    if (rest[0] == '[') {
+        const char *close = memchr(rest, ']', authority);
+        if (!close || (size_t)(close - rest - 1) >= sizeof host)
             return "has a malformed IPv6 host";
-        hlen = (size_t)(close - hostport) + 1;
+        memcpy(host, rest + 1, (size_t)(close - rest - 1));
+        host[close - rest - 1] = '\0';
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) != 1)
+            return "has a malformed IPv6 host";
+        if (close + 1 < rest + authority) {
+            if (close[1] != ':')
+                return "has junk after the IPv6 host";
+            port = close + 2;
+            port_len = (size_t)(rest + authority - port);
+        }
     } else {
-        const char *colon = memchr(hostport, ':', hostlen);
-        if (colon)
-            hlen = (size_t)(colon - hostport);
+        const char *colon = memchr(rest, ':', authority);
+        size_t hlen = colon ? (size_t)(colon - rest) : authority;
+        if (hlen == 0)
+            return "has no host";
+        if (hlen >= sizeof host || !host_chars_ok(rest, hlen))
+            return "has a malformed host";
+        memcpy(host, rest, hlen);
+        host[hlen] = '\0';
+        if (colon) {
+            port = colon + 1;
+            port_len = (size_t)(rest + authority - port);
+        }
     }
-    if (hlen == 0)
-        return "has no host";
-    if (!https && !is_loopback_host(hostport, hlen))
+    if (port) {
+        char digits[8];
+        long v;
+        if (port_len == 0 || port_len >= sizeof digits)
+            return "has a malformed port";
+        memcpy(digits, port, port_len);
+        digits[port_len] = '\0';
+        if (!core_parse_long(digits, 1, 65535, &v))
+            return "has a port outside 1-65535";
+    }
+    for (const char *seg = rest + authority; *seg;) {
+        seg++; /* past '/' */
+        size_t n = strcspn(seg, "/");
+        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return "must not contain . or .. path segments";
+        seg += n;
+    }
+    if (!https && !core_config_is_loopback(host))
         return "must use https:// unless the host is loopback (RFC 8414, RFC 9700)";
     return NULL;
 }
@@ -177,12 +227,16 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
         return bad(err, "RENKEI_SECRET_FILE", "is set but empty%s", "");
     cfg->secret_file = xstrdup(v ? v : "./var/secret");
 
+    /* Handlers block on PostgreSQL, and a blocked worker holds up every
+     * connection it polls: more workers than cores keep /healthz and other
+     * requests answered while some wait on the database. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
         cores = 1;
-    if (cores > 1024)
-        cores = 1024;
-    if (!int_key(lookup, ctx, "RENKEI_THREADS", 1, 1024, cores, &n, err))
+    long threads = cores * 4 < 8 ? 8 : cores * 4;
+    if (threads > 256)
+        threads = 256;
+    if (!int_key(lookup, ctx, "RENKEI_THREADS", 1, 1024, threads, &n, err))
         return false;
     cfg->threads = (int)n;
     if (!int_key(lookup, ctx, "RENKEI_DB_POOL", 1, 1000, cfg->threads + 2, &n, err))
@@ -214,13 +268,27 @@ struct file_env {
     size_t n;
 };
 
+static const char *const known_keys[] = {
+    "RENKEI_DB",  "RENKEI_LISTEN",  "RENKEI_ISSUER",   "RENKEI_SECRET_FILE",    "RENKEI_THREADS",
+    "RENKEI_LOG", "RENKEI_DB_POOL", "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
+};
+
+static bool known_key(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(known_keys); i++) {
+        if (strcmp(known_keys[i], key) == 0)
+            return true;
+    }
+    return false;
+}
+
 static const char *env_lookup(const char *key, void *ctx)
 {
     const char *v = getenv(key);
     if (v)
         return v;
     struct file_env *fe = ctx;
-    for (size_t i = 0; i < fe->n; i++) {
+    for (size_t i = fe->n; i-- > 0;) { /* the last line for a key wins, as in a shell */
         if (strcmp(fe->keys[i], key) == 0)
             return fe->values[i];
     }
@@ -263,13 +331,23 @@ static bool file_env_read(struct file_env *fe, const char *path, char **err)
         if (!*p || *p == '#')
             continue;
         char *eq = strchr(p, '=');
-        if (!eq || strncmp(p, "RENKEI_", 7) != 0) {
-            *err = xasprintf("RENKEI_CONFIG_FILE: %s:%d: expected RENKEI_KEY=value", path, lineno);
+        if (!eq) {
+            *err = xasprintf("RENKEI_CONFIG_FILE: %s:%d: expected KEY=value", path, lineno);
             ok = false;
             break;
         }
-        *eq = '\0';
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        if (!known_key(p)) {
+            *err = xasprintf("RENKEI_CONFIG_FILE: %s:%d: unknown key \"%s\"", path, lineno, p);
+            ok = false;
+            break;
+        }
         char *val = eq + 1;
+        while (*val == ' ' || *val == '\t')
+            val++;
         size_t vlen = strlen(val);
         if (vlen >= 2 && (val[0] == '"' || val[0] == '\'') && val[vlen - 1] == val[0]) {
             val[vlen - 1] = '\0';

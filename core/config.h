@@ -42,6 +42,9 @@ bool core_config_split_listen(const char *s, char **host, int *port);
  * only for loopback hosts). Returns NULL when fine, else a static reason. */
 const char *core_config_check_issuer(const char *url);
 
+/* True for localhost (any case), 127.0.0.0/8 and ::1. */
+bool core_config_is_loopback(const char *host);
+
 /* The issuer for a listen host and the port actually bound. Caller frees. */
 char *core_config_default_issuer(const char *host, int port);
 

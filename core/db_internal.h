@@ -11,7 +11,8 @@
 struct core_db_conn {
     PGconn *pg;
     PGcancel *cancel;
-    bool busy;
+    bool busy;       /* lent out; under the pool's mutex */
+    bool cancelling; /* a cancel request is being sent; under the mutex */
     bool prepared[CORE_DB_MAX_STMTS];
     struct core_db_err err;
 };

@@ -9,6 +9,10 @@
 #include "core/log.h"
 
 #define ACQUIRE_TIMEOUT_MS 5000
+/* After a failed connect, requests fail at once for this long instead of each
+ * waiting out its own connect attempt (a database that is down or
+ * black-holed would otherwise hold every worker). */
+#define DOWN_BACKOFF_US 1000000
 
 static const char *const session_setup = "SET search_path TO pg_catalog, renkei;"
                                          "SET TIME ZONE 'UTC';"
@@ -23,7 +27,11 @@ static struct {
     int size;
     int in_use;
     int waiting;
+    int connected; /* connections open, under mu */
     char *conninfo;
+    uint64_t down_until;         /* after a failed connect, fail fast until then (us), under mu */
+    struct core_db_err down_err; /* why, under mu */
+    atomic_bool superuser_checked;
     atomic_ullong connect_failures;
     atomic_ullong acquire_timeouts;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -62,6 +70,10 @@ static void on_notice(void *arg, const char *message)
 
 bool core_db_conninfo_ok(const char *conninfo, char **err)
 {
+    /* A bare database name is fine too: libpq takes it as dbname. */
+    if (!strchr(conninfo, '=') && strncmp(conninfo, "postgres://", 11) != 0 &&
+        strncmp(conninfo, "postgresql://", 13) != 0)
+        return true;
     char *msg = NULL;
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
     if (!opts) {
@@ -89,16 +101,26 @@ void core_db_init(const char *conninfo, int size)
     pool.conns = xcalloc((size_t)size, sizeof *pool.conns);
 }
 
-static void conn_close(struct core_db_conn *c)
+/* Closes c. With the pool's mutex held (locked) or not; either way it waits
+ * for a cancel request being sent on c to finish before freeing it. */
+static void conn_close(struct core_db_conn *c, bool locked)
 {
-    if (c->cancel) {
-        PQfreeCancel(c->cancel);
-        c->cancel = NULL;
-    }
-    if (c->pg) {
-        PQfinish(c->pg);
-        c->pg = NULL;
-    }
+    if (!locked)
+        pthread_mutex_lock(&pool.mu);
+    while (c->cancelling)
+        pthread_cond_wait(&pool.cv, &pool.mu);
+    PGcancel *cancel = c->cancel;
+    c->cancel = NULL;
+    if (c->pg)
+        pool.connected--;
+    PGconn *pg = c->pg;
+    c->pg = NULL;
+    if (!locked)
+        pthread_mutex_unlock(&pool.mu);
+    if (cancel)
+        PQfreeCancel(cancel);
+    if (pg)
+        PQfinish(pg);
     memset(c->prepared, 0, sizeof c->prepared);
 }
 
@@ -107,7 +129,7 @@ void core_db_shutdown(void)
     if (!pool.conns)
         return;
     for (int i = 0; i < pool.size; i++)
-        conn_close(&pool.conns[i]);
+        conn_close(&pool.conns[i], false);
     free(pool.conns);
     free(pool.conninfo);
     pool.conns = NULL;
@@ -118,13 +140,22 @@ void core_db_shutdown(void)
 void core_db_cancel_all(void)
 {
     char errbuf[256];
-    pthread_mutex_lock(&pool.mu);
     for (int i = 0; i < pool.size; i++) {
         struct core_db_conn *c = &pool.conns[i];
-        if (c->busy && c->cancel)
-            PQcancel(c->cancel, errbuf, sizeof errbuf);
+        pthread_mutex_lock(&pool.mu);
+        bool go = c->busy && c->cancel && !c->cancelling;
+        if (go)
+            c->cancelling = true;
+        pthread_mutex_unlock(&pool.mu);
+        if (!go)
+            continue;
+        /* PQcancel opens a connection of its own: never under the mutex */
+        PQcancel(c->cancel, errbuf, sizeof errbuf);
+        pthread_mutex_lock(&pool.mu);
+        c->cancelling = false;
+        pthread_cond_broadcast(&pool.cv);
+        pthread_mutex_unlock(&pool.mu);
     }
-    pthread_mutex_unlock(&pool.mu);
 }
 
 void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *what)
@@ -154,21 +185,44 @@ bool core_db_conn_lost(const struct core_db_conn *c)
     return !c->pg || PQstatus(c->pg) != CONNECTION_OK;
 }
 
+/* Warns once when the login role is a superuser: row-level security then
+ * rests on SET ROLE alone, which is fine for a developer, not for production. */
+static void check_superuser(PGconn *pg)
+{
+    if (atomic_exchange(&pool.superuser_checked, true))
+        return;
+    PGresult *r = PQexec(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = session_user");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')
+        core_logf(CORE_LOG_WARN, "RENKEI_DB logs in as a superuser; the hub still runs as "
+                                 "renkei_service, but in production log in as a role that is "
+                                 "only granted renkei_service");
+    PQclear(r);
+}
+
 static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
 {
-    conn_close(c);
+    conn_close(c, false);
+    pthread_mutex_lock(&pool.mu);
+    bool down = core_now_us() < pool.down_until;
+    if (down)
+        *err = pool.down_err;
+    pthread_mutex_unlock(&pool.mu);
+    if (down)
+        return false; /* the last attempt just failed: do not queue behind another */
     const char *keys[] = {"application_name", "connect_timeout", "keepalives",
                           "keepalives_idle",  "dbname",          NULL};
     const char *vals[] = {"renkei", "5", "1", "30", pool.conninfo, NULL};
-    c->pg = PQconnectdbParams(keys, vals, 1);
-    PQsetNoticeProcessor(c->pg, on_notice, NULL);
-    if (PQstatus(c->pg) != CONNECTION_OK) {
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    PQsetNoticeProcessor(pg, on_notice, NULL);
+    PGresult *r = NULL;
+    if (PQstatus(pg) != CONNECTION_OK) {
         xsnprintf(err->message, sizeof err->message, "cannot connect to the database: %s",
-                  PQerrorMessage(c->pg));
+                  PQerrorMessage(pg));
         err->sqlstate[0] = '\0';
         goto fail;
     }
-    PGresult *r = PQexec(c->pg, session_setup);
+    check_superuser(pg);
+    r = PQexec(pg, session_setup);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         xsnprintf(err->sqlstate, sizeof err->sqlstate, "%s", state ? state : "");
@@ -181,21 +235,28 @@ static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
         else
             xsnprintf(err->message, sizeof err->message, "session set-up failed: %s",
                       PQresultErrorMessage(r));
-        PQclear(r);
         goto fail;
     }
     PQclear(r);
-    PQsetNoticeProcessor(c->pg, on_notice, NULL);
-    c->cancel = PQgetCancel(c->pg);
+    pthread_mutex_lock(&pool.mu);
+    c->pg = pg;
+    c->cancel = PQgetCancel(pg);
+    pool.connected++;
+    pool.down_until = 0;
+    pthread_mutex_unlock(&pool.mu);
     return true;
-fail : {
+fail:
+    PQclear(r);
+    PQfinish(pg);
     one_line(err->message);
     atomic_fetch_add(&pool.connect_failures, 1);
+    pthread_mutex_lock(&pool.mu);
+    pool.down_until = core_now_us() + DOWN_BACKOFF_US;
+    pool.down_err = *err;
+    pthread_mutex_unlock(&pool.mu);
     core_log_fields(CORE_LOG_WARN, "database connection failed",
                     json_pack("{s:s}", "error", err->message));
-    conn_close(c);
     return false;
-}
 }
 
 struct core_db_conn *core_db_acquire(struct core_db_err *err)
@@ -252,9 +313,9 @@ void core_db_release(struct core_db_conn *c)
     if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         /* A transaction left open is our bug; never hand it to the next user. */
         core_log_bug("connection returned to the pool inside a transaction");
-        conn_close(c);
+        conn_close(c, false);
     } else if (c->pg && PQstatus(c->pg) != CONNECTION_OK) {
-        conn_close(c);
+        conn_close(c, false);
     }
     pthread_mutex_lock(&pool.mu);
     c->busy = false;
@@ -321,10 +382,7 @@ void core_db_stats(struct core_db_stats *out)
     out->size = pool.size;
     out->in_use = pool.in_use;
     out->waiting = pool.waiting;
-    for (int i = 0; i < pool.size; i++) {
-        if (pool.conns[i].pg)
-            out->connected++;
-    }
+    out->connected = pool.connected;
     pthread_mutex_unlock(&pool.mu);
     out->connect_failures = atomic_load(&pool.connect_failures);
     out->acquire_timeouts = atomic_load(&pool.acquire_timeouts);
@@ -335,7 +393,7 @@ void core_db_close_idle(void)
     pthread_mutex_lock(&pool.mu);
     for (int i = 0; i < pool.size; i++) {
         if (!pool.conns[i].busy)
-            conn_close(&pool.conns[i]);
+            conn_close(&pool.conns[i], true);
     }
     pthread_mutex_unlock(&pool.mu);
 }

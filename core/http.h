@@ -67,13 +67,16 @@ bool core_json_depth_ok(const char *data, size_t len, int max);
 struct core_config;
 struct core_http_server;
 
-/* Starts listening with cfg (threads, limits) and the router (kept, not
- * owned). Returns NULL after logging why. *bound_port gets the actual port. */
-struct core_http_server *core_http_start(const struct core_config *cfg,
-                                         const struct core_router *router, int *bound_port);
-/* Stops accepting, waits up to grace_s for requests in flight, calls
- * before_stop (may be NULL; e.g. cancel database statements still running),
- * then stops every thread. */
+/* Binds and listens on cfg's address (so the actual port is known before
+ * anything is served: port 0 picks a free one). NULL after logging why. */
+struct core_http_server *core_http_bind(const struct core_config *cfg, int *bound_port);
+/* Starts serving on the bound socket with cfg's threads and limits and the
+ * router (kept, not owned). False after logging why. */
+bool core_http_start(struct core_http_server *srv, const struct core_config *cfg,
+                     const struct core_router *router);
+/* Refuses new connections, waits up to grace_s for requests in flight, calls
+ * before_stop (may be NULL; e.g. cancel database statements still running)
+ * if some remain, then stops every thread and frees srv. */
 void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_stop)(void));
 /* Requests started and not yet finished. */
 long core_http_in_flight(void);

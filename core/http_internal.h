@@ -16,7 +16,10 @@ struct core_http_internal {
     const char **hdr_values;
     size_t nhdr;
     size_t hdr_alloc;
-    long route_id; /* -1: unmatched */
+    long route_id;     /* -1: unmatched */
+    bool started;      /* the access handler has seen the request */
+    bool has_body;     /* Content-Length > 0 or Transfer-Encoding */
+    const char *error; /* the description of an error reply, for the log */
     enum core_method method;
 };
 

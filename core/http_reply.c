@@ -57,6 +57,11 @@ static bool has_header(const struct core_req *req, const char *name)
 static void queue(struct core_req *req, unsigned status, struct MHD_Response *resp,
                   const char *content_type)
 {
+    if (!resp) {
+        /* out of memory inside libmicrohttpd: we cannot answer at all */
+        core_log_bug("cannot create a response (%u) for %s %s", status, req->method, req->path);
+        abort();
+    }
     if (req->replied) {
         core_log_bug("second reply (%u) to %s %s dropped", status, req->method, req->path);
         MHD_destroy_response(resp);
@@ -125,12 +130,7 @@ void core_reply_error(struct core_req *req, enum core_err code, const char *fmt,
     json_t *body = json_object();
     json_object_set_new(body, "error", json_string(e->name));
     json_object_set_new(body, "description", d);
-    if (e->status >= 500)
-        core_logf(CORE_LOG_WARN, "%s %s: %u %s", req->method, req->path, e->status,
-                  json_string_value(d));
-    else
-        core_logf(CORE_LOG_DEBUG, "%s %s: %u %s", req->method, req->path, e->status,
-                  json_string_value(d));
+    req->in->error = core_pstrdup(req->pool, json_string_value(d));
     core_reply_json(req, e->status, body);
 }
 

@@ -1,6 +1,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,8 @@
 
 struct core_http_server {
     struct MHD_Daemon *daemon;
+    int listen_fd;
+    bool ipv6;
 };
 
 static const struct core_router *router;
@@ -58,17 +63,33 @@ static bool request_id_ok(const char *s)
     return n > 0;
 }
 
-static struct core_req *req_new(struct MHD_Connection *conn, const char *url, const char *method)
+/* Called by libmicrohttpd with the raw request target, before it decodes it:
+ * the router works on the raw path (see core_router_match). What this
+ * returns is the request's context from here on, also for requests that
+ * libmicrohttpd itself refuses later (their completion is still notified). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+    (void)cls;
     struct core_pool *pool = core_pool_new();
     struct core_req *req = core_pcalloc(pool, sizeof *req);
     req->pool = pool;
     req->start_us = core_now_us();
-    req->method = core_pstrdup(pool, method);
-    req->path = core_pstrdup(pool, url);
+    req->path = core_pstrndup(pool, uri, strcspn(uri, "?"));
+    req->method = "?";
     req->in = core_pcalloc(pool, sizeof *req->in);
     req->in->conn = conn;
     req->in->route_id = -1;
+    req->in->method = CORE_METHOD__COUNT;
+    strbuf_init(&req->in->body, (size_t)default_max_body);
+    return req;
+}
+
+/* The first call of the access handler: headers are known now. */
+static void req_start(struct core_req *req, const char *method)
+{
+    struct MHD_Connection *conn = req->in->conn;
+    req->in->started = true;
+    req->method = core_pstrdup(req->pool, method);
     req->in->method = core_method_parse(method);
     const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     if (rid && request_id_ok(rid)) {
@@ -78,7 +99,10 @@ static struct core_req *req_new(struct MHD_Connection *conn, const char *url, co
         core_random(raw, sizeof raw);
         core_hex(raw, sizeof raw, req->request_id);
     }
-    return req;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    req->in->has_body =
+        (cl && strcmp(cl, "0") != 0) ||
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
 }
 
 static void req_free(struct core_req *req)
@@ -127,7 +151,9 @@ static bool request_size_ok(struct core_req *req)
     return true;
 }
 
-static void route_first_call(struct core_req *req)
+/* Bounds, routing and the declared length: everything decided before a
+ * handler runs. May queue an error reply. */
+static void precheck(struct core_req *req)
 {
     if (!request_size_ok(req))
         return;
@@ -146,6 +172,11 @@ static void route_first_call(struct core_req *req)
                          "the request body is larger than the %ld bytes allowed", cap);
         return;
     }
+    if (r == CORE_MATCH_BAD_PATH) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                         "the path has a malformed percent-escape or an encoded NUL");
+        return;
+    }
     if (r == CORE_MATCH_NOT_FOUND) {
         core_reply_error(req, CORE_ERR_NOT_FOUND, "no resource at %s", req->path);
         return;
@@ -158,8 +189,10 @@ static void route_first_call(struct core_req *req)
     }
     const char *cl = MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, "Content-Length");
     long declared;
+    /* a head start for the declared size, but not the client's word for
+     * all of it: the buffer grows as bytes actually arrive */
     if (cl && core_parse_long(cl, 0, cap, &declared))
-        strbuf_reserve(&req->in->body, (size_t)declared);
+        strbuf_reserve(&req->in->body, (size_t)(declared < 65536 ? declared : 65536));
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -167,15 +200,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
+    (void)url; /* decoded by libmicrohttpd; we route on the raw path */
     (void)version;
     struct core_req *req = *con_cls;
-    if (!req) {
-        req = req_new(conn, url, method);
+    if (!req) { /* cannot happen with the URI callback; be safe */
+        req = on_uri(NULL, url, conn);
         *con_cls = req;
+    }
+    if (!req->in->started) {
+        req_start(req, method);
         atomic_fetch_add(&in_flight, 1);
-        core_log_set_request_id(req->request_id);
-        route_first_call(req);
-        core_log_set_request_id(NULL);
+        /* A request with a body is checked now, so an oversized or misrouted
+         * body is never read (libmicrohttpd then closes the connection). One
+         * without a body is checked on the next call, which keeps the
+         * connection alive for the client's next request. */
+        if (req->in->has_body) {
+            core_log_set_request_id(req->request_id);
+            precheck(req);
+            core_log_set_request_id(NULL);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -197,23 +240,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         return MHD_YES;
     }
-    if (req->in->body_too_big && !req->replied) {
-        core_log_set_request_id(req->request_id);
+    if (req->replied)
+        return MHD_YES;
+    core_log_set_request_id(req->request_id);
+    if (!req->in->has_body)
+        precheck(req);
+    if (!req->replied && req->in->body_too_big)
         core_reply_error(req, CORE_ERR_BODY_TOO_LARGE,
                          "the request body is larger than the %zu bytes allowed",
                          req->in->body.cap);
-        core_log_set_request_id(NULL);
-        return MHD_YES;
-    }
-    if (req->replied)
-        return MHD_YES;
-    req->body = req->in->body.buf;
-    req->body_len = req->in->body.len;
-    core_log_set_request_id(req->request_id);
-    req->route->handler(req);
     if (!req->replied) {
-        core_log_bug("handler for %s %s queued no reply", req->method, req->route->pattern);
-        core_reply_error(req, CORE_ERR_INTERNAL, NULL);
+        req->body = req->in->body.buf;
+        req->body_len = req->in->body.len;
+        req->route->handler(req);
+        if (!req->replied) {
+            core_log_bug("handler for %s %s queued no reply", req->method, req->route->pattern);
+            core_reply_error(req, CORE_ERR_INTERNAL, NULL);
+        }
     }
     core_log_set_request_id(NULL);
     return MHD_YES;
@@ -229,6 +272,24 @@ static bool quiet_route(const struct core_req *req)
            req->status < 500;
 }
 
+static const char *termination(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return NULL;
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+        return "client closed";
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "read error";
+    default:
+        return "error";
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -238,26 +299,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    if (!req->in->started) {
+        /* libmicrohttpd refused the request itself (a malformed request line
+         * or headers past its memory limit) before our handler saw it */
+        core_log_fields(
+            CORE_LOG_INFO, "request refused by the HTTP layer",
+            json_pack("{s:s?, s:s?}", "path", req->path, "terminated", termination(toe)));
+        req_free(req);
+        return;
+    }
     uint64_t us = core_now_us() - req->start_us;
     core_metrics_observe(req->in->route_id, req->in->method, req->status, us);
     enum core_log_level lvl = quiet_route(req) ? CORE_LOG_DEBUG : CORE_LOG_INFO;
     if (req->status >= 500)
         lvl = CORE_LOG_WARN;
     if (core_log_enabled(lvl)) {
-        json_t *f =
-            json_pack("{s:s, s:s, s:s, s:s, s:i, s:f}", "request_id", req->request_id, "method",
-                      req->method, "route", req->route ? req->route->pattern : "unmatched", "path",
-                      req->path, "status", (int)req->status, "duration_ms", (double)us / 1000.0);
-        if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            json_object_set_new(
-                f, "terminated",
-                json_string(toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED   ? "timeout"
-                            : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
-                            : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT    ? "client closed"
-                                                                            : "error"));
-        if (!f) /* a path that is not UTF-8 */
-            f = json_pack("{s:s, s:s, s:i}", "request_id", req->request_id, "method", "?", "status",
-                          (int)req->status);
+        /* one line per request; an error reply carries its description, so a
+         * peer's bad input is logged once, at info, as what it was */
+        json_t *f = json_pack("{s:s, s:s, s:s, s:s?, s:i, s:f, s:s?, s:s?}", "request_id",
+                              req->request_id, "method", req->method, "route",
+                              req->route ? req->route->pattern : "unmatched", "path", req->path,
+                              "status", (int)req->status, "duration_ms", (double)(us / 10) / 100.0,
+                              "error", req->in->error, "terminated", termination(toe));
+        if (!f) /* bytes that are not UTF-8 */
+            f = json_pack("{s:s, s:i}", "request_id", req->request_id, "status", (int)req->status);
         core_log_fields(lvl, "request", f);
     }
     req_free(req);
@@ -275,13 +340,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     free(msg);
 }
 
-struct core_http_server *core_http_start(const struct core_config *cfg, const struct core_router *r,
-                                         int *bound_port)
+struct core_http_server *core_http_bind(const struct core_config *cfg, int *bound_port)
 {
-    router = r;
-    default_max_body = cfg->max_body;
-    atomic_store(&shutting_down, false);
-
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -294,59 +354,86 @@ struct core_http_server *core_http_start(const struct core_config *cfg, const st
                   gai_strerror(gai));
         return NULL;
     }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    /* SO_REUSEADDR only: SO_REUSEPORT would let a second hub share the port */
+    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+              bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 511) == 0;
+    int e = errno;
+    bool v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    if (!ok) {
+        core_logf(CORE_LOG_ERROR, "RENKEI_LISTEN: cannot listen on %s: %s", cfg->listen,
+                  strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *bound_port =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    struct core_http_server *srv = xcalloc(1, sizeof *srv);
+    srv->listen_fd = fd;
+    srv->ipv6 = v6;
+    return srv;
+}
+
+bool core_http_start(struct core_http_server *srv, const struct core_config *cfg,
+                     const struct core_router *r)
+{
+    router = r;
+    default_max_body = cfg->max_body;
+    atomic_store(&shutting_down, false);
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
+    if (srv->ipv6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
+        {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
-        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 511, NULL},
         {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
          cfg->threads > 1 ? cfg->threads : 0, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    struct MHD_Daemon *d = MHD_start_daemon(
+    srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!d) {
-        core_logf(CORE_LOG_ERROR,
-                  "RENKEI_LISTEN: cannot listen on %s (address in use, or not "
-                  "ours?)",
-                  cfg->listen);
-        return NULL;
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!srv->daemon) {
+        core_logf(CORE_LOG_ERROR, "cannot start the HTTP server on %s", cfg->listen);
+        return false;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    *bound_port = info ? (int)info->port : cfg->listen_port;
-    struct core_http_server *srv = xcalloc(1, sizeof *srv);
-    srv->daemon = d;
-    return srv;
+    return true;
 }
 
 void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_stop)(void))
 {
     if (!srv)
         return;
-    atomic_store(&shutting_down, true);
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-    uint64_t deadline = core_now_us() + (uint64_t)grace_s * 1000000u;
-    long n;
-    while ((n = core_http_in_flight()) > 0 && core_now_us() < deadline) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    if (srv->daemon) {
+        atomic_store(&shutting_down, true);
+        MHD_quiesce_daemon(srv->daemon);
+        /* Refuse new connections at once; the descriptor itself stays open
+         * until the daemon has stopped, as libmicrohttpd requires. */
+        shutdown(srv->listen_fd, SHUT_RDWR);
+        uint64_t deadline = core_now_us() + (uint64_t)grace_s * 1000000u;
+        long n;
+        while ((n = core_http_in_flight()) > 0 && core_now_us() < deadline) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (n > 0) {
+            core_logf(CORE_LOG_WARN, "stopping with %ld requests still in flight after %d s", n,
+                      grace_s);
+            if (before_stop)
+                before_stop();
+        }
+        MHD_stop_daemon(srv->daemon);
     }
-    if (n > 0) {
-        core_logf(CORE_LOG_WARN, "stopping with %ld requests still in flight after %d s", n,
-                  grace_s);
-        if (before_stop)
-            before_stop();
-    }
-    MHD_stop_daemon(srv->daemon);
+    close(srv->listen_fd);
     free(srv);
 }

@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "core/core.h"
 
 static void oom(size_t n)
@@ -58,10 +60,29 @@ char *xstrndup(const char *s, size_t n)
 
 char *xvasprintf(const char *fmt, va_list ap)
 {
-    char *out = NULL;
-    if (vasprintf(&out, fmt, ap) < 0)
-        oom(0);
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0) {
+        va_end(again);
+        return xstrdup("(unformattable message)");
+    }
+    char *out = xmalloc((size_t)n + 1);
+    vsnprintf(out, (size_t)n + 1, fmt, again);
+    va_end(again);
     return out;
+}
+
+/* jansson allocates through xmalloc too, so its out-of-memory aborts in the
+ * same place instead of surfacing as a NULL somewhere in a handler. */
+static void *json_xmalloc(size_t n)
+{
+    return xmalloc(n);
+}
+
+__attribute__((constructor)) static void json_use_xmalloc(void)
+{
+    json_set_alloc_funcs(json_xmalloc, free);
 }
 
 char *xasprintf(const char *fmt, ...)

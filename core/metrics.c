@@ -15,8 +15,11 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKET ARRAY_SIZE(buckets)
 
+/* One slot per routed method, and one more (OTHER) for the rest. */
+#define NMETHOD (CORE_METHOD__COUNT + 1)
+
 struct route_stats {
-    atomic_uint_fast64_t count[CORE_METHOD__COUNT][NSTATUS];
+    atomic_uint_fast64_t count[NMETHOD][NSTATUS];
     atomic_uint_fast64_t bucket[NBUCKET + 1]; /* last: +Inf */
     atomic_uint_fast64_t sum_us;
 };
@@ -70,8 +73,8 @@ void core_metrics_observe(long route_id, enum core_method method, unsigned statu
     if (!stats)
         return;
     size_t r = route_id < 0 || (size_t)route_id >= nroutes ? nroutes : (size_t)route_id;
-    if ((unsigned)method >= CORE_METHOD__COUNT)
-        method = CORE_GET; /* unknown methods are counted as unmatched GETs */
+    if ((unsigned)method > CORE_METHOD__COUNT)
+        method = CORE_METHOD__COUNT;
     struct route_stats *s = &stats[r];
     atomic_fetch_add_explicit(&s->count[method][status_index(status)], 1, memory_order_relaxed);
     double secs = (double)duration_us / 1e6;
@@ -87,7 +90,7 @@ static void render_requests(struct strbuf *out)
     strbuf_adds(out, "# HELP renkei_http_requests_total HTTP requests by route, method and "
                      "status.\n# TYPE renkei_http_requests_total counter\n");
     for (size_t r = 0; r <= nroutes; r++) {
-        for (int m = 0; m < CORE_METHOD__COUNT; m++) {
+        for (int m = 0; m < (int)NMETHOD; m++) {
             for (size_t st = 0; st < NSTATUS; st++) {
                 uint64_t v = atomic_load_explicit(&stats[r].count[m][st], memory_order_relaxed);
                 if (!v)
@@ -100,8 +103,10 @@ static void render_requests(struct strbuf *out)
                 strbuf_addf(out,
                             "renkei_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} "
                             "%llu\n",
-                            route_names[r], core_method_name((enum core_method)m), code,
-                            (unsigned long long)v);
+                            route_names[r],
+                            m == CORE_METHOD__COUNT ? "OTHER"
+                                                    : core_method_name((enum core_method)m),
+                            code, (unsigned long long)v);
             }
         }
     }
@@ -109,8 +114,8 @@ static void render_requests(struct strbuf *out)
 
 static void render_durations(struct strbuf *out)
 {
-    strbuf_adds(out, "# HELP renkei_http_request_duration_seconds Time from the first byte of "
-                     "a request to its reply being queued.\n"
+    strbuf_adds(out, "# HELP renkei_http_request_duration_seconds Time from the request line to "
+                     "the end of the reply.\n"
                      "# TYPE renkei_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r <= nroutes; r++) {
         uint64_t counts[NBUCKET + 1], total = 0;

@@ -190,6 +190,20 @@ static bool refuse_if_diverged(const struct core_migrate_plan *plan, char **err)
             return true;
         }
     }
+    int max_applied = 0;
+    for (size_t i = 0; i < plan->n; i++) {
+        if (plan->items[i].state != CORE_MIGRATION_PENDING && plan->items[i].version > max_applied)
+            max_applied = plan->items[i].version;
+    }
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct core_migration_status *s = &plan->items[i];
+        if (s->state == CORE_MIGRATION_PENDING && s->version < max_applied) {
+            *err = xasprintf("migration %04d_%s.sql is pending but %04d is already applied: "
+                             "migrations must be applied in order; renumber it after %04d",
+                             s->version, s->name, max_applied, max_applied);
+            return true;
+        }
+    }
     return false;
 }
 
@@ -359,12 +373,23 @@ bool core_migrate_ready(char *why, size_t why_len, int *applied)
     bool ok = false;
     *applied = 0;
     if (rc != CORE_DB_OK) {
-        if (strcmp(err.sqlstate, "42P01") == 0)
+        /* The reply names the kind of trouble only; the details (hosts,
+         * roles, server messages) go to the log, not to anonymous callers. */
+        if (strcmp(err.sqlstate, "42P01") == 0) {
             xsnprintf(why, why_len, "migrations have not been applied: run renkei migrate");
-        else if (strcmp(err.sqlstate, "57014") == 0)
+        } else if (strcmp(err.sqlstate, "57014") == 0) {
             xsnprintf(why, why_len, "the database did not answer within 5 s");
-        else
-            xsnprintf(why, why_len, "database: %s", err.message);
+        } else if (strcmp(err.sqlstate, "22023") == 0 || strcmp(err.sqlstate, "42704") == 0 ||
+                   strcmp(err.sqlstate, "42501") == 0) {
+            xsnprintf(why, why_len,
+                      "the service role is missing or not granted: run renkei "
+                      "migrate and grant renkei_service to the login role");
+        } else {
+            xsnprintf(why, why_len, "the database is unreachable");
+        }
+        core_log_fields(CORE_LOG_WARN, "not ready",
+                        json_pack("{s:s, s:s, s:s}", "reason", why, "sqlstate", err.sqlstate,
+                                  "error", err.message));
     } else if (a.plan.changed || a.plan.unknown) {
         xsnprintf(why, why_len,
                   "the database's migrations differ from this binary's: see "

@@ -157,22 +157,87 @@ static const struct core_route *node_route(const struct node *n, enum core_metho
     return NULL;
 }
 
+#define MAX_SEGMENTS 32
+
+/* A request path split at '/' and each segment percent-decoded, so an encoded
+ * slash stays inside its segment and never acts as a separator. */
+struct segs {
+    const char *seg[MAX_SEGMENTS];
+    size_t n;
+};
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes raw[0..len) into a pool string; false on a malformed escape or NUL. */
+static bool decode(const char *raw, size_t len, struct core_pool *pool, const char **out)
+{
+    char *d = core_palloc(pool, len + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = raw[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return false;
+            int hi = hexval(raw[i + 1]), lo = hexval(raw[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            c = (char)(hi * 16 + lo);
+            if (c == '\0')
+                return false;
+            i += 2;
+        }
+        d[k++] = c;
+    }
+    d[k] = '\0';
+    *out = d;
+    return true;
+}
+
+/* 0: split; 1: malformed (escape or NUL); 2: not a path we could route
+ * (empty segment, trailing slash, too many segments). */
+static int split(const char *path, struct core_pool *pool, struct segs *s)
+{
+    s->n = 0;
+    const char *p = path + 1;
+    if (!*p)
+        return 0; /* "/" */
+    for (;;) {
+        size_t len = strcspn(p, "/");
+        if (len == 0 || s->n == MAX_SEGMENTS)
+            return 2;
+        if (!decode(p, len, pool, &s->seg[s->n]))
+            return 1;
+        s->n++;
+        p += len;
+        if (!*p)
+            return 0;
+        p++; /* past '/': a trailing slash leaves an empty segment */
+    }
+}
+
 struct walk {
     enum core_method method;
-    const struct node *found;      /* node with a route for the method */
-    const struct node *path_found; /* first node the path reaches */
-    const char *seg[CORE_MAX_PARAMS];
-    size_t seglen[CORE_MAX_PARAMS];
+    const struct segs *segs;
+    const struct node *found;       /* node with a route for the method */
+    const struct node *path_found;  /* first node the path reaches */
+    size_t params[CORE_MAX_PARAMS]; /* segment index of each parameter */
     size_t depth;
-    /* the winning parameter segments */
-    const char *best_seg[CORE_MAX_PARAMS];
-    size_t best_len[CORE_MAX_PARAMS];
+    size_t best[CORE_MAX_PARAMS];
     size_t best_n;
 };
 
-static bool walk(const struct node *n, const char *p, struct walk *w)
+static bool walk(const struct node *n, size_t i, struct walk *w)
 {
-    if (!*p) {
+    if (i == w->segs->n) {
         if (!node_has_routes(n))
             return false;
         if (!w->path_found)
@@ -180,33 +245,20 @@ static bool walk(const struct node *n, const char *p, struct walk *w)
         unsigned id;
         if (node_route(n, w->method, &id)) {
             w->found = n;
-            memcpy(w->best_seg, w->seg, sizeof w->seg);
-            memcpy(w->best_len, w->seglen, sizeof w->seglen);
+            memcpy(w->best, w->params, sizeof w->params);
             w->best_n = w->depth;
             return true;
         }
         return false;
     }
-    size_t len;
-    segment(p, &len);
-    if (len == 0)
-        return false; /* "//" or a trailing slash */
-    const char *next = p + len;
-    if (*next == '/') {
-        next++;
-        if (!*next)
-            return false; /* trailing slash */
-    }
-    for (size_t i = 0; i < n->nchildren; i++) {
-        const char *lit = n->children[i]->literal;
-        if (strncmp(lit, p, len) == 0 && lit[len] == '\0' && walk(n->children[i], next, w))
+    const char *seg = w->segs->seg[i];
+    for (size_t c = 0; c < n->nchildren; c++) {
+        if (strcmp(n->children[c]->literal, seg) == 0 && walk(n->children[c], i + 1, w))
             return true;
     }
     if (n->param && w->depth < CORE_MAX_PARAMS) {
-        w->seg[w->depth] = p;
-        w->seglen[w->depth] = len;
-        w->depth++;
-        bool ok = walk(n->param, next, w);
+        w->params[w->depth++] = i;
+        bool ok = walk(n->param, i + 1, w);
         w->depth--;
         if (ok)
             return true;
@@ -246,11 +298,17 @@ enum core_match_result core_router_match(const struct core_router *r, const char
     memset(m, 0, sizeof *m);
     if (!path || path[0] != '/')
         return CORE_MATCH_NOT_FOUND;
-    struct walk w = {.method = core_method_parse(method)};
+    struct segs segs;
+    int split_rc = split(path, pool, &segs);
+    if (split_rc == 1)
+        return CORE_MATCH_BAD_PATH;
+    if (split_rc == 2)
+        return CORE_MATCH_NOT_FOUND;
+    struct walk w = {.method = core_method_parse(method), .segs = &segs};
     bool known = w.method != CORE_METHOD__COUNT;
     if (!known)
         w.method = CORE_GET; /* find the path, then answer 405 */
-    bool ok = walk(&r->root, path + 1, &w);
+    bool ok = walk(&r->root, 0, &w);
     if (!ok || !known) {
         const struct node *n = w.found ? w.found : w.path_found;
         if (!n)
@@ -262,7 +320,7 @@ enum core_match_result core_router_match(const struct core_router *r, const char
     m->nparams = w.best_n;
     param_names(m->route->pattern, pool, m);
     for (size_t i = 0; i < w.best_n; i++)
-        m->values[i] = core_pstrndup(pool, w.best_seg[i], w.best_len[i]);
+        m->values[i] = segs.seg[w.best[i]];
     return CORE_MATCH_OK;
 }
 

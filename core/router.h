@@ -43,7 +43,12 @@ struct core_route_match {
     char allow[96];                      /* for 405: "GET, HEAD" */
 };
 
-enum core_match_result { CORE_MATCH_OK, CORE_MATCH_NOT_FOUND, CORE_MATCH_BAD_METHOD };
+enum core_match_result {
+    CORE_MATCH_OK,
+    CORE_MATCH_NOT_FOUND,
+    CORE_MATCH_BAD_METHOD,
+    CORE_MATCH_BAD_PATH, /* a malformed percent-escape, or an encoded NUL */
+};
 
 struct core_router *core_router_new(void);
 void core_router_free(struct core_router *r);
@@ -52,9 +57,12 @@ void core_router_free(struct core_router *r);
  * logged and the process aborts at start, before serving. */
 void core_router_add(struct core_router *r, const struct core_route *route);
 
-/* Matches method and a decoded path. Literal segments win over {param}
- * segments; a path that exists under another method gives BAD_METHOD with
- * m->allow filled. HEAD is served by the GET route unless one is registered. */
+/* Matches method and a raw (still percent-encoded) path: it is split at '/'
+ * first and each segment decoded after, so "%2F" stays inside a segment.
+ * Literal segments win over {param} segments; a path that exists under
+ * another method gives BAD_METHOD with m->allow filled; a malformed escape or
+ * "%00" gives BAD_PATH. HEAD is served by the GET route unless one is
+ * registered. Parameter values are decoded, in pool memory. */
 enum core_match_result core_router_match(const struct core_router *r, const char *method,
                                          const char *path, struct core_pool *pool,
                                          struct core_route_match *m);

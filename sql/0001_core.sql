@@ -43,7 +43,10 @@ SET LOCAL ROLE renkei_owner;
 -- granted one by one in the migration that creates them.
 ALTER DEFAULT PRIVILEGES FOR ROLE renkei_owner IN SCHEMA renkei
     GRANT USAGE, SELECT ON SEQUENCES TO renkei_service;
-ALTER DEFAULT PRIVILEGES FOR ROLE renkei_owner IN SCHEMA renkei
+-- Functions are not executable by PUBLIC (PostgreSQL's default): each is
+-- granted to the service on purpose. This must be a global default for the
+-- role; a per-schema default cannot take back a global one.
+ALTER DEFAULT PRIVILEGES FOR ROLE renkei_owner
     REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 -- The tenant of the current transaction, set by the hub's transaction runner
@@ -56,7 +59,8 @@ CREATE FUNCTION renkei.current_tenant() RETURNS text
 GRANT EXECUTE ON FUNCTION renkei.current_tenant() TO renkei_service;
 
 -- Trigger function for append-only tables (the audit log): refuses UPDATE,
--- DELETE and TRUNCATE whoever asks, the owner included.
+-- DELETE and TRUNCATE through the hub. The owner or a superuser can still
+-- disable triggers: tamper evidence comes from the Merkle log, not this.
 CREATE FUNCTION renkei.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -65,3 +69,4 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
+REVOKE EXECUTE ON FUNCTION renkei.refuse_change() FROM PUBLIC;

@@ -56,6 +56,20 @@ static void admin_exec(const char *ci, const char *sql)
     PQfinish(pg);
 }
 
+/* One value from a query run as the superuser (past RLS); "" on no rows. */
+static const char *admin_value(const char *ci, const char *sql)
+{
+    static char out[256];
+    PGconn *pg = PQconnectdb(ci);
+    PGresult *r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+    xsnprintf(out, sizeof out, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(pg);
+    return out;
+}
+
 static char *with_dbname(const char *ci, const char *db)
 {
     const char *at = strstr(ci, "dbname=postgres");
@@ -135,6 +149,7 @@ static int teardown(void **state)
 /* ---- who we are, and the tenant context ---- */
 
 struct whoami {
+    char session[64];
     char user[64];
     char tenant[64];
     long visible;
@@ -142,7 +157,7 @@ struct whoami {
 
 static struct core_stmt st_whoami =
     CORE_STMT("test_whoami", "SELECT current_user, coalesce(renkei.current_tenant(), '-'), "
-                             "(SELECT count(*) FROM t_rls)");
+                             "(SELECT count(*) FROM t_rls), session_user");
 
 static enum core_db_rc tx_whoami(struct core_db_conn *c, void *arg)
 {
@@ -153,6 +168,7 @@ static enum core_db_rc tx_whoami(struct core_db_conn *c, void *arg)
     xsnprintf(w->user, sizeof w->user, "%s", PQgetvalue(r, 0, 0));
     xsnprintf(w->tenant, sizeof w->tenant, "%s", PQgetvalue(r, 0, 1));
     core_parse_long(PQgetvalue(r, 0, 2), 0, 1000, &w->visible);
+    xsnprintf(w->session, sizeof w->session, "%s", PQgetvalue(r, 0, 3));
     PQclear(r);
     return CORE_DB_OK;
 }
@@ -173,6 +189,29 @@ static void test_service_role_and_tenant_context(void **state)
     assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
     assert_string_equal(w.tenant, "-");
     assert_int_equal(w.visible, 0);
+}
+
+static struct core_stmt st_update_rls = CORE_STMT("test_update_rls", "UPDATE t_rls SET v = 0");
+static struct core_stmt st_delete_rls = CORE_STMT("test_delete_rls", "DELETE FROM t_rls");
+
+static enum core_db_rc tx_update_rls(struct core_db_conn *c, void *arg)
+{
+    (void)arg;
+    PGresult *r = core_db_exec(c, &st_update_rls, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+static enum core_db_rc tx_delete_rls(struct core_db_conn *c, void *arg)
+{
+    (void)arg;
+    PGresult *r = core_db_exec(c, &st_delete_rls, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    return CORE_DB_OK;
 }
 
 static struct core_stmt st_insert_rls =
@@ -200,10 +239,76 @@ static void test_rls_refuses_other_tenants_rows(void **state)
     assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_insert_other, (void *)"a", &err),
                      CORE_DB_ERROR);
     assert_string_equal(err.sqlstate, "25006");
-    /* the service role cannot touch what it was not granted */
+    /* nothing of tenant b was written: counted as the owner, past RLS */
+    assert_string_equal(admin_value(conninfo, "SELECT count(*) FROM renkei.t_rls WHERE "
+                                              "tenant_id = 'b'"),
+                        "1");
+    /* what the service was not granted, it cannot do, whatever the tenant */
+    assert_int_equal(core_db_tx("a", CORE_TX_WRITE, tx_update_rls, NULL, &err), CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "42501");
+    assert_int_equal(core_db_tx("a", CORE_TX_WRITE, tx_delete_rls, NULL, &err), CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "42501");
+}
+
+static void test_service_privileges(void **state)
+{
+    (void)state;
+    /* the roles as deployed: no login, no superuser, no BYPASSRLS, owns nothing */
+    assert_string_equal(admin_value(conninfo, "SELECT rolcanlogin OR rolsuper OR rolbypassrls OR "
+                                              "rolcreaterole FROM pg_roles WHERE rolname = "
+                                              "'renkei_service'"),
+                        "f");
+    assert_string_equal(admin_value(conninfo,
+                                    "SELECT count(*) FROM pg_class c JOIN pg_namespace "
+                                    "n ON n.oid = c.relnamespace WHERE n.nspname = "
+                                    "'renkei' AND c.relowner = 'renkei_service'::regrole"),
+                        "0");
+    assert_string_equal(admin_value(conninfo, "SELECT nspowner::regrole::text FROM pg_namespace "
+                                              "WHERE nspname = 'renkei'"),
+                        "renkei_owner");
+    /* functions: granted on purpose, nothing to PUBLIC */
+    assert_string_equal(admin_value(conninfo, "SELECT has_function_privilege('renkei_service', "
+                                              "'renkei.current_tenant()', 'EXECUTE')"),
+                        "t");
+    assert_string_equal(admin_value(conninfo, "SELECT has_function_privilege('renkei_service', "
+                                              "'renkei.refuse_change()', 'EXECUTE')"),
+                        "f");
+    assert_string_equal(admin_value(conninfo, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n "
+                                              "ON n.oid = p.pronamespace WHERE n.nspname = "
+                                              "'renkei' AND (p.proacl IS NULL OR "
+                                              "array_to_string(p.proacl, ',') ~ '(^|,)=')"),
+                        "0");
+    /* the migrations table: readable, not writable by the service */
+    assert_string_equal(admin_value(conninfo,
+                                    "SELECT has_table_privilege('renkei_service', "
+                                    "'renkei.schema_migrations', 'SELECT') AND NOT "
+                                    "has_table_privilege('renkei_service', "
+                                    "'renkei.schema_migrations', 'INSERT,UPDATE,DELETE')"),
+                        "t");
+}
+
+/* The deployment the README describes: a login role that is only granted
+ * renkei_service, no superuser anywhere. */
+static void test_login_role_deployment(void **state)
+{
+    (void)state;
+    admin_exec(admin_conninfo, "DO $$ BEGIN CREATE ROLE renkei_test_app LOGIN; EXCEPTION WHEN "
+                               "duplicate_object OR unique_violation THEN NULL; END $$");
+    admin_exec(admin_conninfo, "GRANT renkei_service TO renkei_test_app");
+    char *app = xasprintf("%s user=renkei_test_app", conninfo);
+    core_db_shutdown();
+    core_db_init(app, 2);
     struct whoami w;
     assert_int_equal(core_db_tx("a", CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+    assert_string_equal(w.session, "renkei_test_app");
+    assert_string_equal(w.user, "renkei_service");
     assert_int_equal(w.visible, 2);
+    char why[300];
+    int applied = 0;
+    assert_true(core_migrate_ready(why, sizeof why, &applied));
+    core_db_shutdown();
+    core_db_init(conninfo, 3);
+    free(app);
 }
 
 /* ---- rollback by choice, and an ignored error never commits ---- */
@@ -362,7 +467,12 @@ static void test_reconnect_after_terminate(void **state)
 static void test_migrate_is_idempotent(void **state)
 {
     (void)state;
+    const char *q = "SELECT string_agg(version || ':' || checksum || ':' || applied_at, ',' "
+                    "ORDER BY version) FROM renkei.schema_migrations";
+    char before[256];
+    xsnprintf(before, sizeof before, "%s", admin_value(conninfo, q));
     assert_int_equal(core_migrate_run(conninfo, false, false), 0);
+    assert_string_equal(admin_value(conninfo, q), before);
     char why[300];
     int applied = 0;
     assert_true(core_migrate_ready(why, sizeof why, &applied));
@@ -374,6 +484,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_role_and_tenant_context),
         cmocka_unit_test(test_rls_refuses_other_tenants_rows),
+        cmocka_unit_test(test_service_privileges),
+        cmocka_unit_test(test_login_role_deployment),
         cmocka_unit_test(test_rollback_paths),
         cmocka_unit_test(test_serialization_failure_retried),
         cmocka_unit_test(test_reconnect_after_terminate),

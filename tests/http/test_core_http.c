@@ -49,6 +49,7 @@ static const struct core_route test_routes[] = {
     {CORE_POST, "/size", h_size, "count body bytes", "test", 0},
     {CORE_POST, "/small", h_size, "small body cap", "test", 2048},
     {CORE_GET, "/forgets", h_forgets, "replies nothing", "test", 0},
+    {CORE_GET, "/p/{a}/{b}", h_item, "two segments", "test", 0},
 };
 
 static struct core_router *router;
@@ -72,8 +73,9 @@ static int setup(void **state)
         core_router_add(router, &test_routes[i]);
     core_metrics_init(router);
     int port = 0;
-    srv = core_http_start(&cfg, router, &port);
+    srv = core_http_bind(&cfg, &port);
     assert_non_null(srv);
+    assert_true(core_http_start(srv, &cfg, router));
     assert_true(port > 0);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -235,12 +237,28 @@ static void test_bad_json_bodies(void **state)
     const char *const text_ct[] = {"Content-Type: text/plain", NULL};
     request(&r, "POST", "/echo", text_ct, "{}", 0);
     assert_error_body(&r, 415, "UnsupportedMediaType");
+    /* nesting: 32 levels pass, 33 do not, and the description says why */
     char deep[512];
-    memset(deep, '[', 100);
-    memset(deep + 100, ']', 100);
-    deep[200] = '\0';
+    memset(deep, '[', 32);
+    memset(deep + 32, ']', 32);
+    deep[64] = '\0';
     request(&r, "POST", "/echo", json_ct, deep, 0);
+    assert_int_equal(r.status, 200);
+    strbuf_release(&r.body);
+    memset(deep, '[', 33);
+    memset(deep + 33, ']', 33);
+    deep[66] = '\0';
+    request(&r, "POST", "/echo", json_ct, deep, 0);
+    assert_non_null(strstr(r.body.buf, "deeper than 32"));
     assert_error_body(&r, 400, "ParseError");
+    /* brackets inside a string after an escaped backslash do not count */
+    char str[600];
+    int k = snprintf(str, sizeof str, "[\"\\\\\",\"");
+    memset(str + k, '[', 100);
+    snprintf(str + k + 100, sizeof str - (size_t)k - 100, "\"]");
+    request(&r, "POST", "/echo", json_ct, str, 0);
+    assert_int_equal(r.status, 200);
+    strbuf_release(&r.body);
 }
 
 static void test_params_query_headers(void **state)
@@ -311,6 +329,80 @@ static void test_body_caps(void **state)
     strbuf_release(&r.body);
 }
 
+static void test_raw_path(void **state)
+{
+    (void)state;
+    struct resp r;
+    /* an encoded slash stays inside its segment */
+    request(&r, "GET", "/items/a%2Fb", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "a/b");
+    json_decref(j);
+    strbuf_release(&r.body);
+    request(&r, "GET", "/p/a%2Fb", NULL, NULL, 0);
+    assert_error_body(&r, 404, "NotFound");
+    /* an encoded NUL or a broken escape is a bad request, never a truncation */
+    request(&r, "GET", "/healthz%00/evil", NULL, NULL, 0);
+    assert_error_body(&r, 400, "BadRequest");
+    request(&r, "GET", "/items/%zz", NULL, NULL, 0);
+    assert_error_body(&r, 400, "BadRequest");
+    request(&r, "GET", "/items/%4", NULL, NULL, 0);
+    assert_error_body(&r, 400, "BadRequest");
+    request(&r, "GET", "/items/%E9%AB%98%E6%9D%BE", NULL, NULL, 0); /* 高松 */
+    assert_int_equal(r.status, 200);
+    j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), "高松");
+    json_decref(j);
+    strbuf_release(&r.body);
+}
+
+static void test_head_and_keepalive(void **state)
+{
+    (void)state;
+    CURL *c = curl_easy_init();
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    strbuf_init(&r.body, 1 << 16);
+    char url[128];
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    /* HEAD: the GET route answers, with no body */
+    snprintf(url, sizeof url, "%s/items/x", base);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body.len, 0);
+    /* a 404 and a 405 without bodies keep the connection for the next request */
+    curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+    const char *paths[] = {"/nothing", "/healthz", "/items/x", "/healthz"};
+    const char *methods[] = {"GET", "GET", "DELETE", "GET"};
+    long expect[] = {404, 200, 405, 200};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(url, sizeof url, "%s%s", base, paths[i]);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, methods[i]);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        assert_int_equal(r.status, expect[i]);
+        long fresh = -1;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &fresh);
+        assert_int_equal(fresh, 0); /* reused the first connection */
+    }
+    /* a body sent to an unknown route is refused before it is read */
+    snprintf(url, sizeof url, "%s/nothing", base);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"a\":1}");
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    assert_int_equal(r.status, 404);
+    curl_easy_cleanup(c);
+    strbuf_release(&r.body);
+}
+
 static void test_request_ids(void **state)
 {
     (void)state;
@@ -367,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_params_query_headers),
         cmocka_unit_test(test_not_found_and_method),
         cmocka_unit_test(test_body_caps),
+        cmocka_unit_test(test_raw_path),
+        cmocka_unit_test(test_head_and_keepalive),
         cmocka_unit_test(test_request_ids),
         cmocka_unit_test(test_metrics_and_openapi),
     };

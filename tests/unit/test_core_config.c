@@ -43,7 +43,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.listen_port, 8080);
     assert_null(cfg.issuer);
     assert_string_equal(cfg.secret_file, "./var/secret");
-    assert_true(cfg.threads >= 1);
+    assert_true(cfg.threads >= 8); /* handlers block on the database: more than cores */
     assert_int_equal(cfg.db_pool, cfg.threads + 2);
     assert_int_equal(cfg.max_body, 1048576);
     assert_int_equal(cfg.shutdown_grace, 10);
@@ -130,6 +130,32 @@ static void test_issuer_rules(void **state)
     assert_non_null(core_config_check_issuer("https://user@hub.example.jp"));
     assert_non_null(core_config_check_issuer("https://"));
     assert_non_null(core_config_check_issuer("https://hub example"));
+    assert_null(core_config_check_issuer("http://LOCALHOST:8080"));
+    assert_null(core_config_check_issuer("http://127.1.2.3"));
+    assert_non_null(core_config_check_issuer("http://127.evil.example"));
+    assert_non_null(core_config_check_issuer("http://127.0.0.1.nip.io:8080"));
+    assert_non_null(core_config_check_issuer("http://localhost:99999"));
+    assert_non_null(core_config_check_issuer("https://hub:abc"));
+    assert_non_null(core_config_check_issuer("https://hub.example:"));
+    assert_non_null(core_config_check_issuer("https://hub.example:0"));
+    assert_non_null(core_config_check_issuer("https://hub.example/a/../b"));
+    assert_non_null(core_config_check_issuer("https://[::1"));
+    assert_non_null(core_config_check_issuer("https://[zz::1]"));
+    assert_null(core_config_check_issuer("https://[2001:db8::1]:8443/x"));
+}
+
+static void test_loopback(void **state)
+{
+    (void)state;
+    assert_true(core_config_is_loopback("localhost"));
+    assert_true(core_config_is_loopback("LocalHost"));
+    assert_true(core_config_is_loopback("127.0.0.1"));
+    assert_true(core_config_is_loopback("127.255.0.9"));
+    assert_true(core_config_is_loopback("::1"));
+    assert_false(core_config_is_loopback("128.0.0.1"));
+    assert_false(core_config_is_loopback("0.0.0.0"));
+    assert_false(core_config_is_loopback("127.0.0.1.example"));
+    assert_false(core_config_is_loopback("::"));
 }
 
 static void test_listen_split(void **state)
@@ -157,7 +183,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_values),
         cmocka_unit_test(test_bad_values),   cmocka_unit_test(test_issuer_rules),
-        cmocka_unit_test(test_listen_split),
+        cmocka_unit_test(test_listen_split), cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,7 +71,7 @@ static void test_strbuf_cap(void **state)
 static int cleaned;
 static void count_cleanup(void *arg)
 {
-    cleaned += *(int *)arg;
+    cleaned = cleaned * 10 + *(int *)arg; /* records the order they ran in */
 }
 
 static void test_pool(void **state)
@@ -91,7 +91,7 @@ static void test_pool(void **state)
     core_pool_cleanup(pool, count_cleanup, &two);
     cleaned = 0;
     core_pool_free(pool);
-    assert_int_equal(cleaned, 3);
+    assert_int_equal(cleaned, 21); /* newest first */
 }
 
 int main(void)
