@@ -58,83 +58,126 @@ static bool fail(char **err, const char *path, const char *what, int e)
     return false;
 }
 
-static bool create_secret(const char *path, char **err)
+/* Writes a new secret to a temporary file beside path and links it into
+ * place: a concurrent starter sees either no file or a complete one. */
+static bool create_secret(const char *path, const char *dir, char **err)
 {
-    char *copy = xstrdup(path);
-    const char *dir = dirname(copy);
     struct stat st;
-    if (stat(dir, &st) != 0) {
-        if (errno != ENOENT || mkdir(dir, 0700) != 0) {
-            int e = errno;
-            free(copy);
-            return fail(err, path, "cannot create the directory of", e);
-        }
-    }
-    free(copy);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (stat(dir, &st) != 0 && (errno != ENOENT || mkdir(dir, 0700) != 0))
+        return fail(err, path, "cannot create the directory of", errno);
+    char *tmp = xasprintf("%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
     if (fd < 0) {
-        if (errno == EEXIST)
-            return true; /* another process made it first */
-        return fail(err, path, "cannot create", errno);
+        int e = errno;
+        free(tmp);
+        return fail(err, path, "cannot create", e);
     }
     unsigned char buf[SECRET_MIN];
     core_random(buf, sizeof buf);
-    bool ok = write(fd, buf, sizeof buf) == (ssize_t)sizeof buf && fsync(fd) == 0;
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, buf, sizeof buf) == (ssize_t)sizeof buf &&
+              fsync(fd) == 0;
     int e = errno;
     OPENSSL_cleanse(buf, sizeof buf);
     close(fd);
-    if (!ok) {
-        unlink(path);
-        return fail(err, path, "cannot write", e);
+    if (ok && link(tmp, path) != 0 && errno != EEXIST) { /* EEXIST: another made it first */
+        ok = false;
+        e = errno;
     }
+    unlink(tmp);
+    free(tmp);
+    if (!ok)
+        return fail(err, path, "cannot write", e);
     core_logf(CORE_LOG_INFO, "created master secret %s", path);
+    return true;
+}
+
+/* Whoever can write the directory can swap the file: it must be ours alone. */
+static bool dir_ok(const char *path, const char *dir, char **err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fail(err, path, "cannot stat the directory of", errno);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "lies in %s, which group or others may write (mode %04o): keep it in a "
+                 "directory only its owner can write",
+                 dir, (unsigned)(st.st_mode & 07777));
+        return fail(err, path, what, 0);
+    }
     return true;
 }
 
 bool core_secret_load(const char *path, char **err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char *copy = xstrdup(path);
+    const char *dir = dirname(copy);
+    bool ok = false;
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    struct stat st;
+    int fd = -1;
+    if (stat(dir, &st) == 0 && !dir_ok(path, dir, err))
+        goto cleanup;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ENOENT) {
-        if (!create_secret(path, err))
-            return false;
+        if (!create_secret(path, dir, err))
+            goto cleanup;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     }
-    if (fd < 0)
-        return fail(err, path, "cannot open", errno);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return fail(err, path, "cannot stat", e);
+    if (fd < 0) {
+        fail(err, path, "cannot open", errno);
+        goto cleanup;
     }
+    if (fstat(fd, &st) != 0) {
+        fail(err, path, "cannot stat", errno);
+        goto cleanup;
+    }
+    char what[160];
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, path, "is not a regular file", 0);
+        fail(err, path, "is not a regular file", 0);
+        goto cleanup;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(what, sizeof what, "belongs to uid %u, not to the hub's user (uid %u)",
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+        fail(err, path, what, 0);
+        goto cleanup;
     }
     if (st.st_mode & 077) {
-        close(fd);
-        char what[96];
         snprintf(what, sizeof what, "is accessible by group or others (mode %04o); chmod 600 it",
                  (unsigned)(st.st_mode & 07777));
-        return fail(err, path, what, 0);
+        fail(err, path, what, 0);
+        goto cleanup;
     }
     if (st.st_size < SECRET_MIN || st.st_size > SECRET_MAX) {
-        close(fd);
-        return fail(err, path, "must hold from 32 to 4096 bytes", 0);
+        snprintf(what, sizeof what, "holds %lld bytes; it must hold from 32 to 4096",
+                 (long long)st.st_size);
+        fail(err, path, what, 0);
+        goto cleanup;
     }
-    unsigned char *buf = xmalloc((size_t)st.st_size);
-    (void)mlock(buf, (size_t)st.st_size); /* best effort: keep it out of swap */
-    ssize_t n = read(fd, buf, (size_t)st.st_size);
-    close(fd);
+    size = (size_t)st.st_size;
+    buf = xmalloc(size);
+    (void)mlock(buf, size); /* best effort: keep it out of swap */
+    ssize_t n = read(fd, buf, size);
     if (n != st.st_size) {
-        OPENSSL_cleanse(buf, (size_t)st.st_size);
-        free(buf);
-        return fail(err, path, "cannot read", n < 0 ? errno : EIO);
+        fail(err, path, "cannot read", n < 0 ? errno : EIO);
+        goto cleanup;
     }
     core_secret_release();
     master = buf;
-    master_len = (size_t)n;
-    return true;
+    master_len = size;
+    buf = NULL;
+    ok = true;
+cleanup:
+    if (buf) {
+        OPENSSL_cleanse(buf, size);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return ok;
 }
 
 void core_secret_derive(const char *label, unsigned char *out, size_t len)

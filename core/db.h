@@ -10,8 +10,11 @@
  * PostgreSQL access: one pool of connections for the process. Pooled
  * connections run as the service role (SET ROLE renkei_service right after
  * connecting, so row-level security holds even when RENKEI_DB names a
- * superuser), with search_path pg_catalog, renkei. Statements are prepared on
- * a connection the first time it runs them, and again after a reconnect.
+ * superuser), with search_path pg_catalog, renkei, pg_temp. Statements are
+ * prepared on a connection the first time it runs them, and again after a
+ * reconnect. SET ROLE can be undone by RESET ROLE: it protects against our
+ * own mistakes, not against SQL we did not write, which is why all SQL is
+ * parameterized and a production login role is granted renkei_service only.
  */
 
 /* A statement, declared once (static) by the function that owns it; the name

@@ -84,6 +84,22 @@ static void test_secret_refused(void **state)
     free(err);
     free(p);
 
+    /* a directory others may write: they could swap the file */
+    char *shared = path_in_dir("shared");
+    mkdir(shared, 0700);
+    chmod(shared, 0777);
+    p = path_in_dir("shared/secret");
+    err = NULL;
+    assert_false(core_secret_load(p, &err)); /* refused before anything is created */
+    assert_non_null(strstr(err, "others may write"));
+    free(err);
+    struct stat st;
+    assert_int_equal(stat(p, &st), -1);
+    chmod(shared, 0700);
+    assert_true(core_secret_load(p, &err));
+    free(p);
+    free(shared);
+
     p = path_in_dir("adir");
     mkdir(p, 0700);
     err = NULL;
