@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/url.h"
 
 struct core_config core_cfg;
 
@@ -60,90 +61,10 @@ bool core_config_is_loopback(const char *host)
     return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
-static bool host_chars_ok(const char *h, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)h[i];
-        if (!isalnum(c) && c != '.' && c != '-')
-            return false;
-    }
-    return n > 0 && h[0] != '.' && h[0] != '-';
-}
-
 const char *core_config_check_issuer(const char *url)
 {
-    const char *rest;
-    bool https;
-    if (strncasecmp(url, "https://", 8) == 0) {
-        rest = url + 8;
-        https = true;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-        https = false;
-    } else {
-        return "must start with https:// (or http:// for a loopback host)";
-    }
-    for (const char *p = url; *p; p++) {
-        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-            return "must not contain spaces, control or non-ASCII characters";
-    }
-    if (strpbrk(url, "?#"))
-        return "must not have a query or fragment";
-    size_t authority = strcspn(rest, "/");
-    if (memchr(rest, '@', authority))
-        return "must not contain user information";
-    char host[256];
-    const char *port = NULL;
-    size_t port_len = 0;
-    if (rest[0] == '[') {
-        const char *close = memchr(rest, ']', authority);
-        if (!close || (size_t)(close - rest - 1) >= sizeof host)
-            return "has a malformed IPv6 host";
-        memcpy(host, rest + 1, (size_t)(close - rest - 1));
-        host[close - rest - 1] = '\0';
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, host, &a6) != 1)
-            return "has a malformed IPv6 host";
-        if (close + 1 < rest + authority) {
-            if (close[1] != ':')
-                return "has junk after the IPv6 host";
-            port = close + 2;
-            port_len = (size_t)(rest + authority - port);
-        }
-    } else {
-        const char *colon = memchr(rest, ':', authority);
-        size_t hlen = colon ? (size_t)(colon - rest) : authority;
-        if (hlen == 0)
-            return "has no host";
-        if (hlen >= sizeof host || !host_chars_ok(rest, hlen))
-            return "has a malformed host";
-        memcpy(host, rest, hlen);
-        host[hlen] = '\0';
-        if (colon) {
-            port = colon + 1;
-            port_len = (size_t)(rest + authority - port);
-        }
-    }
-    if (port) {
-        char digits[8];
-        long v;
-        if (port_len == 0 || port_len >= sizeof digits)
-            return "has a malformed port";
-        memcpy(digits, port, port_len);
-        digits[port_len] = '\0';
-        if (!core_parse_long(digits, 1, 65535, &v))
-            return "has a port outside 1-65535";
-    }
-    for (const char *seg = rest + authority; *seg;) {
-        seg++; /* past '/' */
-        size_t n = strcspn(seg, "/");
-        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-            return "must not contain . or .. path segments";
-        seg += n;
-    }
-    if (!https && !core_config_is_loopback(host))
-        return "must use https:// unless the host is loopback (RFC 8414, RFC 9700)";
-    return NULL;
+    struct core_url u;
+    return core_url_check(url, CORE_URL_NO_QUERY | CORE_URL_HTTPS_UNLESS_LOOPBACK, &u);
 }
 
 char *core_config_default_issuer(const char *host, int port)

@@ -85,10 +85,21 @@ enum core_tx_mode {
  */
 typedef enum core_db_rc (*core_db_tx_fn)(struct core_db_conn *c, void *arg);
 
+/* The tenant context of the platform itself (the prefecture's operator, the
+ * CLI): row-level security policies let it through where they say
+ * renkei.is_platform(). Only this exact pointer sets it; a tenant id that
+ * merely reads "*" (from a request, say) is refused. */
+extern const char CORE_DB_PLATFORM[];
+
+/* A tenant id as Orion takes a Fiware-Service: 1-50 of [a-z0-9_]. */
+bool core_tenant_id_ok(const char *id);
+
 /*
  * Runs fn in a transaction with the tenant context set
  * (set_config('renkei.tenant', tenant, true); tenant NULL: no tenant, so
- * row-level security shows no tenant's rows). Retries 40001 and 40P01 up to
+ * row-level security shows no tenant's rows; CORE_DB_PLATFORM: the platform).
+ * A tenant that is not a valid id is our bug: refused with CORE_DB_ERROR.
+ * Retries 40001 and 40P01 up to
  * 5 times, and a connection lost before COMMIT once on a fresh connection.
  * err (may be NULL) receives the failure.
  */

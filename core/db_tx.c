@@ -14,6 +14,19 @@ static const char *const begin_sql[] = {
     [CORE_TX_SERIALIZABLE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
 };
 
+const char CORE_DB_PLATFORM[] = "*";
+
+bool core_tenant_id_ok(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        char c = id[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') || n >= 50)
+            return false;
+    }
+    return n > 0;
+}
+
 static struct core_stmt set_tenant =
     CORE_STMT("core_db_tx_set_tenant", "SELECT set_config('renkei.tenant', $1, true)");
 
@@ -95,6 +108,11 @@ enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_t
     if (!err)
         err = &local;
     memset(err, 0, sizeof *err);
+    if (tenant && tenant != CORE_DB_PLATFORM && !core_tenant_id_ok(tenant)) {
+        core_log_bug("transaction for an invalid tenant id");
+        xsnprintf(err->message, sizeof err->message, "invalid tenant context");
+        return CORE_DB_ERROR;
+    }
     int serial = 0, lost = 0;
     for (;;) {
         struct core_db_conn *c = core_db_acquire(err);

@@ -58,6 +58,14 @@ CREATE FUNCTION renkei.current_tenant() RETURNS text
     AS $$ SELECT NULLIF(current_setting('renkei.tenant', true), '') $$;
 GRANT EXECUTE ON FUNCTION renkei.current_tenant() TO renkei_service;
 
+-- True in the platform's own context (the operator's CLI, the platform
+-- admin API): set_config('renkei.tenant', '*', true). A tenant id can never
+-- be '*', and the hub sets it only from its CORE_DB_PLATFORM constant.
+CREATE FUNCTION renkei.is_platform() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(current_setting('renkei.tenant', true) = '*', false) $$;
+GRANT EXECUTE ON FUNCTION renkei.is_platform() TO renkei_service;
+
 -- Trigger function for append-only tables (the audit log): refuses UPDATE,
 -- DELETE and TRUNCATE through the hub. The owner or a superuser can still
 -- disable triggers: tamper evidence comes from the Merkle log, not this.
