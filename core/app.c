@@ -17,11 +17,21 @@ static const struct core_command command_table[] = {
     {"migrate", core_cmd_migrate, "migrate [--status] [--json]",
      "apply pending database migrations, or show their state"},
     {"serve", core_cmd_serve, "serve", "serve the hub over HTTP until SIGTERM or SIGINT"},
+    {"tenant", tn_cmd_tenant, "tenant add|list|show|suspend|resume ...",
+     "manage the registry of towns (renkei help tenant)"},
 };
+
+/* What modules start with `serve` (caches, listeners), and stop after it. */
+static const core_module_fn start_table[] = {tn_cache_init};
+static const core_module_fn stop_table[] = {tn_cache_release};
 
 const struct core_app renkei_app = {
     .commands = command_table,
     .ncommands = ARRAY_SIZE(command_table),
     .routes = route_table,
     .nroutes = ARRAY_SIZE(route_table),
+    .starts = start_table,
+    .nstarts = ARRAY_SIZE(start_table),
+    .stops = stop_table,
+    .nstops = ARRAY_SIZE(stop_table),
 };

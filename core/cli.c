@@ -48,6 +48,8 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
     return 2;
 }
 
+bool core_cli_serving;
+
 bool core_cli_config(bool need_db, bool need_secret)
 {
     char *err = NULL;
@@ -56,7 +58,11 @@ bool core_cli_config(bool need_db, bool need_secret)
         free(err);
         return false;
     }
-    core_log_set_level(core_cfg.log_level);
+    /* A command's own output is what the operator reads: unless RENKEI_LOG
+     * asks for more, its log shows warnings and errors only. `serve` logs
+     * at info by default. */
+    core_log_set_level(core_cfg.log_level_set || core_cli_serving ? core_cfg.log_level
+                                                                  : CORE_LOG_WARN);
     if (need_db) {
         if (!core_cfg.db) {
             fprintf(stderr, "renkei: RENKEI_DB: is not set; it must be a libpq connection string "

@@ -17,11 +17,17 @@ struct core_command {
     const char *summary; /* one line */
 };
 
+typedef void (*core_module_fn)(void);
+
 struct core_app {
     const struct core_command *commands;
     size_t ncommands;
     const core_routes_fn *routes; /* every module's registration function */
     size_t nroutes;
+    const core_module_fn *starts; /* `serve` runs these once the pool exists */
+    size_t nstarts;
+    const core_module_fn *stops; /* and these after the server stopped */
+    size_t nstops;
 };
 
 int core_main(const struct core_app *app, int argc, char **argv);
@@ -35,6 +41,8 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
 /* Loads and validates configuration for a command; prints the one-line
  * error and returns false on failure. need_db: RENKEI_DB must be set. */
 bool core_cli_config(bool need_db, bool need_secret);
+/* Set by `serve` before core_cli_config: the process is the server. */
+extern bool core_cli_serving;
 
 int core_cmd_version(const struct core_app *app, int argc, char **argv);
 int core_cmd_help(const struct core_app *app, int argc, char **argv);

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/crypto.h"
 #include "core/db.h"
+#include "core/db_listen.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -35,6 +36,8 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
                                   "serve: unexpected argument \"%s\" (configure "
                                   "it with RENKEI_* variables)",
                                   argv[1]);
+    core_cli_serving = true;
+    core_db_warn_superuser = true;
     if (!core_cli_config(true, true))
         return 1;
 
@@ -54,6 +57,9 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         app->routes[i](router);
     core_metrics_init(router);
     core_db_init(core_cfg.db, core_cfg.db_pool);
+    for (size_t i = 0; i < app->nstarts; i++)
+        app->starts[i]();
+    core_db_listen_start(core_cfg.db);
 
     raise_fd_limit();
     int port = 0;
@@ -75,6 +81,9 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         }
     }
     if (!srv) {
+        core_db_listen_stop();
+        for (size_t i = 0; i < app->nstops; i++)
+            app->stops[i]();
         core_db_shutdown();
         core_openapi_release();
         core_metrics_release();
@@ -113,6 +122,9 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         break;
     }
     core_http_stop(srv, core_cfg.shutdown_grace, core_db_cancel_all);
+    core_db_listen_stop();
+    for (size_t i = 0; i < app->nstops; i++)
+        app->stops[i]();
     core_db_shutdown();
     core_openapi_release();
     core_metrics_release();

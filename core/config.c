@@ -113,6 +113,7 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
 
     v = lookup("RENKEI_LOG", ctx);
     cfg->log_level = CORE_LOG_INFO;
+    cfg->log_level_set = v != NULL;
     if (v && !core_log_level_parse(v, &cfg->log_level))
         return bad(err, "RENKEI_LOG", "must be debug, info, warn or error, got \"%s\"", v);
 

@@ -20,6 +20,7 @@ struct core_config {
     long max_body;      /* RENKEI_MAX_BODY, bytes */
     int shutdown_grace; /* RENKEI_SHUTDOWN_GRACE, seconds */
     enum core_log_level log_level; /* RENKEI_LOG */
+    bool log_level_set;            /* RENKEI_LOG was given */
 };
 
 /* Looks a key up; returns NULL when it is not set. */

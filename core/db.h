@@ -45,6 +45,10 @@ enum core_db_rc {
                           */
 };
 
+/* When set (by `serve`), the first connection warns if the login role is a
+ * superuser. */
+extern bool core_db_warn_superuser;
+
 /* Opens the pool (connections are made lazily). conninfo: libpq string. */
 void core_db_init(const char *conninfo, int size);
 /* Closes every connection; waits for none (call after the HTTP server stopped). */

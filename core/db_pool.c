@@ -187,9 +187,11 @@ bool core_db_conn_lost(const struct core_db_conn *c)
 
 /* Warns once when the login role is a superuser: row-level security then
  * rests on SET ROLE alone, which is fine for a developer, not for production. */
+bool core_db_warn_superuser;
+
 static void check_superuser(PGconn *pg)
 {
-    if (atomic_exchange(&pool.superuser_checked, true))
+    if (!core_db_warn_superuser || atomic_exchange(&pool.superuser_checked, true))
         return;
     PGresult *r = PQexec(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = session_user");
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')

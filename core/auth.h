@@ -1,0 +1,31 @@
+#ifndef CORE_AUTH_H
+#define CORE_AUTH_H
+
+#include "core/http.h"
+
+/*
+ * Who is calling. The token service (authz) installs the verifier that turns
+ * a request's bearer token into a principal; modules below it (tenants) ask
+ * core for the principal without depending on authz.
+ */
+struct core_principal {
+    const char *client_id; /* the OAuth client (service ID) */
+    const char *tenant;    /* the client's home tenant */
+    const char *subject;   /* the token's sub */
+    const char *scope;     /* space-separated scopes */
+};
+
+/* True when scope is one of p's scopes (exact, space-separated match). */
+bool core_principal_has_scope(const struct core_principal *p, const char *scope);
+
+/* Checks the request's credentials. On success fills *out (strings from
+ * req->pool) and returns true; otherwise queues the 401/403 reply itself and
+ * returns false. */
+typedef bool (*core_auth_verifier)(struct core_req *req, struct core_principal *out);
+void core_auth_set_verifier(core_auth_verifier fn);
+
+/* The caller's principal, or NULL once a 401 has been queued (no token, a bad
+ * one, or no token service installed yet). The principal lives in req->pool. */
+const struct core_principal *core_auth(struct core_req *req);
+
+#endif
