@@ -245,13 +245,14 @@ static void tn_handler_list(struct core_req *req)
             reply_rc(req, rc, &res);
             return;
         }
+        /* one more than asked for tells whether another page follows */
+        if (n > (size_t)limit) {
+            json_decref(next);
+            next = json_string(list[limit - 1].id);
+        }
         for (size_t i = 0; i < n; i++) {
             if (i < (size_t)limit)
                 json_array_append_new(items, tn_tenant_json(&list[i]));
-            if (i == (size_t)limit) {
-                json_decref(next);
-                next = json_string(list[limit - 1].id);
-            }
             tn_tenant_release(&list[i]);
         }
         free(list);

@@ -19,109 +19,27 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/migrate.h"
+#include "tests/support/tsup.h"
 
-static char *admin_conninfo; /* superuser, dbname=postgres */
-static char *conninfo;       /* superuser, our database */
-static char *private_dir;    /* our own cluster, if we started one */
-static char dbname[64];
-
-static char *run_capture(const char *cmd)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return NULL;
-    char line[1024] = "";
-    char *last = NULL;
-    while (fgets(line, sizeof line, p)) {
-        free(last);
-        line[strcspn(line, "\n")] = '\0';
-        last = xstrdup(line);
-    }
-    if (pclose(p) != 0) {
-        free(last);
-        return NULL;
-    }
-    return last;
-}
-
-static void admin_exec(const char *ci, const char *sql)
-{
-    PGconn *pg = PQconnectdb(ci);
-    if (PQstatus(pg) != CONNECTION_OK)
-        fail_msg("connect %s: %s", ci, PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    PQclear(r);
-    PQfinish(pg);
-}
-
-/* One value from a query run as the superuser (past RLS); "" on no rows. */
-static const char *admin_value(const char *ci, const char *sql)
-{
-    static char out[256];
-    PGconn *pg = PQconnectdb(ci);
-    PGresult *r = PQexec(pg, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    xsnprintf(out, sizeof out, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    PQfinish(pg);
-    return out;
-}
-
-static char *with_dbname(const char *ci, const char *db)
-{
-    const char *at = strstr(ci, "dbname=postgres");
-    if (!at)
-        return xasprintf("%s dbname=%s", ci, db);
-    return xasprintf("%.*sdbname=%s%s", (int)(at - ci), ci, db, at + strlen("dbname=postgres"));
-}
+static const char *conninfo; /* superuser, our database */
 
 static int setup(void **state)
 {
     (void)state;
     core_log_set_level(CORE_LOG_ERROR);
-    const char *env = getenv("RENKEI_TEST_DB");
-    if (env && *env) {
-        admin_conninfo = xstrdup(env);
-    } else {
-        const char *src = getenv("RENKEI_SRC");
-        char tmpl[] = "/tmp/renkei-dbtest.XXXXXX";
-        if (!src || !mkdtemp(tmpl))
-            return -1;
-        chmod(tmpl, 0755);
-        private_dir = xstrdup(tmpl);
-        char *cmd = xasprintf("'%s/ops/pg' start '%s/pg'", src, private_dir);
-        admin_conninfo = run_capture(cmd);
-        free(cmd);
-        if (!admin_conninfo)
-            return -1;
-    }
-    unsigned char r[4];
-    FILE *f = fopen("/dev/urandom", "r");
-    if (!f || fread(r, 1, 4, f) != 4)
+    conninfo = tsup_db_create("t_core_db");
+    if (!conninfo)
         return -1;
-    fclose(f);
-    snprintf(dbname, sizeof dbname, "t_core_db_%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
-    char *sql = xasprintf("CREATE DATABASE %s", dbname);
-    admin_exec(admin_conninfo, sql);
-    free(sql);
-    conninfo = with_dbname(admin_conninfo, dbname);
-    /* the migration runner as `renkei migrate` uses it */
-    if (core_migrate_run(conninfo, false, false) != 0)
-        return -1;
-    admin_exec(conninfo,
-               "SET ROLE renkei_owner;"
-               "CREATE TABLE renkei.t_rls (tenant_id text NOT NULL, v int NOT NULL);"
-               "ALTER TABLE renkei.t_rls ENABLE ROW LEVEL SECURITY;"
-               "CREATE POLICY t_rls_tenant ON renkei.t_rls USING (tenant_id = "
-               "renkei.current_tenant()) WITH CHECK (tenant_id = renkei.current_tenant());"
-               "GRANT SELECT, INSERT ON renkei.t_rls TO renkei_service;"
-               "CREATE TABLE renkei.t_counter (v int NOT NULL);"
-               "GRANT SELECT, INSERT ON renkei.t_counter TO renkei_service;"
-               "RESET ROLE;"
-               "INSERT INTO renkei.t_rls VALUES ('a', 1), ('a', 2), ('b', 3);");
+    tsup_exec(conninfo, "SET ROLE renkei_owner;"
+                        "CREATE TABLE renkei.t_rls (tenant_id text NOT NULL, v int NOT NULL);"
+                        "ALTER TABLE renkei.t_rls ENABLE ROW LEVEL SECURITY;"
+                        "CREATE POLICY t_rls_tenant ON renkei.t_rls USING (tenant_id = "
+                        "renkei.current_tenant()) WITH CHECK (tenant_id = renkei.current_tenant());"
+                        "GRANT SELECT, INSERT ON renkei.t_rls TO renkei_service;"
+                        "CREATE TABLE renkei.t_counter (v int NOT NULL);"
+                        "GRANT SELECT, INSERT ON renkei.t_counter TO renkei_service;"
+                        "RESET ROLE;"
+                        "INSERT INTO renkei.t_rls VALUES ('a', 1), ('a', 2), ('b', 3);");
     core_db_init(conninfo, 3);
     return 0;
 }
@@ -130,19 +48,7 @@ static int teardown(void **state)
 {
     (void)state;
     core_db_shutdown();
-    char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    admin_exec(admin_conninfo, sql);
-    free(sql);
-    if (private_dir) {
-        char *cmd = xasprintf("'%s/ops/pg' destroy '%s/pg' >/dev/null 2>&1; rmdir '%s'",
-                              getenv("RENKEI_SRC"), private_dir, private_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", private_dir);
-        free(cmd);
-        free(private_dir);
-    }
-    free(conninfo);
-    free(admin_conninfo);
+    tsup_db_drop();
     return 0;
 }
 
@@ -240,8 +146,8 @@ static void test_rls_refuses_other_tenants_rows(void **state)
                      CORE_DB_ERROR);
     assert_string_equal(err.sqlstate, "25006");
     /* nothing of tenant b was written: counted as the owner, past RLS */
-    assert_string_equal(admin_value(conninfo, "SELECT count(*) FROM renkei.t_rls WHERE "
-                                              "tenant_id = 'b'"),
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.t_rls WHERE "
+                                             "tenant_id = 'b'"),
                         "1");
     /* what the service was not granted, it cannot do, whatever the tenant */
     assert_int_equal(core_db_tx("a", CORE_TX_WRITE, tx_update_rls, NULL, &err), CORE_DB_ERROR);
@@ -254,36 +160,34 @@ static void test_service_privileges(void **state)
 {
     (void)state;
     /* the roles as deployed: no login, no superuser, no BYPASSRLS, owns nothing */
-    assert_string_equal(admin_value(conninfo, "SELECT rolcanlogin OR rolsuper OR rolbypassrls OR "
-                                              "rolcreaterole FROM pg_roles WHERE rolname = "
-                                              "'renkei_service'"),
+    assert_string_equal(tsup_value(conninfo, "SELECT rolcanlogin OR rolsuper OR rolbypassrls OR "
+                                             "rolcreaterole FROM pg_roles WHERE rolname = "
+                                             "'renkei_service'"),
                         "f");
-    assert_string_equal(admin_value(conninfo,
-                                    "SELECT count(*) FROM pg_class c JOIN pg_namespace "
-                                    "n ON n.oid = c.relnamespace WHERE n.nspname = "
-                                    "'renkei' AND c.relowner = 'renkei_service'::regrole"),
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM pg_class c JOIN pg_namespace "
+                                             "n ON n.oid = c.relnamespace WHERE n.nspname = "
+                                             "'renkei' AND c.relowner = 'renkei_service'::regrole"),
                         "0");
-    assert_string_equal(admin_value(conninfo, "SELECT nspowner::regrole::text FROM pg_namespace "
-                                              "WHERE nspname = 'renkei'"),
+    assert_string_equal(tsup_value(conninfo, "SELECT nspowner::regrole::text FROM pg_namespace "
+                                             "WHERE nspname = 'renkei'"),
                         "renkei_owner");
     /* functions: granted on purpose, nothing to PUBLIC */
-    assert_string_equal(admin_value(conninfo, "SELECT has_function_privilege('renkei_service', "
-                                              "'renkei.current_tenant()', 'EXECUTE')"),
+    assert_string_equal(tsup_value(conninfo, "SELECT has_function_privilege('renkei_service', "
+                                             "'renkei.current_tenant()', 'EXECUTE')"),
                         "t");
-    assert_string_equal(admin_value(conninfo, "SELECT has_function_privilege('renkei_service', "
-                                              "'renkei.refuse_change()', 'EXECUTE')"),
+    assert_string_equal(tsup_value(conninfo, "SELECT has_function_privilege('renkei_service', "
+                                             "'renkei.refuse_change()', 'EXECUTE')"),
                         "f");
-    assert_string_equal(admin_value(conninfo, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n "
-                                              "ON n.oid = p.pronamespace WHERE n.nspname = "
-                                              "'renkei' AND (p.proacl IS NULL OR "
-                                              "array_to_string(p.proacl, ',') ~ '(^|,)=')"),
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n "
+                                             "ON n.oid = p.pronamespace WHERE n.nspname = "
+                                             "'renkei' AND (p.proacl IS NULL OR "
+                                             "array_to_string(p.proacl, ',') ~ '(^|,)=')"),
                         "0");
     /* the migrations table: readable, not writable by the service */
-    assert_string_equal(admin_value(conninfo,
-                                    "SELECT has_table_privilege('renkei_service', "
-                                    "'renkei.schema_migrations', 'SELECT') AND NOT "
-                                    "has_table_privilege('renkei_service', "
-                                    "'renkei.schema_migrations', 'INSERT,UPDATE,DELETE')"),
+    assert_string_equal(tsup_value(conninfo, "SELECT has_table_privilege('renkei_service', "
+                                             "'renkei.schema_migrations', 'SELECT') AND NOT "
+                                             "has_table_privilege('renkei_service', "
+                                             "'renkei.schema_migrations', 'INSERT,UPDATE,DELETE')"),
                         "t");
 }
 
@@ -292,9 +196,10 @@ static void test_service_privileges(void **state)
 static void test_login_role_deployment(void **state)
 {
     (void)state;
-    admin_exec(admin_conninfo, "DO $$ BEGIN CREATE ROLE renkei_test_app LOGIN; EXCEPTION WHEN "
-                               "duplicate_object OR unique_violation THEN NULL; END $$");
-    admin_exec(admin_conninfo, "GRANT renkei_service TO renkei_test_app");
+    tsup_exec(tsup_admin_conninfo(),
+              "DO $$ BEGIN CREATE ROLE renkei_test_app LOGIN; EXCEPTION WHEN "
+              "duplicate_object OR unique_violation THEN NULL; END $$");
+    tsup_exec(tsup_admin_conninfo(), "GRANT renkei_service TO renkei_test_app");
     char *app = xasprintf("%s user=renkei_test_app", conninfo);
     core_db_shutdown();
     core_db_init(app, 2);
@@ -442,12 +347,9 @@ static void test_reconnect_after_terminate(void **state)
     long pid = 0;
     assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_pid, &pid, NULL), CORE_DB_OK);
     /* kill every backend of the pool, as a server restart would */
-    char *sql = xasprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                          "datname = '%s' AND application_name = 'renkei' AND pid <> "
-                          "pg_backend_pid()",
-                          dbname);
-    admin_exec(admin_conninfo, sql);
-    free(sql);
+    tsup_exec(conninfo, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND application_name = 'renkei' AND pid "
+                        "<> pg_backend_pid()");
     usleep(100 * 1000);
     long pid2 = 0;
     assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_pid, &pid2, NULL), CORE_DB_OK);
@@ -469,10 +371,10 @@ static void test_migrate_is_idempotent(void **state)
     (void)state;
     const char *q = "SELECT string_agg(version || ':' || checksum || ':' || applied_at, ',' "
                     "ORDER BY version) FROM renkei.schema_migrations";
-    char before[256];
-    xsnprintf(before, sizeof before, "%s", admin_value(conninfo, q));
+    char before[1024];
+    xsnprintf(before, sizeof before, "%s", tsup_value(conninfo, q));
     assert_int_equal(core_migrate_run(conninfo, false, false), 0);
-    assert_string_equal(admin_value(conninfo, q), before);
+    assert_string_equal(tsup_value(conninfo, q), before);
     char why[300];
     int applied = 0;
     assert_true(core_migrate_ready(why, sizeof why, &applied));
