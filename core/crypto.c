@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
@@ -38,6 +39,105 @@ void core_hex(const unsigned char *in, size_t len, char *out)
         out[2 * i + 1] = digits[in[i] & 15];
     }
     out[2 * len] = '\0';
+}
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static char *b64_encode(const char *alphabet, bool pad, const void *data, size_t len)
+{
+    const unsigned char *in = data;
+    char *out = xmalloc((len + 2) / 3 * 4 + 1);
+    size_t o = 0, i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        out[o++] = alphabet[(v >> 6) & 63];
+        out[o++] = alphabet[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+        out[o++] = alphabet[v >> 18];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[o++] = alphabet[(v >> 6) & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (pad)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+char *core_b64url_encode(const void *data, size_t len)
+{
+    return b64_encode(b64url_alphabet, false, data, len);
+}
+
+char *core_b64_encode(const void *data, size_t len)
+{
+    return b64_encode(b64_alphabet, true, data, len);
+}
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+bool core_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
+{
+    if (len % 4 == 1)
+        return false;
+    unsigned char *buf = xmalloc(len / 4 * 3 + 3);
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0) {
+            free(buf);
+            return false;
+        }
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* the bits left over must be zero: otherwise two strings decode alike */
+    if (acc & ((1u << bits) - 1)) {
+        free(buf);
+        return false;
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return true;
+}
+
+void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
+                      unsigned char out[32])
+{
+    unsigned int n = 32;
+    if (!HMAC(EVP_sha256(), key, 32, data, len, out, &n)) {
+        core_log_bug("HMAC-SHA256 failed");
+        abort();
+    }
 }
 
 void core_sha256(const void *data, size_t len, unsigned char out[32])

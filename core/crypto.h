@@ -10,6 +10,20 @@ void core_random(void *buf, size_t len);
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void core_hex(const unsigned char *in, size_t len, char *out);
 
+/* base64url without padding (RFC 4648 §5, as JOSE uses it). The encoder
+ * returns a malloc'd string; the decoder returns false on any character
+ * outside the alphabet, padding, or a length no encoder produces, and
+ * otherwise a malloc'd buffer (NUL-terminated, not counted in *out_len). */
+char *core_b64url_encode(const void *data, size_t len);
+bool core_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len);
+/* Standard base64 with padding (the audit log's hashes). */
+char *core_b64_encode(const void *data, size_t len);
+
+/* HMAC-SHA256 of data under a key derived from the master secret for label
+ * (cached per label by the caller if it is hot). */
+void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
+                      unsigned char out[32]);
+
 /* SHA-256 of data into out[32]. */
 void core_sha256(const void *data, size_t len, unsigned char out[32]);
 

@@ -4,6 +4,7 @@
 #include <jansson.h>
 
 #include "core/errors.h"
+#include "core/json.h"
 #include "core/pool.h"
 #include "core/router.h"
 
@@ -57,10 +58,6 @@ void core_reply_empty(struct core_req *req, unsigned status);
  * fmt NULL uses the registry's description. */
 void core_reply_error(struct core_req *req, enum core_err code, const char *fmt, ...)
     PRINTF_LIKE(3, 4);
-
-/* Checks the bytes of a JSON document for nesting deeper than max (brackets
- * outside strings). Cheap, and done before the parser sees the bytes. */
-bool core_json_depth_ok(const char *data, size_t len, int max);
 
 /* ---- the server ---- */
 

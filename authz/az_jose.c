@@ -1,0 +1,373 @@
+#include <stdlib.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "authz/az_jose.h"
+#include "core/crypto.h"
+#include "core/json.h"
+#include "core/log.h"
+
+#define EC_COORD 32 /* P-256 */
+
+const char *az_alg_name(enum az_alg a)
+{
+    return a == AZ_RS256 ? "RS256" : "ES256";
+}
+
+bool az_alg_parse(const char *s, enum az_alg *out)
+{
+    if (s && strcmp(s, "ES256") == 0) {
+        *out = AZ_ES256;
+        return true;
+    }
+    if (s && strcmp(s, "RS256") == 0) {
+        *out = AZ_RS256;
+        return true;
+    }
+    return false;
+}
+
+EVP_PKEY *az_key_generate(enum az_alg alg)
+{
+    EVP_PKEY *k = alg == AZ_ES256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    if (!k) {
+        core_log_bug("key generation failed");
+        abort();
+    }
+    return k;
+}
+
+static char *bn_b64url(const BIGNUM *bn, int width)
+{
+    int n = width ? width : BN_num_bytes(bn);
+    unsigned char *buf = xmalloc((size_t)n + 1);
+    if (BN_bn2binpad(bn, buf, n) != n) {
+        free(buf);
+        return NULL;
+    }
+    char *out = core_b64url_encode(buf, (size_t)n);
+    free(buf);
+    return out;
+}
+
+json_t *az_jwk_public(EVP_PKEY *key)
+{
+    json_t *jwk = NULL;
+    BIGNUM *a = NULL, *b = NULL;
+    if (EVP_PKEY_is_a(key, "EC")) {
+        if (!EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &a) ||
+            !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &b))
+            goto cleanup;
+        char *x = bn_b64url(a, EC_COORD), *y = bn_b64url(b, EC_COORD);
+        if (x && y)
+            jwk = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", x, "y", y);
+        free(x);
+        free(y);
+    } else if (EVP_PKEY_is_a(key, "RSA")) {
+        if (!EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &a) ||
+            !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &b))
+            goto cleanup;
+        char *n = bn_b64url(a, 0), *e = bn_b64url(b, 0);
+        if (n && e)
+            jwk = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", n, "e", e);
+        free(n);
+        free(e);
+    }
+cleanup:
+    BN_free(a);
+    BN_free(b);
+    return jwk;
+}
+
+char *az_jwk_thumbprint(json_t *jwk)
+{
+    /* RFC 7638 §3.2: the required members only, in lexicographic order, no
+     * whitespace */
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    json_t *canon;
+    if (kty && strcmp(kty, "EC") == 0)
+        canon = json_pack("{s:O, s:O, s:O, s:O}", "crv", json_object_get(jwk, "crv"), "kty",
+                          json_object_get(jwk, "kty"), "x", json_object_get(jwk, "x"), "y",
+                          json_object_get(jwk, "y"));
+    else
+        canon = json_pack("{s:O, s:O, s:O}", "e", json_object_get(jwk, "e"), "kty",
+                          json_object_get(jwk, "kty"), "n", json_object_get(jwk, "n"));
+    if (!canon)
+        return NULL;
+    char *text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(canon);
+    unsigned char d[32];
+    core_sha256(text, strlen(text), d);
+    free(text);
+    return core_b64url_encode(d, sizeof d);
+}
+
+static BIGNUM *member_bn(json_t *jwk, const char *name, size_t exact, size_t max)
+{
+    const char *s = json_string_value(json_object_get(jwk, name));
+    unsigned char *raw;
+    size_t len;
+    if (!s || !core_b64url_decode(s, strlen(s), &raw, &len))
+        return NULL;
+    BIGNUM *bn = NULL;
+    if ((!exact || len == exact) && len > 0 && len <= max)
+        bn = BN_bin2bn(raw, (int)len, NULL);
+    free(raw);
+    return bn;
+}
+
+EVP_PKEY *az_jwk_import(json_t *jwk, const char **why)
+{
+    const char *kty = json_string_value(json_object_get(jwk, "kty"));
+    if (!json_is_object(jwk) || !kty) {
+        *why = "a JWK needs kty";
+        return NULL;
+    }
+    if (json_object_get(jwk, "d") || json_object_get(jwk, "p") || json_object_get(jwk, "q")) {
+        *why = "a JWK given to the hub must not hold a private key";
+        return NULL;
+    }
+    EVP_PKEY *key = NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    BIGNUM *a = NULL, *b = NULL;
+    unsigned char point[1 + 2 * EC_COORD];
+    if (strcmp(kty, "EC") == 0) {
+        const char *crv = json_string_value(json_object_get(jwk, "crv"));
+        if (!crv || strcmp(crv, "P-256") != 0) {
+            *why = "only EC keys on P-256 are accepted";
+            goto cleanup;
+        }
+        a = member_bn(jwk, "x", EC_COORD, EC_COORD);
+        b = member_bn(jwk, "y", EC_COORD, EC_COORD);
+        if (!a || !b) {
+            *why = "an EC JWK needs x and y of 32 bytes each";
+            goto cleanup;
+        }
+        point[0] = 0x04;
+        BN_bn2binpad(a, point + 1, EC_COORD);
+        BN_bn2binpad(b, point + 1 + EC_COORD, EC_COORD);
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    } else if (strcmp(kty, "RSA") == 0) {
+        a = member_bn(jwk, "n", 0, 1024);
+        b = member_bn(jwk, "e", 0, 8);
+        if (!a || !b) {
+            *why = "an RSA JWK needs n and e";
+            goto cleanup;
+        }
+        if (BN_num_bits(a) < 2048) {
+            *why = "RSA keys must have at least 2048 bits";
+            goto cleanup;
+        }
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, a);
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, b);
+        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    } else {
+        *why = "kty must be EC or RSA";
+        goto cleanup;
+    }
+    params = OSSL_PARAM_BLD_to_param(bld);
+    if (!ctx || !params || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+        EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        *why = "the JWK is not a valid public key";
+        key = NULL;
+        goto cleanup;
+    }
+    if (strcmp(kty, "EC") == 0) {
+        /* the point must lie on the curve (invalid-curve attacks) */
+        EVP_PKEY_CTX *check = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+        bool ok = check && EVP_PKEY_public_check(check) == 1;
+        EVP_PKEY_CTX_free(check);
+        if (!ok) {
+            *why = "the EC point is not on P-256";
+            EVP_PKEY_free(key);
+            key = NULL;
+        }
+    }
+cleanup:
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    BN_free(a);
+    BN_free(b);
+    return key;
+}
+
+char *az_key_to_pem(EVP_PKEY *key, size_t *len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *out = NULL;
+    if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1) {
+        char *data;
+        long n = BIO_get_mem_data(bio, &data);
+        out = xmalloc((size_t)n + 1);
+        memcpy(out, data, (size_t)n);
+        out[n] = '\0';
+        *len = (size_t)n;
+    }
+    BIO_free(bio);
+    if (!out) {
+        core_log_bug("cannot write a private key");
+        abort();
+    }
+    return out;
+}
+
+EVP_PKEY *az_key_from_pem(const char *pem, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return key;
+}
+
+/* ---- JWS ---- */
+
+static char *json_b64url(json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *out = core_b64url_encode(text, strlen(text));
+    free(text);
+    return out;
+}
+
+char *az_jws_sign(EVP_PKEY *key, enum az_alg alg, json_t *header, json_t *claims)
+{
+    char *h = json_b64url(header), *c = json_b64url(claims);
+    size_t hl = strlen(h), cl = strlen(c);
+    char *input = xmalloc(hl + 1 + cl + 1);
+    memcpy(input, h, hl);
+    input[hl] = '.';
+    memcpy(input + hl + 1, c, cl + 1);
+    free(h);
+    free(c);
+
+    unsigned char der[512];
+    size_t der_len = sizeof der;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+              EVP_DigestSign(md, der, &der_len, (unsigned char *)input, hl + 1 + cl) == 1;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        core_log_bug("JWS signing failed");
+        abort();
+    }
+    unsigned char raw[2 * EC_COORD];
+    const unsigned char *sig = der;
+    size_t sig_len = der_len;
+    if (alg == AZ_ES256) {
+        /* JWS wants r || s, 32 bytes each, not DER (RFC 7518 §3.4) */
+        const unsigned char *p = der;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+        const BIGNUM *r, *s;
+        ECDSA_SIG_get0(es, &r, &s);
+        BN_bn2binpad(r, raw, EC_COORD);
+        BN_bn2binpad(s, raw + EC_COORD, EC_COORD);
+        ECDSA_SIG_free(es);
+        sig = raw;
+        sig_len = sizeof raw;
+    }
+    char *s64 = core_b64url_encode(sig, sig_len);
+    size_t il = hl + 1 + cl, sl = strlen(s64);
+    char *token = xmalloc(il + 1 + sl + 1);
+    memcpy(token, input, il);
+    token[il] = '.';
+    memcpy(token + il + 1, s64, sl + 1);
+    free(input);
+    free(s64);
+    return token;
+}
+
+static json_t *decode_object(const char *p, size_t len)
+{
+    unsigned char *raw;
+    size_t n;
+    if (!core_b64url_decode(p, len, &raw, &n))
+        return NULL;
+    json_t *j = NULL;
+    if (core_json_depth_ok((char *)raw, n, 8))
+        j = json_loadb((char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+    free(raw);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+bool az_jws_parse(const char *token, size_t max_len, struct az_jws *out, const char **why)
+{
+    memset(out, 0, sizeof *out);
+    size_t len = strnlen(token, max_len + 1);
+    if (len > max_len) {
+        *why = "the token is too long";
+        return false;
+    }
+    const char *d1 = memchr(token, '.', len);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+    if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token))) {
+        *why = "the token is not a compact JWS (three parts)";
+        return false;
+    }
+    out->header = decode_object(token, (size_t)(d1 - token));
+    out->claims = decode_object(d1 + 1, (size_t)(d2 - d1 - 1));
+    if (!out->header || !out->claims ||
+        !core_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), &out->sig, &out->sig_len)) {
+        az_jws_release(out);
+        *why = "the token's parts are not base64url JSON objects";
+        return false;
+    }
+    out->signing_input = token;
+    out->signing_input_len = (size_t)(d2 - token);
+    return true;
+}
+
+void az_jws_release(struct az_jws *j)
+{
+    json_decref(j->header);
+    json_decref(j->claims);
+    free(j->sig);
+    memset(j, 0, sizeof *j);
+}
+
+bool az_jws_verify(const struct az_jws *j, EVP_PKEY *key, enum az_alg alg)
+{
+    const char *halg = json_string_value(json_object_get(j->header, "alg"));
+    enum az_alg hdr;
+    if (!az_alg_parse(halg, &hdr) || hdr != alg)
+        return false;
+    if (alg == AZ_ES256 ? !EVP_PKEY_is_a(key, "EC") : !EVP_PKEY_is_a(key, "RSA"))
+        return false;
+    unsigned char der[128];
+    const unsigned char *sig = j->sig;
+    size_t sig_len = j->sig_len;
+    if (alg == AZ_ES256) {
+        if (j->sig_len != 2 * EC_COORD)
+            return false;
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        BIGNUM *r = BN_bin2bn(j->sig, EC_COORD, NULL);
+        BIGNUM *s = BN_bin2bn(j->sig + EC_COORD, EC_COORD, NULL);
+        ECDSA_SIG_set0(es, r, s);
+        unsigned char *p = der;
+        int n = i2d_ECDSA_SIG(es, &p);
+        ECDSA_SIG_free(es);
+        if (n <= 0)
+            return false;
+        sig = der;
+        sig_len = (size_t)n;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+              EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)j->signing_input,
+                               j->signing_input_len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
