@@ -1,6 +1,45 @@
-#include "authz/az.h"
+/* The token service's routes and its start and stop with `serve`. */
+#include "authz/az_client.h"
+#include "authz/az_internal.h"
+#include "authz/az_token.h"
+#include "core/db_listen.h"
+#include "core/log.h"
 
 void az_routes(struct core_router *r)
 {
-    (void)r;
+    az_oauth_routes(r);
+    az_register_routes(r);
+    az_clients_routes(r);
+}
+
+static void on_keys_changed(const char *kid, void *arg)
+{
+    (void)kid;
+    (void)arg;
+    az_keys_load();
+}
+
+static void on_keys_reset(void *arg)
+{
+    (void)arg;
+    az_keys_load();
+}
+
+void az_start(void)
+{
+    az_clients_cache_init();
+    az_token_init();
+    core_db_listen("renkei_keys", on_keys_changed, on_keys_reset, NULL);
+    if (!az_keys_load())
+        core_warn("the token service starts without signing keys; it loads them when the "
+                  "database answers");
+    core_auth_set_verifier(az_core_verifier);
+}
+
+void az_stop(void)
+{
+    core_auth_set_verifier(NULL);
+    az_token_release();
+    az_clients_cache_release();
+    az_keys_release();
 }

@@ -19,11 +19,14 @@ static const struct core_command command_table[] = {
     {"serve", core_cmd_serve, "serve", "serve the hub over HTTP until SIGTERM or SIGINT"},
     {"tenant", tn_cmd_tenant, "tenant add|list|show|suspend|resume ...",
      "manage the registry of towns (renkei help tenant)"},
+    {"client", az_cmd_client, "client add|list|show|rotate-secret|disable|enable|initial-token",
+     "manage service IDs (OAuth clients)"},
+    {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
 };
 
 /* What modules start with `serve` (caches, listeners), and stop after it. */
-static const core_module_fn start_table[] = {tn_cache_init};
-static const core_module_fn stop_table[] = {tn_cache_release};
+static const core_module_fn start_table[] = {tn_cache_init, az_start};
+static const core_module_fn stop_table[] = {az_stop, tn_cache_release};
 
 const struct core_app renkei_app = {
     .commands = command_table,

@@ -1,6 +1,7 @@
 #include <stdatomic.h>
 
 #include "core/auth.h"
+#include "core/db.h"
 
 static _Atomic(core_auth_verifier) verifier;
 
@@ -36,4 +37,23 @@ const struct core_principal *core_auth(struct core_req *req)
     if (!fn(req, p))
         return NULL;
     return p;
+}
+
+bool core_auth_admin(struct core_req *req, struct core_admin *out)
+{
+    out->p = core_auth(req);
+    if (!out->p)
+        return false;
+    out->platform = core_principal_has_scope(out->p, "admin");
+    if (!out->platform && !core_principal_has_scope(out->p, "tenant.admin")) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "this needs scope admin or tenant.admin");
+        return false;
+    }
+    if (!out->platform && (!out->p->tenant || !core_tenant_id_ok(out->p->tenant))) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
+        return false;
+    }
+    out->context = out->platform ? CORE_DB_PLATFORM : out->p->tenant;
+    out->actor = core_psprintf(req->pool, "client:%s", out->p->client_id ? out->p->client_id : "?");
+    return true;
 }

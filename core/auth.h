@@ -28,4 +28,18 @@ void core_auth_set_verifier(core_auth_verifier fn);
  * one, or no token service installed yet). The principal lives in req->pool. */
 const struct core_principal *core_auth(struct core_req *req);
 
+/* An administrator: scope "admin" acts for the platform (context
+ * CORE_DB_PLATFORM), "tenant.admin" for its own tenant only (context = its
+ * tenant id). */
+struct core_admin {
+    const struct core_principal *p;
+    bool platform;
+    const char *context;
+    const char *actor; /* "client:<id>", for audit events */
+};
+
+/* Authenticates and requires admin or tenant.admin; false once the 401/403
+ * is queued. */
+bool core_auth_admin(struct core_req *req, struct core_admin *out);
+
 #endif

@@ -43,6 +43,14 @@ const char *core_req_header(const struct core_req *req, const char *name);
 #define CORE_JSON_MAX_DEPTH 32
 json_t *core_req_body_json(struct core_req *req);
 
+/* The peer's address as text ("127.0.0.1", "::1"); "?" when unknown. */
+const char *core_req_peer(struct core_req *req);
+
+/* Replies an OAuth error (RFC 6749 §5.2): {"error", "error_description"},
+ * no-store. */
+void core_reply_oauth_error(struct core_req *req, unsigned status, const char *error,
+                            const char *fmt, ...) PRINTF_LIKE(4, 5);
+
 /* Adds a response header to the reply queued next. */
 void core_reply_header(struct core_req *req, const char *name, const char *value);
 

@@ -20,6 +20,7 @@ struct core_http_internal {
     bool started;      /* the access handler has seen the request */
     bool has_body;     /* Content-Length > 0 or Transfer-Encoding */
     const char *error; /* the description of an error reply, for the log */
+    char peer[48];     /* the client's address, once asked for */
     enum core_method method;
 };
 

@@ -1,5 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <strings.h>
 
 #include "core/http_internal.h"
@@ -22,6 +24,41 @@ const char *core_req_query(const struct core_req *req, const char *name)
 const char *core_req_header(const struct core_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, name);
+}
+
+const char *core_req_peer(struct core_req *req)
+{
+    if (req->in->peer[0])
+        return req->in->peer;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->in->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const char *out = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        out = inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->in->peer,
+                        sizeof req->in->peer);
+    else if (sa && sa->sa_family == AF_INET6)
+        out = inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->in->peer,
+                        sizeof req->in->peer);
+    if (!out)
+        xsnprintf(req->in->peer, sizeof req->in->peer, "?");
+    return req->in->peer;
+}
+
+void core_reply_oauth_error(struct core_req *req, unsigned status, const char *error,
+                            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *desc = xvasprintf(fmt, ap);
+    va_end(ap);
+    json_t *d = json_string(desc);
+    free(desc);
+    if (!d)
+        d = json_string("the request was refused");
+    req->in->error = core_psprintf(req->pool, "%s: %s", error, json_string_value(d));
+    core_reply_header(req, "Pragma", "no-cache");
+    core_reply_json(req, status, json_pack("{s:s, s:o}", "error", error, "error_description", d));
 }
 
 void core_reply_header(struct core_req *req, const char *name, const char *value)

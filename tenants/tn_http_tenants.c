@@ -12,33 +12,6 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     500
 
-struct caller {
-    const struct core_principal *p;
-    bool admin;
-    const char *context; /* CORE_DB_PLATFORM or the caller's tenant */
-    const char *actor;
-};
-
-/* Authenticates and requires admin or tenant.admin; false once replied. */
-static bool caller(struct core_req *req, struct caller *c)
-{
-    c->p = core_auth(req);
-    if (!c->p)
-        return false;
-    c->admin = core_principal_has_scope(c->p, "admin");
-    if (!c->admin && !core_principal_has_scope(c->p, "tenant.admin")) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "this needs scope admin or tenant.admin");
-        return false;
-    }
-    if (!c->admin && (!c->p->tenant || !core_tenant_id_ok(c->p->tenant))) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
-        return false;
-    }
-    c->context = c->admin ? CORE_DB_PLATFORM : c->p->tenant;
-    c->actor = core_psprintf(req->pool, "client:%s", c->p->client_id ? c->p->client_id : "?");
-    return true;
-}
-
 static void reply_rc(struct core_req *req, enum tn_rc rc, const struct tn_result *res)
 {
     switch (rc) {
@@ -205,8 +178,8 @@ static bool parse_city_os(json_t *os, bool *hosted, struct tn_upstream *up, char
 
 static void tn_handler_list(struct core_req *req)
 {
-    struct caller c;
-    if (!caller(req, &c))
+    struct core_admin c;
+    if (!core_auth_admin(req, &c))
         return;
     long limit = LIST_DEFAULT;
     const char *ls = core_req_query(req, "limit");
@@ -223,7 +196,7 @@ static void tn_handler_list(struct core_req *req)
     json_t *items = json_array();
     json_t *next = json_null();
     struct tn_result res;
-    if (!c.admin) {
+    if (!c.platform) {
         /* a town admin's list is its own tenant */
         struct tn_tenant t;
         enum tn_rc rc = tn_get(c.context, c.p->tenant, &t, &res);
@@ -262,10 +235,10 @@ static void tn_handler_list(struct core_req *req)
 
 static void tn_handler_create(struct core_req *req)
 {
-    struct caller c;
-    if (!caller(req, &c))
+    struct core_admin c;
+    if (!core_auth_admin(req, &c))
         return;
-    if (!c.admin) {
+    if (!c.platform) {
         core_reply_error(req, CORE_ERR_FORBIDDEN, "only the platform admin creates tenants");
         return;
     }
@@ -329,7 +302,7 @@ static void tn_handler_create(struct core_req *req)
 }
 
 /* The {id} of the path, checked, and the caller allowed to touch it. */
-static const char *target(struct core_req *req, const struct caller *c)
+static const char *target(struct core_req *req, const struct core_admin *c)
 {
     const char *id = core_req_param(req, "id");
     const char *why = tn_check_id(id);
@@ -337,7 +310,7 @@ static const char *target(struct core_req *req, const struct caller *c)
         core_reply_error(req, CORE_ERR_NOT_FOUND, "no tenant %s", id);
         return NULL;
     }
-    if (!c->admin && strcmp(id, c->p->tenant) != 0) {
+    if (!c->platform && strcmp(id, c->p->tenant) != 0) {
         core_reply_error(req, CORE_ERR_FORBIDDEN, "a tenant admin may only manage its own tenant");
         return NULL;
     }
@@ -346,8 +319,8 @@ static const char *target(struct core_req *req, const struct caller *c)
 
 static void tn_handler_read(struct core_req *req)
 {
-    struct caller c;
-    if (!caller(req, &c))
+    struct core_admin c;
+    if (!core_auth_admin(req, &c))
         return;
     const char *id = target(req, &c);
     if (!id)
@@ -383,8 +356,8 @@ static int if_match(struct core_req *req)
 
 static void tn_handler_update(struct core_req *req)
 {
-    struct caller c;
-    if (!caller(req, &c))
+    struct core_admin c;
+    if (!core_auth_admin(req, &c))
         return;
     const char *id = target(req, &c);
     if (!id)
@@ -419,7 +392,7 @@ static void tn_handler_update(struct core_req *req)
     }
     json_t *parent = json_object_get(body, "parent");
     if (parent) {
-        if (!c.admin) {
+        if (!c.platform) {
             core_reply_error(req, CORE_ERR_FORBIDDEN, "only the platform admin changes a parent");
             return;
         }
@@ -433,7 +406,7 @@ static void tn_handler_update(struct core_req *req)
         }
     }
     if (state) {
-        if (!c.admin) {
+        if (!c.platform) {
             core_reply_error(req, CORE_ERR_FORBIDDEN,
                              "only the platform admin suspends or resumes a tenant");
             return;

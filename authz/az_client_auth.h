@@ -1,0 +1,18 @@
+#ifndef AZ_CLIENT_AUTH_H
+#define AZ_CLIENT_AUTH_H
+
+/* Client authentication at the token, introspection and revocation
+ * endpoints: client_secret_basic, client_secret_post, private_key_jwt
+ * (RFC 7523), with throttling of failures per client and per address. */
+#include "authz/az_client.h"
+#include "authz/az_form.h"
+
+/* Authenticates the caller from the request and its form. On failure the
+ * OAuth error reply is queued (400 invalid_request, 401 invalid_client,
+ * 429, 503) and NULL returned. The client is shared: az_client_put it. */
+const struct az_client *az_authenticate(struct core_req *req, const struct az_form *f);
+
+/* Clears the failure counters (tests). */
+void az_throttle_reset(void);
+
+#endif

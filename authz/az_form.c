@@ -1,0 +1,85 @@
+#include "authz/az_form.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *az_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool)
+{
+    char *out = core_palloc(pool, len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return NULL;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus) {
+            c = ' ';
+        } else if (c == '\0') {
+            return NULL;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *az_form_parse(const char *data, size_t len, struct core_pool *pool, struct az_form *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && data[end] != '&')
+            end++;
+        if (end > i) { /* empty pieces ("a=1&&b=2") are skipped, as browsers send them */
+            const char *eq = memchr(data + i, '=', end - i);
+            size_t klen = eq ? (size_t)(eq - (data + i)) : end - i;
+            const char *v = eq ? eq + 1 : data + end;
+            size_t vlen = eq ? (size_t)(data + end - v) : 0;
+            if (klen == 0)
+                return "a parameter has no name";
+            if (f->n == AZ_FORM_MAX_PARAMS)
+                return "too many parameters";
+            if (vlen > 3 * AZ_FORM_MAX_VALUE)
+                return "a parameter is too long";
+            char *key = az_url_decode(data + i, klen, true, pool);
+            char *val = az_url_decode(v, vlen, true, pool);
+            if (!key || !val)
+                return "a parameter has a malformed percent-escape";
+            if (strlen(val) > AZ_FORM_MAX_VALUE)
+                return "a parameter is too long";
+            for (size_t k = 0; k < f->n; k++) {
+                if (strcmp(f->keys[k], key) == 0)
+                    return core_psprintf(pool, "parameter %s is given more than once",
+                                         strlen(key) <= 64 ? key : "(long)");
+            }
+            f->keys[f->n] = key;
+            f->values[f->n] = val;
+            f->n++;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
+const char *az_form_get(const struct az_form *f, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->keys[i], key) == 0)
+            return f->values[i];
+    }
+    return NULL;
+}

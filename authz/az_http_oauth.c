@@ -1,0 +1,335 @@
+/* The OAuth endpoints: discovery (RFC 8414), JWKS, token (client_credentials,
+ * RFC 9068 access tokens, RFC 8707 resource), introspection (RFC 7662) and
+ * revocation (RFC 7009). */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "authz/az_client_auth.h"
+#include "authz/az_internal.h"
+#include "authz/az_token.h"
+#include "core/config.h"
+#include "core/http.h"
+#include "core/strbuf.h"
+#include "core/url.h"
+
+#define FORM_MAX_BODY (64 * 1024)
+
+static const char *const auth_methods[] = {"client_secret_basic", "client_secret_post",
+                                           "private_key_jwt", NULL};
+
+static json_t *string_list(const char *const *items)
+{
+    json_t *a = json_array();
+    for (; *items; items++)
+        json_array_append_new(a, json_string(*items));
+    return a;
+}
+
+static char *endpoint(const char *path)
+{
+    return xasprintf("%s%s", core_cfg.issuer, path);
+}
+
+/* What the server really supports now; nothing more. */
+static json_t *metadata(void)
+{
+    char *token = endpoint("/oauth2/token"), *jwks = endpoint("/oauth2/jwks"),
+         *introspect = endpoint("/oauth2/introspect"), *revoke = endpoint("/oauth2/revoke"),
+         *reg = endpoint("/oauth2/register");
+    const char *const algs[] = {"ES256", "RS256", NULL};
+    const char *const grants[] = {"client_credentials", NULL};
+    json_t *m = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+        "issuer", core_cfg.issuer, "token_endpoint", token, "jwks_uri", jwks,
+        "introspection_endpoint", introspect, "revocation_endpoint", revoke,
+        "registration_endpoint", reg, "grant_types_supported", string_list(grants),
+        "response_types_supported", json_array(), "scopes_supported", string_list(az_known_scopes),
+        "token_endpoint_auth_methods_supported", string_list(auth_methods),
+        "token_endpoint_auth_signing_alg_values_supported", string_list(algs),
+        "introspection_endpoint_auth_methods_supported", string_list(auth_methods),
+        "introspection_endpoint_auth_signing_alg_values_supported", string_list(algs),
+        "revocation_endpoint_auth_methods_supported", string_list(auth_methods),
+        "revocation_endpoint_auth_signing_alg_values_supported", string_list(algs),
+        "access_token_signing_alg_values_supported", string_list(algs), "service_documentation",
+        json_sprintf("%s/openapi.json", core_cfg.issuer));
+    free(token);
+    free(jwks);
+    free(introspect);
+    free(revoke);
+    free(reg);
+    return m;
+}
+
+static void az_handler_metadata(struct core_req *req)
+{
+    core_reply_header(req, "Cache-Control", "public, max-age=300");
+    core_reply_json(req, 200, metadata());
+}
+
+static void az_handler_jwks(struct core_req *req)
+{
+    core_reply_header(req, "Cache-Control", "public, max-age=300");
+    core_reply_header(req, "Content-Type", "application/jwk-set+json");
+    core_reply_json(req, 200, az_keys_jwks());
+}
+
+/* Parses the form of an OAuth POST; false once the error is queued. */
+static bool read_form(struct core_req *req, struct az_form *f)
+{
+    const char *ct = core_req_header(req, "Content-Type");
+    const char *want = "application/x-www-form-urlencoded";
+    size_t n = strlen(want);
+    if (!ct || strncasecmp(ct, want, n) != 0 || (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
+        core_reply_oauth_error(req, 400, "invalid_request",
+                               "the body must be application/x-www-form-urlencoded");
+        return false;
+    }
+    const char *why = az_form_parse(req->body ? req->body : "", req->body_len, req->pool, f);
+    if (why) {
+        core_reply_oauth_error(req, 400, "invalid_request", "%s", why);
+        return false;
+    }
+    return true;
+}
+
+/* scope-token per RFC 6749 §3.3 */
+static bool scope_token_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e)
+            return false;
+    }
+    return n > 0;
+}
+
+static bool allowed(const struct az_client *c, const char *scope, size_t n)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->scopes, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (strlen(s) == n && strncmp(s, scope, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The scope to grant: the requested ones the client is allowed, or its
+ * defaults when none are requested. NULL after queuing invalid_scope. */
+static char *grant_scope(struct core_req *req, const struct az_client *c, const char *requested)
+{
+    struct strbuf out;
+    strbuf_init(&out, AZ_SCOPE_MAX);
+    if (!requested) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(c->default_scopes, i, v)
+        {
+            if (out.len)
+                strbuf_add(&out, " ", 1);
+            strbuf_adds(&out, json_string_value(v));
+        }
+    } else {
+        if (strlen(requested) > AZ_SCOPE_MAX) {
+            core_reply_oauth_error(req, 400, "invalid_scope", "the scope is too long");
+            return NULL;
+        }
+        for (const char *p = requested; *p;) {
+            while (*p == ' ')
+                p++;
+            size_t n = strcspn(p, " ");
+            if (!n)
+                break;
+            if (!scope_token_ok(p, n)) {
+                strbuf_release(&out);
+                core_reply_oauth_error(req, 400, "invalid_scope", "the scope is malformed");
+                return NULL;
+            }
+            bool dup = false;
+            for (const char *q = out.buf; q && *q && !dup;) {
+                size_t m = strcspn(q, " ");
+                dup = m == n && strncmp(q, p, n) == 0;
+                q += m + (q[m] == ' ');
+            }
+            if (!dup && allowed(c, p, n)) {
+                if (out.len)
+                    strbuf_add(&out, " ", 1);
+                strbuf_add(&out, p, n);
+            }
+            p += n;
+        }
+        if (!out.len) {
+            strbuf_release(&out);
+            core_reply_oauth_error(req, 400, "invalid_scope",
+                                   "none of the requested scopes is allowed for this client");
+            return NULL;
+        }
+    }
+    char *s = strbuf_detach(&out, NULL);
+    core_pool_cleanup(req->pool, free, s);
+    return s;
+}
+
+/* The audience: the hub itself, or a resource the client is allowed. */
+static const char *audience(struct core_req *req, const struct az_client *c, const char *resource)
+{
+    if (!resource || strcmp(resource, core_cfg.issuer) == 0)
+        return core_cfg.issuer;
+    struct core_url u;
+    if (core_url_check(resource, 0, &u)) {
+        core_reply_oauth_error(req, 400, "invalid_target",
+                               "resource must be an absolute http(s) URI without a fragment");
+        return NULL;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->audiences, i, v)
+    {
+        if (strcmp(json_string_value(v), resource) == 0)
+            return resource;
+    }
+    core_reply_oauth_error(req, 400, "invalid_target",
+                           "this client may not request tokens for that resource");
+    return NULL;
+}
+
+static void az_handler_token(struct core_req *req)
+{
+    struct az_form f;
+    if (!read_form(req, &f))
+        return;
+    const char *grant = az_form_get(&f, "grant_type");
+    if (!grant) {
+        core_reply_oauth_error(req, 400, "invalid_request", "grant_type is missing");
+        return;
+    }
+    if (strcmp(grant, "client_credentials") != 0) {
+        core_reply_oauth_error(req, 400, "unsupported_grant_type",
+                               "this server supports grant_type client_credentials");
+        return;
+    }
+    const struct az_client *c = az_authenticate(req, &f);
+    if (!c)
+        return;
+    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
+    if (!az_client_has_grant(c, "client_credentials")) {
+        core_reply_oauth_error(req, 400, "unauthorized_client",
+                               "this client may not use the client_credentials grant");
+        return;
+    }
+    char *scope = grant_scope(req, c, az_form_get(&f, "scope"));
+    if (!scope)
+        return;
+    const char *aud = audience(req, c, az_form_get(&f, "resource"));
+    if (!aud)
+        return;
+    int expires_in = 0;
+    char *token = az_token_issue(c, scope, aud, &expires_in);
+    if (!token) {
+        core_reply_header(req, "Retry-After", "5");
+        core_reply_oauth_error(req, 503, "temporarily_unavailable", "no signing key is loaded");
+        return;
+    }
+    core_reply_header(req, "Pragma", "no-cache");
+    core_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:i, s:s}", "access_token", token, "token_type", "Bearer",
+                              "expires_in", expires_in, "scope", scope));
+    free(token);
+}
+
+static void az_handler_introspect(struct core_req *req)
+{
+    struct az_form f;
+    if (!read_form(req, &f))
+        return;
+    const struct az_client *c = az_authenticate(req, &f);
+    if (!c)
+        return;
+    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
+    const char *token = az_form_get(&f, "token");
+    if (!token) {
+        core_reply_oauth_error(req, 400, "invalid_request", "token is missing");
+        return;
+    }
+    struct az_claims cl;
+    const char *why;
+    enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);
+    if (rc == AZ_TOKEN_UNAVAILABLE) {
+        core_reply_header(req, "Retry-After", "5");
+        core_reply_oauth_error(req, 503, "temporarily_unavailable",
+                               "tokens cannot be checked right now");
+        return;
+    }
+    /* A client learns about its own tenant's tokens; a resource server with
+     * the introspect scope about any. Anything else looks inactive. */
+    bool may =
+        rc == AZ_TOKEN_OK && (strcmp(cl.tenant, c->tenant) == 0 || allowed(c, "introspect", 10));
+    if (!may) {
+        core_reply_json(req, 200, json_pack("{s:b}", "active", 0));
+        return;
+    }
+    core_reply_json(req, 200,
+                    json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "active",
+                              1, "scope", cl.scope, "client_id", cl.client_id, "sub", cl.sub, "aud",
+                              cl.aud, "iss", core_cfg.issuer, "jti", cl.jti, "exp",
+                              (json_int_t)cl.exp, "iat", (json_int_t)cl.iat, "token_type", "Bearer",
+                              "tenant", cl.tenant));
+}
+
+static void az_handler_revoke(struct core_req *req)
+{
+    struct az_form f;
+    if (!read_form(req, &f))
+        return;
+    const struct az_client *c = az_authenticate(req, &f);
+    if (!c)
+        return;
+    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
+    const char *token = az_form_get(&f, "token");
+    if (!token) {
+        core_reply_oauth_error(req, 400, "invalid_request", "token is missing");
+        return;
+    }
+    struct az_claims cl;
+    const char *why;
+    enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);
+    if (rc == AZ_TOKEN_UNAVAILABLE) {
+        core_reply_header(req, "Retry-After", "5");
+        core_reply_oauth_error(req, 503, "temporarily_unavailable",
+                               "tokens cannot be revoked right now");
+        return;
+    }
+    /* RFC 7009 §2.2: 200 whether or not there was anything to revoke; a
+     * client revokes only its own tokens */
+    if ((rc == AZ_TOKEN_OK || rc == AZ_TOKEN_INACTIVE) && strcmp(cl.client_id, c->id) == 0 &&
+        !az_token_revoke(&cl)) {
+        core_reply_header(req, "Retry-After", "5");
+        core_reply_oauth_error(req, 503, "temporarily_unavailable",
+                               "tokens cannot be revoked right now");
+        return;
+    }
+    core_reply_empty(req, 200);
+}
+
+static const struct core_route routes[] = {
+    {CORE_GET, "/.well-known/oauth-authorization-server", az_handler_metadata,
+     "Authorization server metadata (RFC 8414)", "authz", 0},
+    {CORE_GET, "/.well-known/openid-configuration", az_handler_metadata,
+     "Provider metadata (the same document; OpenID fields arrive with resident sign-in)", "authz",
+     0},
+    {CORE_GET, "/oauth2/jwks", az_handler_jwks, "The hub's public signing keys", "authz", 0},
+    {CORE_POST, "/oauth2/token", az_handler_token, "Token endpoint (client_credentials)", "authz",
+     FORM_MAX_BODY},
+    {CORE_POST, "/oauth2/introspect", az_handler_introspect, "Token introspection (RFC 7662)",
+     "authz", FORM_MAX_BODY},
+    {CORE_POST, "/oauth2/revoke", az_handler_revoke, "Token revocation (RFC 7009)", "authz",
+     FORM_MAX_BODY},
+};
+
+void az_oauth_routes(struct core_router *r)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        core_router_add(r, &routes[i]);
+}

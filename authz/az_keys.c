@@ -1,0 +1,334 @@
+/* The hub's signing keys, held in memory with their private halves parsed
+ * once: signing and verifying never touch the database or parse a key.
+ * Changes (a rotation on any node) arrive by NOTIFY renkei_keys. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/au.h"
+#include "authz/az.h"
+#include "core/crypto.h"
+#include "core/db.h"
+#include "core/db_listen.h"
+#include "core/log.h"
+
+struct key {
+    char kid[65];
+    enum az_alg alg;
+    EVP_PKEY *pkey;
+    json_t *jwk; /* public, with kid, use, alg */
+    bool active;
+    time_t retire_after; /* 0: active */
+};
+
+static struct {
+    pthread_rwlock_t lock;
+    struct key *keys;
+    size_t n;
+} ks = {.lock = PTHREAD_RWLOCK_INITIALIZER};
+
+static struct core_stmt az_keys_expire_stmt = CORE_STMT(
+    "az_keys_expire", "UPDATE signing_keys SET state = 'retired' WHERE state = 'retiring' AND "
+                      "retire_after <= now()");
+static struct core_stmt az_keys_load_stmt = CORE_STMT(
+    "az_keys_load", "SELECT kid, alg, private_sealed, state, "
+                    "coalesce(extract(epoch FROM retire_after)::bigint, 0) FROM signing_keys "
+                    "WHERE state = 'active' OR (state = 'retiring' AND retire_after > now()) "
+                    "ORDER BY created_at");
+static struct core_stmt az_keys_insert_stmt = CORE_STMT(
+    "az_keys_insert", "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state) "
+                      "VALUES ($1, $2, $3::jsonb, $4, 'active')");
+static struct core_stmt az_keys_retire_stmt = CORE_STMT(
+    "az_keys_retire",
+    "UPDATE signing_keys SET state = 'retiring', retiring_at = now(), retire_after = now() + "
+    "make_interval(secs => (SELECT coalesce(max(token_ttl), 600) FROM clients) + 300) "
+    "WHERE state = 'active' AND alg = $1 RETURNING kid");
+static struct core_stmt az_keys_list_stmt = CORE_STMT(
+    "az_keys_list", "SELECT kid, alg, state, to_char(created_at AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(retire_after AT TIME ZONE 'UTC', "
+                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM signing_keys ORDER BY created_at");
+
+static void keys_free(struct key *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        EVP_PKEY_free(keys[i].pkey);
+        json_decref(keys[i].jwk);
+    }
+    free(keys);
+}
+
+/* Creates, seals and inserts a new active key of alg; its kid is the RFC
+ * 7638 thumbprint. False when the statement failed. */
+static bool insert_new_key(struct core_db_conn *c, enum az_alg alg, char *kid_out, size_t kid_len)
+{
+    EVP_PKEY *k = az_key_generate(alg);
+    json_t *jwk = az_jwk_public(k);
+    char *kid = az_jwk_thumbprint(jwk);
+    size_t pem_len;
+    char *pem = az_key_to_pem(k, &pem_len);
+    unsigned char *sealed;
+    size_t sealed_len;
+    core_seal(AZ_KEY_LABEL, kid, strlen(kid), pem, pem_len, &sealed, &sealed_len);
+    OPENSSL_cleanse(pem, pem_len);
+    free(pem);
+    char *jwk_text = json_dumps(jwk, JSON_COMPACT);
+    const char *v[] = {kid, az_alg_name(alg), jwk_text, (const char *)sealed};
+    int lengths[] = {0, 0, 0, (int)sealed_len};
+    int formats[] = {0, 0, 0, 1};
+    PGresult *r = core_db_execp(c, &az_keys_insert_stmt, 4, v, lengths, formats, 0);
+    if (r)
+        PQclear(r);
+    if (kid_out)
+        xsnprintf(kid_out, kid_len, "%s", kid);
+    free(jwk_text);
+    free(sealed);
+    free(kid);
+    json_decref(jwk);
+    EVP_PKEY_free(k);
+    return r != NULL;
+}
+
+struct load_arg {
+    struct key *keys;
+    size_t n;
+    bool have[AZ_ALG__COUNT];
+    bool created;
+};
+
+static void load_clear(struct load_arg *a)
+{
+    keys_free(a->keys, a->n);
+    memset(a, 0, sizeof *a);
+}
+
+static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    load_clear(a);
+    PGresult *r = core_db_exec(c, &az_keys_expire_stmt, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    r = core_db_execp(c, &az_keys_load_stmt, 0, NULL, NULL, NULL, 0);
+    if (!r)
+        return CORE_DB_ERROR;
+    int rows = PQntuples(r);
+    a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
+    for (int i = 0; i < rows; i++) {
+        struct key *k = &a->keys[a->n];
+        xsnprintf(k->kid, sizeof k->kid, "%s", PQgetvalue(r, i, 0));
+        if (!az_alg_parse(PQgetvalue(r, i, 1), &k->alg))
+            continue;
+        size_t sealed_len;
+        unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
+        unsigned char *pem = NULL;
+        size_t pem_len = 0;
+        bool opened = sealed && core_open(AZ_KEY_LABEL, k->kid, strlen(k->kid), sealed, sealed_len,
+                                          &pem, &pem_len);
+        PQfreemem(sealed);
+        if (!opened) {
+            core_logf(CORE_LOG_ERROR,
+                      "signing key %s cannot be opened: was the master secret "
+                      "(RENKEI_SECRET_FILE) changed?",
+                      k->kid);
+            continue;
+        }
+        k->pkey = az_key_from_pem((char *)pem, pem_len);
+        OPENSSL_cleanse(pem, pem_len);
+        free(pem);
+        if (!k->pkey)
+            continue;
+        k->active = strcmp(PQgetvalue(r, i, 3), "active") == 0;
+        long long ra = 0;
+        long v;
+        if (core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v))
+            ra = v;
+        k->retire_after = (time_t)ra;
+        k->jwk = az_jwk_public(k->pkey);
+        json_object_set_new(k->jwk, "kid", json_string(k->kid));
+        json_object_set_new(k->jwk, "use", json_string("sig"));
+        json_object_set_new(k->jwk, "alg", json_string(az_alg_name(k->alg)));
+        if (k->active)
+            a->have[k->alg] = true;
+        a->n++;
+    }
+    PQclear(r);
+    for (int alg = 0; alg < AZ_ALG__COUNT; alg++) {
+        if (a->have[alg])
+            continue;
+        /* the first key of this algorithm: make it, then read everything again */
+        if (!insert_new_key(c, (enum az_alg)alg, NULL, 0))
+            return CORE_DB_ERROR;
+        a->created = true;
+    }
+    return CORE_DB_OK;
+}
+
+bool az_keys_load(void)
+{
+    struct load_arg a = {0};
+    struct core_db_err err;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
+        /* 23505: another node created the first key at the same moment */
+        if (rc == CORE_DB_ERROR && strcmp(err.sqlstate, "23505") == 0)
+            continue;
+        if (rc != CORE_DB_OK) {
+            load_clear(&a);
+            core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
+            return false;
+        }
+        if (!a.created)
+            break;
+        core_info("created the first signing keys");
+    }
+    if (a.created) { /* load what was just created */
+        if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+            load_clear(&a);
+            return false;
+        }
+    }
+    pthread_rwlock_wrlock(&ks.lock);
+    keys_free(ks.keys, ks.n);
+    ks.keys = a.keys;
+    ks.n = a.n;
+    pthread_rwlock_unlock(&ks.lock);
+    return true;
+}
+
+void az_keys_release(void)
+{
+    pthread_rwlock_wrlock(&ks.lock);
+    keys_free(ks.keys, ks.n);
+    ks.keys = NULL;
+    ks.n = 0;
+    pthread_rwlock_unlock(&ks.lock);
+}
+
+char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims)
+{
+    char *out = NULL;
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n; i++) {
+        struct key *k = &ks.keys[i];
+        if (k->active && k->alg == alg) {
+            json_t *h =
+                json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", az_alg_name(alg), "kid", k->kid);
+            out = az_jws_sign(k->pkey, alg, h, claims);
+            json_decref(h);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&ks.lock);
+    return out;
+}
+
+bool az_keys_verify(const struct az_jws *j)
+{
+    const char *kid = json_string_value(json_object_get(j->header, "kid"));
+    if (!kid)
+        return false;
+    bool ok = false;
+    time_t now = time(NULL);
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n; i++) {
+        struct key *k = &ks.keys[i];
+        if (strcmp(k->kid, kid) == 0) {
+            if (k->active || k->retire_after > now)
+                ok = az_jws_verify(j, k->pkey, k->alg);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&ks.lock);
+    return ok;
+}
+
+json_t *az_keys_jwks(void)
+{
+    json_t *keys = json_array();
+    time_t now = time(NULL);
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n; i++) {
+        if (ks.keys[i].active || ks.keys[i].retire_after > now)
+            json_array_append(keys, ks.keys[i].jwk);
+    }
+    pthread_rwlock_unlock(&ks.lock);
+    return json_pack("{s:o}", "keys", keys);
+}
+
+struct rotate_arg {
+    const char *actor;
+    json_t *retired;
+    json_t *created;
+};
+
+static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
+{
+    struct rotate_arg *a = p;
+    json_array_clear(a->retired);
+    json_array_clear(a->created);
+    for (int alg = 0; alg < AZ_ALG__COUNT; alg++) {
+        const char *v[] = {az_alg_name((enum az_alg)alg)};
+        PGresult *r = core_db_exec(c, &az_keys_retire_stmt, 1, v);
+        if (!r)
+            return CORE_DB_ERROR;
+        for (int i = 0; i < PQntuples(r); i++)
+            json_array_append_new(a->retired, json_string(PQgetvalue(r, i, 0)));
+        PQclear(r);
+        char kid[65];
+        if (!insert_new_key(c, (enum az_alg)alg, kid, sizeof kid))
+            return CORE_DB_ERROR;
+        json_array_append_new(a->created, json_string(kid));
+    }
+    json_t *d = json_pack("{s:O, s:O}", "created", a->created, "retiring", a->retired);
+    bool ok = au_event_record(c, "key.rotate", NULL, a->actor, d);
+    json_decref(d);
+    return ok ? CORE_DB_OK : CORE_DB_ERROR;
+}
+
+bool az_keys_rotate(const char *actor, char *err, size_t errlen)
+{
+    struct rotate_arg a = {actor, json_array(), json_array()};
+    struct core_db_err e;
+    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_SERIALIZABLE, rotate_tx, &a, &e);
+    json_decref(a.retired);
+    json_decref(a.created);
+    if (rc != CORE_DB_OK) {
+        xsnprintf(err, errlen, "%s", e.message[0] ? e.message : "database error");
+        return false;
+    }
+    return true;
+}
+
+struct list_arg {
+    json_t *rows;
+};
+
+static enum core_db_rc list_tx(struct core_db_conn *c, void *p)
+{
+    struct list_arg *a = p;
+    json_array_clear(a->rows);
+    PGresult *r = core_db_exec(c, &az_keys_list_stmt, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(a->rows,
+                              json_pack("{s:s, s:s, s:s, s:s, s:s?}", "kid", PQgetvalue(r, i, 0),
+                                        "alg", PQgetvalue(r, i, 1), "state", PQgetvalue(r, i, 2),
+                                        "created_at", PQgetvalue(r, i, 3), "retire_after",
+                                        PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4)));
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+json_t *az_keys_list(void)
+{
+    struct list_arg a = {json_array()};
+    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, list_tx, &a, NULL) != CORE_DB_OK) {
+        json_decref(a.rows);
+        return NULL;
+    }
+    return a.rows;
+}
