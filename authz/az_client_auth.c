@@ -172,8 +172,11 @@ static bool presented(struct core_req *req, const struct az_form *f, struct pres
 /* ---- private_key_jwt ---- */
 
 static struct core_stmt az_assertion_jti_stmt = CORE_STMT(
-    "az_assertion_jti", "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES "
-                        "($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING RETURNING 1");
+    "az_assertion_jti",
+    /* expired entries go on the way in: the table holds minutes of history */
+    "WITH gone AS (DELETE FROM client_assertion_jtis WHERE expires_at < now() - interval "
+    "'1 minute') INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, "
+    "to_timestamp($3)) ON CONFLICT DO NOTHING RETURNING 1");
 
 struct jti_arg {
     const char *client, *jti;

@@ -113,7 +113,9 @@ ALTER TABLE renkei.revoked_tokens FORCE ROW LEVEL SECURITY;
 CREATE POLICY revoked_tokens_read ON renkei.revoked_tokens FOR SELECT USING (renkei.is_platform());
 CREATE POLICY revoked_tokens_add ON renkei.revoked_tokens FOR INSERT
     WITH CHECK (renkei.is_platform() OR tenant_id = renkei.current_tenant());
-GRANT SELECT, INSERT ON renkei.revoked_tokens TO renkei_service;
+GRANT SELECT, INSERT, DELETE ON renkei.revoked_tokens TO renkei_service;
+CREATE POLICY revoked_tokens_expire ON renkei.revoked_tokens FOR DELETE
+    USING (renkei.is_platform() AND expires_at < now());
 
 -- jti of private_key_jwt client assertions already used (RFC 7523 §3:
 -- replay protection), kept until the assertion has expired.
@@ -128,6 +130,8 @@ ALTER TABLE renkei.client_assertion_jtis ENABLE ROW LEVEL SECURITY;
 ALTER TABLE renkei.client_assertion_jtis FORCE ROW LEVEL SECURITY;
 CREATE POLICY client_assertion_jtis_platform ON renkei.client_assertion_jtis
     USING (renkei.is_platform()) WITH CHECK (renkei.is_platform());
+CREATE POLICY client_assertion_jtis_expire ON renkei.client_assertion_jtis FOR DELETE
+    USING (renkei.is_platform() AND expires_at < now());
 GRANT SELECT, INSERT, DELETE ON renkei.client_assertion_jtis TO renkei_service;
 
 -- Cache coherence: clients and keys by id, revocations by jti.
