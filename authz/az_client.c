@@ -636,11 +636,17 @@ static enum core_db_rc change_tx(struct core_db_conn *c, void *p)
     return ok ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
+static void cache_forget(const char *id);
+
 static enum az_rc change(const char *context, struct change_arg *a)
 {
     memset(a->res, 0, sizeof *a->res);
     struct core_db_err err;
     enum core_db_rc rc = core_db_tx(context, CORE_TX_WRITE, change_tx, a, &err);
+    /* This node forgets the client at once; other nodes do on NOTIFY. A
+     * deleted or disabled client must not get a token a moment later here. */
+    if (rc == CORE_DB_OK)
+        cache_forget(a->id);
     return finish(rc, &err, a->res);
 }
 
@@ -905,6 +911,11 @@ static void on_change(const char *id, void *arg)
     atomic_fetch_add(&cache.generation, 1);
     drop_locked(id);
     pthread_rwlock_unlock(&cache.lock);
+}
+
+static void cache_forget(const char *id)
+{
+    on_change(id, NULL);
 }
 
 static void on_reset(void *arg)

@@ -81,10 +81,10 @@ CREATE TRIGGER tenants_no_delete BEFORE DELETE ON renkei.tenants
 
 CREATE TABLE renkei.tenant_upstreams (
     tenant_id       text PRIMARY KEY REFERENCES renkei.tenants (id),
-    url             text NOT NULL CHECK (url ~ '^https?://' AND length(url) <= 2048),
+    url             text NOT NULL CHECK (url ~* '^https?://' AND length(url) <= 2048),
     fiware_service  text CHECK (fiware_service ~ '^[a-z0-9_]{1,50}$'),
     auth            text NOT NULL CHECK (auth IN ('none', 'bearer', 'client_credentials')),
-    token_url       text CHECK (token_url ~ '^https?://' AND length(token_url) <= 2048),
+    token_url       text CHECK (token_url ~* '^https?://' AND length(token_url) <= 2048),
     client_id       text CHECK (length(client_id) BETWEEN 1 AND 200),
     scope           text CHECK (length(scope) <= 1000),
     secret          bytea,         -- core_seal(label, aad = tenant id): token or client secret

@@ -118,6 +118,9 @@ struct tn_brief {
 /* Starts listening for changes (call before core_db_listen_start). */
 void tn_cache_init(void);
 void tn_cache_release(void);
+/* Drops tenant id from this node's cache (after a change committed here;
+ * other nodes hear of it by NOTIFY). */
+void tn_cache_forget(const char *id);
 /* The state of tenant id: from the cache when it is coherent, else from the
  * database. TN_NOT_FOUND, TN_UNAVAILABLE as for tn_get. */
 enum tn_rc tn_brief(const char *id, struct tn_brief *out);

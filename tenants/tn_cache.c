@@ -70,6 +70,11 @@ static void on_change(const char *payload, void *arg)
     pthread_rwlock_unlock(&cache.lock);
 }
 
+void tn_cache_forget(const char *id)
+{
+    on_change(id, NULL);
+}
+
 static void on_reset(void *arg)
 {
     (void)arg;

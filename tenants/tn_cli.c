@@ -37,6 +37,18 @@ static int bad(const char *fmt, ...)
     return 2;
 }
 
+/* Echoes what the operator typed only when it is plain printable ASCII: an
+ * id with a newline or a terminal escape is described, not reprinted. */
+static const char *shown(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if ((unsigned char)s[n] < 0x20 || (unsigned char)s[n] > 0x7e || n >= 60)
+            return "(an id with control, non-ASCII or too many characters)";
+    }
+    return s;
+}
+
 static int usage(const char *what)
 {
     fprintf(stderr, "renkei: tenant: %s\nusage: renkei %s\n", what, usage_text);
@@ -224,7 +236,7 @@ static int parse(int argc, char **argv, const char *allowed, bool want_id, struc
         p->id = argv[optind];
         const char *why = tn_check_id(p->id);
         if (why)
-            return bad("%s (got \"%s\")", why, p->id);
+            return bad("%s (got \"%s\")", why, shown(p->id));
     }
     return 0;
 }
@@ -246,7 +258,7 @@ static int cmd_add(int argc, char **argv)
     if ((why = tn_check_name(p.name)))
         return bad("--name: %s", why);
     if (p.parent && (why = tn_check_id(p.parent)))
-        return bad("--parent: %s (got \"%s\")", why, p.parent);
+        return bad("--parent: %s (got \"%s\")", why, shown(p.parent));
     if (p.hosted == (p.city_os != NULL))
         return bad("give either --hosted or --city-os URL");
     if (p.hosted &&

@@ -403,6 +403,8 @@ enum tn_rc tn_update(const char *context, const char *id, const struct tn_patch 
     struct update_arg a = {id, p, actor, out, res};
     struct core_db_err err;
     enum core_db_rc rc = core_db_tx(context, CORE_TX_WRITE, update_tx, &a, &err);
+    if (rc == CORE_DB_OK)
+        tn_cache_forget(id); /* suspension takes effect here at once */
     if (rc == CORE_DB_ROLLBACK)
         return res->rc;
     enum tn_rc r = finish(rc, &err, res);

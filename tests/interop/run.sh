@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119  # lib.sh's migrate and hub_start: no arguments needed
+# Interop tests: real third-party OAuth libraries (openid-client, jose; see
+# package.json) drive a running hub with node --test (tokens.test.mjs).
+#
+# This script prepares what the tests need, the operator's way: a fresh
+# database (tests/integration/lib.sh), tenants kagawa and takamatsu, a
+# client_secret_basic and a client_secret_post client of takamatsu and an
+# initial access token for dynamic registration; then it starts the hub and
+# runs every tests/interop/*.test.mjs against it, with
+#   HUB_URL (also the issuer), CLIENT_ID, CLIENT_SECRET, CLIENT_POST_ID,
+#   CLIENT_POST_SECRET, IAT
+# in the environment.  Its status is node's: any failed test fails it.
+#
+# Needs RENKEI_BIN and RENKEI_SRC (set by ctest), node on PATH and the npm
+# packages in tests/interop/node_modules (ops/setup runs npm ci there).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../integration/lib.sh
+source "$here/../integration/lib.sh"
+
+# ------------------------------------------------------------ prerequisites
+
+if ! command -v node >/dev/null 2>&1; then
+  fail "interop tests need node (Node.js 20 or later) on PATH: run ops/setup"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+assert_ge "$node_major" 20 "node is version 20 or later (node --test, global fetch)"
+
+if [[ ! -d $here/node_modules/openid-client || ! -d $here/node_modules/jose ]]; then
+  fail "$here/node_modules is missing (or lacks openid-client/jose): run ops/setup, which runs npm ci in tests/interop"
+fi
+if [[ $here/package-lock.json -nt $here/node_modules ]]; then
+  fail "$here/node_modules is older than package-lock.json: run ops/setup again (npm ci in tests/interop)"
+fi
+
+# ------------------------------------------------------------------- setup
+
+migrate
+
+add_tenant() {
+  run_renkei tenant add "$@"
+  if [[ $RUN_STATUS != 0 ]]; then
+    fail "renkei tenant add $* exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
+  fi
+  ok "tenant add $1"
+}
+add_tenant kagawa --name 香川県 --hosted
+add_tenant takamatsu --name 高松市 --parent kagawa --hosted
+
+# add_client VAR_PREFIX NAME [ARGS...]: renkei client add for takamatsu with
+# the client_credentials grant and scopes "ngsi.read ngsi.write"; sets
+# ${VAR_PREFIX}_ID and ${VAR_PREFIX}_SECRET from its --json output.
+add_client() {
+  local prefix=$1 name=$2 id secret
+  shift 2
+  run_renkei client add --tenant takamatsu --name "$name" --grant client_credentials \
+    --scope "ngsi.read ngsi.write" "$@" --json
+  if [[ $RUN_STATUS != 0 ]]; then
+    fail "renkei client add --name $name $* exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
+  fi
+  id=$(jq -er '.client_id | strings | select(length > 0)' <<<"$RUN_OUT") ||
+    fail "client add --name $name: no client_id in [$RUN_OUT]"
+  secret=$(jq -er '.client_secret | strings | select(length > 0)' <<<"$RUN_OUT") ||
+    fail "client add --name $name: no client_secret in its --json output"
+  printf -v "${prefix}_ID" '%s' "$id"
+  printf -v "${prefix}_SECRET" '%s' "$secret"
+  ok "client add $name ($id)"
+}
+add_client CLIENT "interop basic"
+add_client CLIENT_POST "interop post" --auth-method client_secret_post
+assert_ne "$CLIENT_ID" "$CLIENT_POST_ID" "the two clients have different ids"
+
+run_renkei client initial-token --tenant takamatsu --uses 5 --json
+if [[ $RUN_STATUS != 0 ]]; then
+  fail "renkei client initial-token exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
+fi
+IAT=$(jq -er '.initial_access_token | strings | select(length > 0)' <<<"$RUN_OUT") ||
+  fail "client initial-token: no initial_access_token in its --json output"
+ok "client initial-token --tenant takamatsu --uses 5"
+
+hub_start
+ok "hub listening at $HUB_URL"
+
+# ------------------------------------------------------------------- tests
+
+shopt -s nullglob
+test_files=("$here"/*.test.mjs)
+shopt -u nullglob
+if ((${#test_files[@]} == 0)); then
+  fail "no $here/*.test.mjs files to run"
+fi
+
+# Plain output (TAP) is easiest to read in a ctest log; the run is bounded so
+# that a hung request fails this test with the hub log rather than at the
+# ctest timeout.
+node_status=0
+(
+  cd "$here"
+  exec env HUB_URL="$HUB_URL" CLIENT_ID="$CLIENT_ID" CLIENT_SECRET="$CLIENT_SECRET" \
+    CLIENT_POST_ID="$CLIENT_POST_ID" CLIENT_POST_SECRET="$CLIENT_POST_SECRET" IAT="$IAT" \
+    NO_COLOR=1 timeout 150 node --test --test-reporter=tap "${test_files[@]}"
+) </dev/null || node_status=$?
+
+if ((node_status == 124)); then
+  fail "node --test did not finish within 150 s"
+fi
+if ((node_status != 0)); then
+  fail "node --test ${test_files[*]##*/} exited $node_status (see the failed tests above)"
+fi
+ok "node --test ${test_files[*]##*/}: every test passed"
+
+if ! alive "$HUB_PID"; then
+  fail "the hub exited during the interop tests"
+fi
+ok "the hub is still running after the tests"
