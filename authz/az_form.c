@@ -61,6 +61,11 @@ const char *az_form_parse(const char *data, size_t len, struct core_pool *pool, 
                 return "a parameter has a malformed percent-escape";
             if (strlen(val) > AZ_FORM_MAX_VALUE)
                 return "a parameter is too long";
+            /* RFC 6749 §3.1: sent without a value is as if omitted */
+            if (!*val) {
+                i = end + 1;
+                continue;
+            }
             for (size_t k = 0; k < f->n; k++) {
                 if (strcmp(f->keys[k], key) == 0)
                     return core_psprintf(pool, "parameter %s is given more than once",
