@@ -43,15 +43,6 @@ static int usage(const char *what, const char *why, const char *text)
     return 2;
 }
 
-static char *actor(void)
-{
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found)
-        return xasprintf("cli:%s", pw.pw_name);
-    return xasprintf("cli:uid%u", (unsigned)geteuid());
-}
-
 static int report(const char *what, enum az_rc rc, const struct az_result *res)
 {
     if (rc == AZ_UNAVAILABLE || rc == AZ_ERROR) {
@@ -281,7 +272,7 @@ static int cmd_add(int argc, char **argv)
     }
     char id[65], secret[64];
     struct az_result res;
-    char *who = actor();
+    char *who = core_cli_actor();
     enum az_rc r = az_client_create(CORE_DB_PLATFORM, &s, who, id, secret, NULL, &res);
     free(who);
     json_decref(jwks);
@@ -398,7 +389,7 @@ static int cmd_rotate(int argc, char **argv)
         return 1;
     char secret[64];
     struct az_result res;
-    char *who = actor();
+    char *who = core_cli_actor();
     enum az_rc r = az_client_rotate_secret(CORE_DB_PLATFORM, a.id, who, secret, &res);
     free(who);
     if (r != AZ_OK)
@@ -426,7 +417,7 @@ static int cmd_state(int argc, char **argv, bool disabled)
     if (!setup(false))
         return 1;
     struct az_result res;
-    char *who = actor();
+    char *who = core_cli_actor();
     enum az_rc r = az_client_set_disabled(CORE_DB_PLATFORM, a.id, disabled, who, &res);
     free(who);
     if (r != AZ_OK)
@@ -460,7 +451,7 @@ static int cmd_initial_token(int argc, char **argv)
         return 1;
     char token[64];
     struct az_result res;
-    char *who = actor();
+    char *who = core_cli_actor();
     enum az_rc r = az_initial_token_create(a.tenant, (int)uses, (int)ttl, who, token, &res);
     free(who);
     if (r != AZ_OK)
@@ -529,7 +520,7 @@ int az_cmd_keys(const struct core_app *app, int argc, char **argv)
         rc = 1;
     } else if (strcmp(argv[1], "rotate") == 0) {
         char err[300];
-        char *who = actor();
+        char *who = core_cli_actor();
         if (!az_keys_rotate(who, err, sizeof err)) {
             fprintf(stderr, "renkei: keys: rotation failed: %s\n", err);
             rc = 1;

@@ -10,6 +10,7 @@
 #include "core/crypto.h"
 #include "core/db.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "tenants/tn.h"
 
 #define ASSERTION_TYPE         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -131,8 +132,8 @@ static bool presented(struct core_req *req, const struct az_form *f, struct pres
         }
         char *colon = strchr(decoded, ':');
         /* RFC 6749 §2.3.1: both halves are form-urlencoded first */
-        p->id = az_url_decode(decoded, (size_t)(colon - decoded), true, req->pool);
-        p->secret = az_url_decode(colon + 1, strlen(colon + 1), true, req->pool);
+        p->id = core_url_decode(decoded, (size_t)(colon - decoded), true, req->pool);
+        p->secret = core_url_decode(colon + 1, strlen(colon + 1), true, req->pool);
         if (!p->id || !p->secret || !*p->id) {
             core_reply_header(req, "WWW-Authenticate", "Basic realm=\"renkei\"");
             core_reply_oauth_error(req, 401, "invalid_client", "malformed client credentials");

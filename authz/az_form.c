@@ -1,40 +1,5 @@
 #include "authz/az_form.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-char *az_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool)
-{
-    char *out = core_palloc(pool, len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return NULL;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return NULL;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+' && plus) {
-            c = ' ';
-        } else if (c == '\0') {
-            return NULL;
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return out;
-}
+#include "core/url.h"
 
 const char *az_form_parse(const char *data, size_t len, struct core_pool *pool, struct az_form *f)
 {
@@ -55,8 +20,8 @@ const char *az_form_parse(const char *data, size_t len, struct core_pool *pool, 
                 return "too many parameters";
             if (vlen > 3 * AZ_FORM_MAX_VALUE)
                 return "a parameter is too long";
-            char *key = az_url_decode(data + i, klen, true, pool);
-            char *val = az_url_decode(v, vlen, true, pool);
+            char *key = core_url_decode(data + i, klen, true, pool);
+            char *val = core_url_decode(v, vlen, true, pool);
             if (!key || !val)
                 return "a parameter has a malformed percent-escape";
             if (strlen(val) > AZ_FORM_MAX_VALUE)

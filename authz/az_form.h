@@ -20,8 +20,4 @@ struct az_form {
 const char *az_form_parse(const char *data, size_t len, struct core_pool *pool, struct az_form *f);
 /* The value of key, or NULL. */
 const char *az_form_get(const struct az_form *f, const char *key);
-/* Percent-decodes s[0..len) ('+' as space when plus) into pool; NULL on a
- * malformed escape or an encoded NUL. */
-char *az_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool);
-
 #endif

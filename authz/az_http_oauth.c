@@ -239,20 +239,31 @@ static void az_handler_token(struct core_req *req)
     free(token);
 }
 
-static void az_handler_introspect(struct core_req *req)
+/* The authenticated client and the token parameter of an introspection or
+ * revocation request; false once the error reply is queued. */
+static bool token_request(struct core_req *req, const struct az_client **c, const char **token)
 {
     struct az_form f;
     if (!read_form(req, &f))
-        return;
-    const struct az_client *c = az_authenticate(req, &f);
-    if (!c)
-        return;
-    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
-    const char *token = az_form_get(&f, "token");
-    if (!token) {
+        return false;
+    *c = az_authenticate(req, &f);
+    if (!*c)
+        return false;
+    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)*c);
+    *token = az_form_get(&f, "token");
+    if (!*token) {
         core_reply_oauth_error(req, 400, "invalid_request", "token is missing");
-        return;
+        return false;
     }
+    return true;
+}
+
+static void az_handler_introspect(struct core_req *req)
+{
+    const struct az_client *c;
+    const char *token;
+    if (!token_request(req, &c, &token))
+        return;
     struct az_claims cl;
     const char *why;
     enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);
@@ -280,18 +291,10 @@ static void az_handler_introspect(struct core_req *req)
 
 static void az_handler_revoke(struct core_req *req)
 {
-    struct az_form f;
-    if (!read_form(req, &f))
+    const struct az_client *c;
+    const char *token;
+    if (!token_request(req, &c, &token))
         return;
-    const struct az_client *c = az_authenticate(req, &f);
-    if (!c)
-        return;
-    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
-    const char *token = az_form_get(&f, "token");
-    if (!token) {
-        core_reply_oauth_error(req, 400, "invalid_request", "token is missing");
-        return;
-    }
     struct az_claims cl;
     const char *why;
     enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);

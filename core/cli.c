@@ -1,4 +1,6 @@
 #include <getopt.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -46,6 +48,15 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
     else
         core_cli_usage(app, stderr);
     return 2;
+}
+
+char *core_cli_actor(void)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found)
+        return xasprintf("cli:%s", pw.pw_name);
+    return xasprintf("cli:uid%u", (unsigned)geteuid());
 }
 
 bool core_cli_serving;

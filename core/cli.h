@@ -44,6 +44,9 @@ bool core_cli_config(bool need_db, bool need_secret);
 /* Set by `serve` before core_cli_config: the process is the server. */
 extern bool core_cli_serving;
 
+/* "cli:<user>": who ran the command, for audit events. Caller frees. */
+char *core_cli_actor(void);
+
 int core_cmd_version(const struct core_app *app, int argc, char **argv);
 int core_cmd_help(const struct core_app *app, int argc, char **argv);
 int core_cmd_migrate(const struct core_app *app, int argc, char **argv);

@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/router.h"
+#include "core/url.h"
 
 static const char *const method_names[CORE_METHOD__COUNT] = {
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
@@ -166,42 +167,6 @@ struct segs {
     size_t n;
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes raw[0..len) into a pool string; false on a malformed escape or NUL. */
-static bool decode(const char *raw, size_t len, struct core_pool *pool, const char **out)
-{
-    char *d = core_palloc(pool, len + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = raw[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return false;
-            int hi = hexval(raw[i + 1]), lo = hexval(raw[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = (char)(hi * 16 + lo);
-            if (c == '\0')
-                return false;
-            i += 2;
-        }
-        d[k++] = c;
-    }
-    d[k] = '\0';
-    *out = d;
-    return true;
-}
-
 /* 0: split; 1: malformed (escape or NUL); 2: not a path we could route
  * (empty segment, trailing slash, too many segments). */
 static int split(const char *path, struct core_pool *pool, struct segs *s)
@@ -214,7 +179,7 @@ static int split(const char *path, struct core_pool *pool, struct segs *s)
         size_t len = strcspn(p, "/");
         if (len == 0 || s->n == MAX_SEGMENTS)
             return 2;
-        if (!decode(p, len, pool, &s->seg[s->n]))
+        if (!(s->seg[s->n] = core_url_decode(p, len, false, pool)))
             return 1;
         s->n++;
         p += len;

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "core/pool.h"
 #include "core/url.h"
 
 static bool host_chars_ok(const char *h, size_t n)
@@ -98,4 +99,40 @@ const char *core_url_check(const char *url, unsigned flags, struct core_url *out
         !core_config_is_loopback(out->host))
         return "must use https:// unless the host is loopback (RFC 8414, RFC 9700)";
     return NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *core_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool)
+{
+    char *out = core_palloc(pool, len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return NULL;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+' && plus) {
+            c = ' ';
+        } else if (c == '\0') {
+            return NULL;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
 }

@@ -21,6 +21,13 @@ struct core_url {
     const char *path; /* into the checked string: "" or "/..." (query included) */
 };
 
+struct core_pool;
+
+/* Percent-decodes s[0..len) (with plus: '+' as a space, as forms encode it)
+ * into pool memory. NULL on a malformed escape or an encoded NUL: nothing
+ * downstream is ever cut short by a hidden terminator. */
+char *core_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool);
+
 /* NULL when url is acceptable (out filled), else a static reason that reads
  * after the value's name ("URL must start with ..."). */
 const char *core_url_check(const char *url, unsigned flags, struct core_url *out);

@@ -56,14 +56,6 @@ static int usage(const char *what)
 }
 
 /* "cli:<user>": who typed the command, for the audit events. */
-static char *actor(void)
-{
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found)
-        return xasprintf("cli:%s", pw.pw_name);
-    return xasprintf("cli:uid%u", (unsigned)geteuid());
-}
 
 /* Reads a secret from a file: at most 8 KiB, trailing whitespace dropped. */
 static bool read_secret(const char *opt, const char *path, char **out, size_t *len)
@@ -307,7 +299,7 @@ static int cmd_add(int argc, char **argv)
         return 1;
     }
     core_db_init(core_cfg.db, 1);
-    char *who = actor();
+    char *who = core_cli_actor();
     struct tn_result res;
     enum tn_rc r = tn_create(&t, who, &res);
     free(who);
@@ -407,7 +399,7 @@ static int cmd_state(int argc, char **argv, enum tn_state state)
         return 1;
     core_db_init(core_cfg.db, 1);
     struct tn_patch patch = {.state = (int)state, .reason = p.reason};
-    char *who = actor();
+    char *who = core_cli_actor();
     struct tn_tenant t;
     struct tn_result res;
     enum tn_rc r = tn_update(CORE_DB_PLATFORM, p.id, &patch, who, &t, &res);
