@@ -36,6 +36,8 @@ char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims);
 /* Verifies a parsed JWS against the key named by its kid, with that key's
  * algorithm; false when the kid is not ours (active or retiring). */
 bool az_keys_verify(const struct az_jws *j);
+/* True while kid names a key that still verifies (active or retiring). */
+bool az_keys_usable(const char *kid);
 /* The JWKS document (public keys, active and retiring). */
 json_t *az_keys_jwks(void);
 /* `renkei keys rotate`: a new active key per algorithm; the old ones retire

@@ -133,6 +133,7 @@ static int parse(int argc, char **argv, const char *allowed, bool want_id, struc
     int c, idx;
     while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
         if (c == '?' || !strchr(allowed, c)) {
+            args_release(a);
             char why[200];
             snprintf(why, sizeof why,
                      "%s: unknown option, or one missing its value, or one "
@@ -193,9 +194,11 @@ static int parse(int argc, char **argv, const char *allowed, bool want_id, struc
         }
     }
     int positional = argc - optind;
-    if (want_id ? positional != 1 : positional != 0)
+    if (want_id ? positional != 1 : positional != 0) {
+        args_release(a);
         return usage("client", want_id ? "give exactly one client id" : "unexpected argument",
                      client_usage);
+    }
     if (want_id)
         a->id = argv[optind];
     return 0;

@@ -131,6 +131,12 @@ static char *grant_scope(struct core_req *req, const struct az_client *c, const 
                 strbuf_add(&out, " ", 1);
             strbuf_adds(&out, json_string_value(v));
         }
+        if (!out.len) {
+            strbuf_release(&out);
+            core_reply_oauth_error(req, 400, "invalid_scope",
+                                   "this client has no default scope: request one");
+            return NULL;
+        }
     } else {
         if (strlen(requested) > AZ_SCOPE_MAX) {
             core_reply_oauth_error(req, 400, "invalid_scope", "the scope is too long");

@@ -133,6 +133,28 @@ static void az_handler_register(struct core_req *req)
         unauthorized(req, "an initial access token is required (renkei client initial-token)");
         return;
     }
+    /* the body first: a refused registration does not use up the token */
+    enum core_err code;
+    const char *why;
+    json_t *body = core_req_parse_json(req, &code, &why);
+    if (!body) {
+        core_reply_oauth_error(req, 400, "invalid_client_metadata", "%s", why);
+        return;
+    }
+    struct az_client_spec s = {.with_registration_token = true};
+    why = to_spec(body, &s, req->pool);
+    if (!why && has_admin(s.scopes))
+        why = "scope admin is not given through registration";
+    if (!why) {
+        s.tenant = "_"; /* a placeholder for the syntax check: the tenant is the token's */
+        why = az_client_spec_check(&s);
+    }
+    if (why) {
+        core_reply_oauth_error(
+            req, 400, strstr(why, "redirect") ? "invalid_redirect_uri" : "invalid_client_metadata",
+            "%s", why);
+        return;
+    }
     char tenant[51];
     enum az_rc rc = az_initial_token_use(iat, tenant);
     if (rc == AZ_UNAVAILABLE) {
@@ -143,17 +165,7 @@ static void az_handler_register(struct core_req *req)
         unauthorized(req, "the initial access token is unknown, used up or expired");
         return;
     }
-    json_t *body = core_req_body_json(req);
-    if (!body)
-        return;
-    struct az_client_spec s = {.tenant = tenant, .with_registration_token = true};
-    const char *why = to_spec(body, &s, req->pool);
-    if (!why && has_admin(s.scopes))
-        why = "scope admin is not given through registration";
-    if (why) {
-        core_reply_oauth_error(req, 400, "invalid_client_metadata", "%s", why);
-        return;
-    }
+    s.tenant = tenant;
     char id[65], secret[64], reg[64];
     struct az_result res;
     char *actor = core_psprintf(req->pool, "registration:%s", tenant);
@@ -219,9 +231,12 @@ static void az_handler_register_update(struct core_req *req)
     struct az_client c;
     if (!managed(req, &c))
         return;
-    json_t *body = core_req_body_json(req);
+    enum core_err code;
+    const char *perr;
+    json_t *body = core_req_parse_json(req, &code, &perr);
     if (!body) {
         az_client_release(&c);
+        core_reply_oauth_error(req, 400, "invalid_client_metadata", "%s", perr);
         return;
     }
     const char *body_id = json_string_value(json_object_get(body, "client_id"));

@@ -245,6 +245,18 @@ bool az_keys_verify(const struct az_jws *j)
     return ok;
 }
 
+bool az_keys_usable(const char *kid)
+{
+    bool ok = false;
+    time_t now = time(NULL);
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n && !ok; i++)
+        ok = strcmp(ks.keys[i].kid, kid) == 0 &&
+             (ks.keys[i].active || ks.keys[i].retire_after > now);
+    pthread_rwlock_unlock(&ks.lock);
+    return ok;
+}
+
 json_t *az_keys_jwks(void)
 {
     json_t *keys = json_array();

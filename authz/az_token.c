@@ -342,6 +342,7 @@ static enum az_verify_rc verify_fresh(const char *token, struct az_claims *out, 
         *why = "the signature does not verify with the hub's keys";
         goto cleanup;
     }
+    xsnprintf(out->kid, sizeof out->kid, "%s", json_string_value(json_object_get(j.header, "kid")));
     const char *iss = json_string_value(json_object_get(j.claims, "iss"));
     if (!iss || strcmp(iss, core_cfg.issuer) != 0) {
         *why = "the token was issued by someone else";
@@ -411,6 +412,10 @@ enum az_verify_rc az_token_verify(const char *token, bool aud_hub, struct az_cla
     /* what can change while a token lives: checked on every use */
     if (out->exp + LEEWAY_S < (long long)time(NULL)) {
         *why = "the token has expired";
+        return AZ_TOKEN_INVALID;
+    }
+    if (!az_keys_usable(out->kid)) {
+        *why = "the key that signed the token has been retired";
         return AZ_TOKEN_INVALID;
     }
     int revoked = is_revoked(out->jti);

@@ -14,6 +14,7 @@ char *az_token_issue(const struct az_client *c, const char *scope, const char *a
 /* What a verified token says. Strings are owned by the struct. */
 struct az_claims {
     char jti[65];
+    char kid[65];
     char client_id[65];
     char sub[129];
     char tenant[51];

@@ -42,6 +42,9 @@ const char *core_req_header(const struct core_req *req, const char *name);
  * value belongs to the request (freed with it). */
 #define CORE_JSON_MAX_DEPTH 32
 json_t *core_req_body_json(struct core_req *req);
+/* The same checks without replying: NULL with the error code and why (for
+ * endpoints that answer in another error format, OAuth's). */
+json_t *core_req_parse_json(struct core_req *req, enum core_err *code, const char **why);
 
 /* The peer's address as text ("127.0.0.1", "::1"); "?" when unknown. */
 const char *core_req_peer(struct core_req *req);

@@ -176,37 +176,49 @@ static void json_cleanup(void *p)
     json_decref(p);
 }
 
-json_t *core_req_body_json(struct core_req *req)
+json_t *core_req_parse_json(struct core_req *req, enum core_err *code, const char **why)
 {
     const char *ct = core_req_header(req, "Content-Type");
     size_t n = strlen("application/json");
     if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
         (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
-        core_reply_error(req, CORE_ERR_UNSUPPORTED_MEDIA_TYPE,
-                         "Content-Type must be application/json");
+        *code = CORE_ERR_UNSUPPORTED_MEDIA_TYPE;
+        *why = "Content-Type must be application/json";
         return NULL;
     }
+    *code = CORE_ERR_PARSE_ERROR;
     if (!req->body || req->body_len == 0) {
-        core_reply_error(req, CORE_ERR_PARSE_ERROR, "the request body is empty");
+        *why = "the request body is empty";
         return NULL;
     }
     if (!core_json_depth_ok(req->body, req->body_len, CORE_JSON_MAX_DEPTH)) {
-        core_reply_error(req, CORE_ERR_JSON_TOO_DEEP, "the JSON body nests deeper than %d levels",
-                         CORE_JSON_MAX_DEPTH);
+        *code = CORE_ERR_JSON_TOO_DEEP;
+        *why = core_psprintf(req->pool, "the JSON body nests deeper than %d levels",
+                             CORE_JSON_MAX_DEPTH);
         return NULL;
     }
     json_error_t err;
     json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
     if (!v) {
-        core_reply_error(req, CORE_ERR_PARSE_ERROR, "invalid JSON at line %d column %d: %s",
-                         err.line, err.column, err.text);
+        *why = core_psprintf(req->pool, "invalid JSON at line %d column %d: %s", err.line,
+                             err.column, err.text);
         return NULL;
     }
     if (!json_is_object(v) && !json_is_array(v)) {
         json_decref(v);
-        core_reply_error(req, CORE_ERR_PARSE_ERROR, "the JSON body must be an object or array");
+        *why = "the JSON body must be an object or array";
         return NULL;
     }
     core_pool_cleanup(req->pool, json_cleanup, v);
+    return v;
+}
+
+json_t *core_req_body_json(struct core_req *req)
+{
+    enum core_err code;
+    const char *why;
+    json_t *v = core_req_parse_json(req, &code, &why);
+    if (!v)
+        core_reply_error(req, code, "%s", why);
     return v;
 }

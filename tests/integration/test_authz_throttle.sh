@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Brute-force throttling of client authentication: after 10 failures of one
+# client within a minute its next attempt, even with the right secret, gets
+# 429 with Retry-After, at every endpoint that authenticates clients, while
+# other clients go on; after 30 failures from one address every client from
+# that address gets 429, and other addresses go on.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/authz_lib.sh"
+
+RUN_TIMEOUT=20
+az_setup
+
+client_add --tenant takamatsu --name victim --grant client_credentials --scope ngsi.read
+A_ID=$CID A_SECRET=$CSECRET
+client_add --tenant takamatsu --name bystander --grant client_credentials --scope ngsi.read
+B_ID=$CID B_SECRET=$CSECRET
+client_add --tenant kanonji --name poster --grant client_credentials --scope ngsi.read --auth-method client_secret_post
+P_ID=$CID P_SECRET=$CSECRET
+
+# too_many WHAT: the last reply is the throttle's: 429, Retry-After of 1 to
+# 60 s, an OAuth error body.
+too_many() {
+  assert_status 429 "$1: 429"
+  assert_match '^[0-9]+$' "$(header Retry-After)" "$1: Retry-After is a number of seconds"
+  assert_ge "$(header Retry-After)" 1 "$1: Retry-After >= 1"
+  assert_lt "$(header Retry-After)" 61 "$1: Retry-After <= 60 (the window is a minute)"
+  assert_json 'keys == ["error", "error_description"] and (.error | type) == "string"' "$1: an OAuth error body"
+  assert_no_match 'access_token' "$HTTP_BODY" "$1: no token"
+}
+
+# ------------------------------------------------------------ per client
+
+hub_start
+get_token "$A_ID" "$A_SECRET"
+TA=$TOKEN
+for i in $(seq 1 10); do
+  token_basic "$A_ID" "wrong-secret-$i"
+  assert_oauth_error 401 invalid_client "failure $i of 10: still 401"
+done
+token_basic "$A_ID" "$A_SECRET"
+too_many "the 11th attempt, with the right secret"
+token_basic "$A_ID" "wrong-again"
+too_many "a wrong secret while throttled (429, not 401: nothing to learn)"
+introspect "$A_ID" "$A_SECRET" "$TA"
+too_many "introspection by the throttled client"
+revoke "$A_ID" "$A_SECRET" "$TA"
+too_many "revocation by the throttled client"
+get_token "$B_ID" "$B_SECRET"
+ok "another client of the same tenant from the same address still gets tokens"
+introspect "$B_ID" "$B_SECRET" "$TA"
+assert_json '.active == true' "the throttled client's token was not revoked and stays active"
+token_post "$P_ID" "$P_SECRET"
+assert_status 200 "a client_secret_post client still gets tokens"
+assert_eq 0 "$(sql "SELECT count(*) FROM renkei.revoked_tokens")" "nothing was revoked"
+
+# ----------------------------------------------------------- per address
+
+hub_stop
+hub_start
+get_token "$A_ID" "$A_SECRET"
+ok "a restarted hub starts with clean counters"
+for i in $(seq 1 30); do
+  token_basic "c_unknown_client_$i" "x"
+  if [[ $HTTP_STATUS != 401 ]]; then
+    fail "failure $i of 30 from this address (each for another unknown client): expected 401, got $HTTP_STATUS [$HTTP_BODY]"
+  fi
+done
+ok "30 failures from one address, each for another unknown client, all 401"
+token_basic "$B_ID" "$B_SECRET"
+too_many "a good client from the address with 30 failures"
+token_post "$P_ID" "$P_SECRET"
+too_many "a good client_secret_post client from that address"
+http_try POST /oauth2/token --interface 127.0.0.2 "${FORM[@]}" -u "$B_ID:$B_SECRET" --data 'grant_type=client_credentials' ||
+  fail "cannot send from 127.0.0.2: $HTTP_CURL_ERROR"
+assert_status 200 "the same client from another address (127.0.0.2) gets tokens"
