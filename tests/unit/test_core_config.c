@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include "core/config.h"
 
 /* A fake environment: NULL-terminated key, value pairs. */
@@ -43,7 +45,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.listen_port, 8080);
     assert_null(cfg.issuer);
     assert_string_equal(cfg.secret_file, "./var/secret");
-    assert_true(cfg.threads >= 8); /* handlers block on the database: more than cores */
+    assert_int_equal(cfg.threads, sysconf(_SC_NPROCESSORS_ONLN)); /* one per core */
     assert_int_equal(cfg.db_pool, cfg.threads + 2);
     assert_int_equal(cfg.max_body, 1048576);
     assert_int_equal(cfg.shutdown_grace, 10);
