@@ -52,13 +52,6 @@ static int report(const char *what, enum az_rc rc, const struct az_result *res)
     return bad(what, "%s", res->message);
 }
 
-static void print_json(json_t *j)
-{
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s\n", text);
-    free(text);
-}
-
 /* "a,b c" → ["a","b","c"] (commas or spaces), appended to arr. */
 static void split_into(json_t *arr, const char *s)
 {
@@ -286,7 +279,7 @@ static int cmd_add(int argc, char **argv)
         json_t *j = json_pack("{s:s}", "client_id", id);
         if (secret[0])
             json_object_set_new(j, "client_secret", json_string(secret));
-        print_json(j);
+        core_cli_print_json(j);
         json_decref(j);
     } else {
         printf("client_id:     %s\n", id);
@@ -351,7 +344,7 @@ static int cmd_list(int argc, char **argv)
             break;
     }
     if (a.json)
-        print_json(all);
+        core_cli_print_json(all);
     json_decref(all);
     return 0;
 }
@@ -372,7 +365,7 @@ static int cmd_show(int argc, char **argv)
         return report("client", r, &res);
     if (a.json) {
         json_t *j = az_client_json(&c);
-        print_json(j);
+        core_cli_print_json(j);
         json_decref(j);
     } else {
         print_client(&c);
@@ -399,7 +392,7 @@ static int cmd_rotate(int argc, char **argv)
         return report("client", r, &res);
     if (a.json) {
         json_t *j = json_pack("{s:s, s:s}", "client_id", a.id, "client_secret", secret);
-        print_json(j);
+        core_cli_print_json(j);
         json_decref(j);
     } else {
         printf("client_secret: %s\n(the old secret no longer works; this one is shown only "
@@ -428,7 +421,7 @@ static int cmd_state(int argc, char **argv, bool disabled)
     if (a.json) {
         json_t *j =
             json_pack("{s:s, s:s}", "client_id", a.id, "state", disabled ? "disabled" : "active");
-        print_json(j);
+        core_cli_print_json(j);
         json_decref(j);
     } else {
         printf("%s client %s\n", disabled ? "disabled" : "enabled", a.id);
@@ -462,7 +455,7 @@ static int cmd_initial_token(int argc, char **argv)
     if (a.json) {
         json_t *j = json_pack("{s:s, s:s, s:i, s:i}", "initial_access_token", token, "tenant",
                               a.tenant, "uses", (int)uses, "expires_in", (int)ttl);
-        print_json(j);
+        core_cli_print_json(j);
         json_decref(j);
     } else {
         printf("initial_access_token: %s\n(for %s: %ld registration(s) within %ld s; shown only "
@@ -471,13 +464,6 @@ static int cmd_initial_token(int argc, char **argv)
     }
     OPENSSL_cleanse(token, sizeof token);
     return 0;
-}
-
-static void finish(void)
-{
-    core_db_shutdown();
-    core_secret_release();
-    core_config_release(&core_cfg);
 }
 
 int az_cmd_client(const struct core_app *app, int argc, char **argv)
@@ -503,7 +489,7 @@ int az_cmd_client(const struct core_app *app, int argc, char **argv)
         rc = cmd_initial_token(argc - 1, argv + 1);
     else
         return usage("client", "unknown client command", client_usage);
-    finish();
+    core_cli_finish();
     return rc;
 }
 
@@ -536,7 +522,7 @@ int az_cmd_keys(const struct core_app *app, int argc, char **argv)
         rc = 1;
     }
     if (rows && json) {
-        print_json(rows);
+        core_cli_print_json(rows);
     } else if (rows) {
         printf("%-44s %-6s %-9s %-21s %s\n", "KID", "ALG", "STATE", "CREATED", "RETIRE_AFTER");
         size_t i;
@@ -552,6 +538,6 @@ int az_cmd_keys(const struct core_app *app, int argc, char **argv)
     }
     json_decref(rows);
     az_keys_release();
-    finish();
+    core_cli_finish();
     return rc;
 }

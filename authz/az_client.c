@@ -97,38 +97,33 @@ json_t *az_client_json(const struct az_client *c)
 
 /* ---- secrets ---- */
 
-static struct {
-    pthread_mutex_t mu;
-    const char *label[4];
-    unsigned char key[4][32];
-    size_t n;
-} derived = {.mu = PTHREAD_MUTEX_INITIALIZER};
+/* The HMAC keys of the three kinds of stored secret, derived from the master
+ * secret once: checking a client secret is on every token request, and takes
+ * no lock. */
+static const char *const hmac_labels[] = {AZ_SECRET_LABEL, AZ_REGTOKEN_LABEL, AZ_IAT_LABEL};
+static unsigned char hmac_keys[ARRAY_SIZE(hmac_labels)][32];
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
 
-/* The HMAC key for a label, derived from the master secret once. */
-static void label_key(const char *label, unsigned char out[32])
+static void derive_hmac_keys(void)
 {
-    pthread_mutex_lock(&derived.mu);
-    for (size_t i = 0; i < derived.n; i++) {
-        if (derived.label[i] == label || strcmp(derived.label[i], label) == 0) {
-            memcpy(out, derived.key[i], 32);
-            pthread_mutex_unlock(&derived.mu);
-            return;
-        }
+    for (size_t i = 0; i < ARRAY_SIZE(hmac_labels); i++)
+        core_secret_derive(hmac_labels[i], hmac_keys[i], 32);
+}
+
+static const unsigned char *label_key(const char *label)
+{
+    pthread_once(&hmac_once, derive_hmac_keys);
+    for (size_t i = 0; i < ARRAY_SIZE(hmac_labels); i++) {
+        if (strcmp(hmac_labels[i], label) == 0)
+            return hmac_keys[i];
     }
-    core_secret_derive(label, out, 32);
-    if (derived.n < ARRAY_SIZE(derived.label)) {
-        derived.label[derived.n] = label;
-        memcpy(derived.key[derived.n++], out, 32);
-    }
-    pthread_mutex_unlock(&derived.mu);
+    core_log_bug("no HMAC key for %s", label);
+    abort();
 }
 
 void az_secret_hmac(const char *label, const char *secret, size_t len, unsigned char out[32])
 {
-    unsigned char key[32];
-    label_key(label, key);
-    core_hmac_sha256(key, secret, len, out);
-    OPENSSL_cleanse(key, sizeof key);
+    core_hmac_sha256(label_key(label), secret, len, out);
 }
 
 bool az_secret_matches(const struct az_client *c, const char *secret, size_t len)
@@ -855,10 +850,7 @@ static struct {
 
 static unsigned slot_of(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % SLOTS;
+    return core_hash_str(id) % SLOTS;
 }
 
 static void unref(struct cached *e)

@@ -36,10 +36,7 @@ static struct {
 
 static struct counter *counter_for(const char *key, time_t now)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    struct counter *c = &thr.slots[h % THROTTLE_SLOTS];
+    struct counter *c = &thr.slots[core_hash_str(key) % THROTTLE_SLOTS];
     /* a slot taken by another key, or an old window, starts over: at worst
      * a collision forgets some failures, it never blocks anyone wrongly */
     if (strcmp(c->key, key) != 0 || now - c->start >= WINDOW_S) {

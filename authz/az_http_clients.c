@@ -100,22 +100,8 @@ static void az_handler_clients_create(struct core_req *req)
                                        "grant_types",   "scopes",    "default_scopes",
                                        "redirect_uris", "audiences", "jwks",
                                        "token_alg",     "token_ttl", NULL};
-    const char *key;
-    json_t *v;
-    if (!json_is_object(body)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "the body must be a JSON object");
+    if (!core_req_json_members(req, body, keys))
         return;
-    }
-    json_object_foreach(body, key, v)
-    {
-        bool known = false;
-        for (const char *const *k = keys; *k && !known; k++)
-            known = strcmp(*k, key) == 0;
-        if (!known) {
-            core_reply_error(req, CORE_ERR_BAD_REQUEST, "unknown member \"%s\"", key);
-            return;
-        }
-    }
     bool bad = false;
     struct az_client_spec s = {0};
     s.tenant = string_member(body, "tenant", &bad);

@@ -54,10 +54,7 @@ static struct {
 
 static unsigned hash_str(const char *s, unsigned mod)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % mod;
+    return core_hash_str(s) % mod;
 }
 
 static void rev_clear_locked(void)

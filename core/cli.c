@@ -50,6 +50,20 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
     return 2;
 }
 
+void core_cli_print_json(json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "null");
+    free(text);
+}
+
+void core_cli_finish(void)
+{
+    core_db_shutdown();
+    core_secret_release();
+    core_config_release(&core_cfg);
+}
+
 char *core_cli_actor(void)
 {
     struct passwd pw, *found = NULL;

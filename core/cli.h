@@ -1,6 +1,8 @@
 #ifndef CORE_CLI_H
 #define CORE_CLI_H
 
+#include <jansson.h>
+
 #include "core/routes.h"
 
 /*
@@ -43,6 +45,11 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
 bool core_cli_config(bool need_db, bool need_secret);
 /* Set by `serve` before core_cli_config: the process is the server. */
 extern bool core_cli_serving;
+
+/* Prints j indented on stdout (the --json output of every command). */
+void core_cli_print_json(json_t *j);
+/* Releases what core_cli_config and a command's pool set up. */
+void core_cli_finish(void);
 
 /* "cli:<user>": who ran the command, for audit events. Caller frees. */
 char *core_cli_actor(void);

@@ -36,6 +36,9 @@ bool xsnprintf(char *dst, size_t size, const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* Parses a whole decimal integer in [min, max]; false on junk, sign or range. */
 bool core_parse_long(const char *s, long min, long max, long *out);
 
+/* FNV-1a of a string, for the in-memory hash tables (not for security). */
+unsigned core_hash_str(const char *s);
+
 /* Monotonic time in microseconds, for durations. */
 uint64_t core_now_us(void);
 

@@ -42,6 +42,10 @@ const char *core_req_header(const struct core_req *req, const char *name);
  * value belongs to the request (freed with it). */
 #define CORE_JSON_MAX_DEPTH 32
 json_t *core_req_body_json(struct core_req *req);
+/* True when body is a JSON object whose members are all in allowed
+ * (NULL-terminated); otherwise queues 400 naming the unknown member. */
+bool core_req_json_members(struct core_req *req, json_t *body, const char *const *allowed);
+
 /* The same checks without replying: NULL with the error code and why (for
  * endpoints that answer in another error format, OAuth's). */
 json_t *core_req_parse_json(struct core_req *req, enum core_err *code, const char **why);

@@ -213,6 +213,27 @@ json_t *core_req_parse_json(struct core_req *req, enum core_err *code, const cha
     return v;
 }
 
+bool core_req_json_members(struct core_req *req, json_t *body, const char *const *allowed)
+{
+    if (!json_is_object(body)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "the body must be a JSON object");
+        return false;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        bool known = false;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(*a, key) == 0;
+        if (!known) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "unknown member \"%s\"", key);
+            return false;
+        }
+    }
+    return true;
+}
+
 json_t *core_req_body_json(struct core_req *req)
 {
     enum core_err code;

@@ -116,6 +116,14 @@ bool core_parse_long(const char *s, long min, long max, long *out)
     return true;
 }
 
+unsigned core_hash_str(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 uint64_t core_now_us(void)
 {
     struct timespec ts;

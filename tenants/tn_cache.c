@@ -31,10 +31,7 @@ static struct {
 
 static unsigned slot_of(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % SLOTS;
+    return core_hash_str(id) % SLOTS;
 }
 
 static void clear_locked(void)

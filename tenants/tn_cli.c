@@ -92,9 +92,7 @@ static void print_tenant(const struct tn_tenant *t, bool json)
 {
     if (json) {
         json_t *j = tn_tenant_json(t);
-        char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text);
-        free(text);
+        core_cli_print_json(j);
         json_decref(j);
         return;
     }
@@ -358,9 +356,7 @@ static int cmd_list(int argc, char **argv)
             break;
     }
     if (p.json) {
-        char *text = json_dumps(all, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", text);
-        free(text);
+        core_cli_print_json(all);
     }
     json_decref(all);
     return 0;
@@ -433,8 +429,6 @@ int tn_cmd_tenant(const struct core_app *app, int argc, char **argv)
         rc = cmd_state(argc - 1, argv + 1, TN_ACTIVE);
     else
         return usage("unknown tenant command");
-    core_db_shutdown();
-    core_secret_release();
-    core_config_release(&core_cfg);
+    core_cli_finish();
     return rc;
 }

@@ -246,14 +246,9 @@ static void tn_handler_create(struct core_req *req)
     if (!body)
         return;
     static const char *const keys[] = {"id", "name", "parent", "city_os", NULL};
-    const char *bad_key;
     char err[200];
-    if (!json_is_object(body) || !only_keys(body, keys, &bad_key)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                         json_is_object(body) ? "unknown member \"%s\"" : "%s",
-                         json_is_object(body) ? bad_key : "the body must be a JSON object");
+    if (!core_req_json_members(req, body, keys))
         return;
-    }
     const char *id, *name, *parent;
     if (!opt_string(body, "id", &id, err, sizeof err) ||
         !opt_string(body, "name", &name, err, sizeof err) ||
@@ -366,14 +361,9 @@ static void tn_handler_update(struct core_req *req)
     if (!body)
         return;
     static const char *const keys[] = {"name", "parent", "state", "city_os", "reason", NULL};
-    const char *bad_key;
     char err[200];
-    if (!json_is_object(body) || !only_keys(body, keys, &bad_key)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                         json_is_object(body) ? "unknown member \"%s\"" : "%s",
-                         json_is_object(body) ? bad_key : "the body must be a JSON object");
+    if (!core_req_json_members(req, body, keys))
         return;
-    }
     struct tn_patch patch = {.state = -1};
     const char *state, *why;
     if (!opt_string(body, "name", &patch.name, err, sizeof err) ||
