@@ -8,7 +8,7 @@
  */
 #include <jansson.h>
 
-#include "authz/az_jose.h"
+#include "core/jose.h"
 #include "core/auth.h"
 #include "core/router.h"
 
@@ -32,10 +32,10 @@ bool az_keys_load(void);
 void az_keys_release(void);
 /* Signs claims with the active key of alg; the header gets typ, alg, kid.
  * NULL when no key is loaded. */
-char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims);
+char *az_keys_sign(enum core_alg alg, const char *typ, json_t *claims);
 /* Verifies a parsed JWS against the key named by its kid, with that key's
  * algorithm; false when the kid is not ours (active or retiring). */
-bool az_keys_verify(const struct az_jws *j);
+bool az_keys_verify(const struct core_jws *j);
 /* True while kid names a key that still verifies (active or retiring). */
 bool az_keys_usable(const char *kid);
 /* The JWKS document (public keys, active and retiring). */
@@ -70,7 +70,7 @@ struct az_client {
     json_t *scopes; /* allowed */
     json_t *default_scopes;
     json_t *audiences;
-    enum az_alg token_alg;
+    enum core_alg token_alg;
     int token_ttl;
     bool disabled;
     char created_at[40];

@@ -237,7 +237,7 @@ static int cmd_add(int argc, char **argv)
         if (!a.method)
             s.auth = AZ_AUTH_JWT;
     }
-    if (a.alg && !az_alg_parse(a.alg, &s.token_alg)) {
+    if (a.alg && !core_alg_parse(a.alg, &s.token_alg)) {
         json_decref(jwks);
         args_release(&a);
         return bad("client", "--token-alg must be ES256 or RS256");
@@ -298,7 +298,7 @@ static void print_client(const struct az_client *c)
            "grants:      %s\nscopes:      %s\ntoken:       %s, %d s\nstate:       %s\n"
            "created:     %s\n",
            c->id, c->tenant, c->name, az_auth_method_name(c->auth), grants, scopes,
-           az_alg_name(c->token_alg), c->token_ttl, c->disabled ? "disabled" : "active",
+           core_alg_name(c->token_alg), c->token_ttl, c->disabled ? "disabled" : "active",
            c->created_at);
     free(scopes);
     free(grants);

@@ -87,7 +87,7 @@ json_t *az_client_json(const struct az_client *c)
         "client_id", c->id, "tenant", c->tenant, "name", c->name, "token_endpoint_auth_method",
         az_auth_method_name(c->auth), "confidential", c->auth != AZ_AUTH_NONE, "grant_types",
         c->grant_types, "scopes", c->scopes, "default_scopes", c->default_scopes, "redirect_uris",
-        c->redirect_uris, "audiences", c->audiences, "token_alg", az_alg_name(c->token_alg),
+        c->redirect_uris, "audiences", c->audiences, "token_alg", core_alg_name(c->token_alg),
         "token_ttl", c->token_ttl, "state", c->disabled ? "disabled" : "active", "created_at",
         c->created_at, "updated_at", c->updated_at, "version", c->version);
     if (j && c->jwks)
@@ -263,7 +263,7 @@ const char *az_client_spec_check(const struct az_client_spec *s)
         json_array_foreach(keys, i, k)
         {
             const char *w;
-            EVP_PKEY *p = az_jwk_import(k, &w);
+            EVP_PKEY *p = core_jwk_import(k, &w);
             if (!p) {
                 snprintf(msg, sizeof msg, "jwks key %zu: %s", i, w);
                 return msg;
@@ -363,8 +363,8 @@ static void from_row(PGresult *r, int row, struct az_client *c)
     c->scopes = json_col(r, row, 8);
     c->default_scopes = json_col(r, row, 9);
     c->audiences = json_col(r, row, 10);
-    if (!az_alg_parse(PQgetvalue(r, row, 11), &c->token_alg))
-        c->token_alg = AZ_ES256;
+    if (!core_alg_parse(PQgetvalue(r, row, 11), &c->token_alg))
+        c->token_alg = CORE_ES256;
     long v = 600;
     core_parse_long(PQgetvalue(r, row, 12), 0, 86400, &v);
     c->token_ttl = (int)v;
@@ -462,7 +462,7 @@ static enum core_db_rc create_tx(struct core_db_conn *c, void *p)
                        scopes,
                        dflt,
                        auds,
-                       az_alg_name(s->token_alg),
+                       core_alg_name(s->token_alg),
                        ttl,
                        s->with_registration_token ? (const char *)regmac : NULL,
                        a->actor};
@@ -706,7 +706,7 @@ enum az_rc az_client_replace(const char *context, const char *id, const struct a
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", s->token_ttl ? s->token_ttl : 600);
     const char *v[] = {
-        id, s->name, jwks, grants, redirects, scopes, dflt, auds, az_alg_name(s->token_alg), ttl};
+        id, s->name, jwks, grants, redirects, scopes, dflt, auds, core_alg_name(s->token_alg), ttl};
     struct change_arg a = {&az_client_replace_stmt, v,     NULL, NULL, 10, id,
                            "client.update",         actor, res};
     enum az_rc rc = change(context, &a);

@@ -30,7 +30,7 @@ struct az_client_spec {
     json_t *redirect_uris;  /* NULL: none */
     json_t *audiences;      /* NULL: none beyond the hub */
     json_t *jwks;           /* private_key_jwt */
-    enum az_alg token_alg;
+    enum core_alg token_alg;
     int token_ttl;                /* 0: 600 */
     bool with_registration_token; /* RFC 7592: also mint a registration access token */
 };

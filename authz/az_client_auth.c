@@ -199,13 +199,13 @@ static enum core_db_rc jti_tx(struct core_db_conn *c, void *p)
 /* The assertion's client id (its sub), before any signature is checked. */
 static const char *assertion_subject(const char *assertion, struct core_pool *pool)
 {
-    struct az_jws j;
+    struct core_jws j;
     const char *why;
-    if (!az_jws_parse(assertion, AZ_TOKEN_MAX, &j, &why))
+    if (!core_jws_parse(assertion, AZ_TOKEN_MAX, &j, &why))
         return NULL;
     const char *sub = json_string_value(json_object_get(j.claims, "sub"));
     char *out = sub && strlen(sub) <= 64 ? core_pstrdup(pool, sub) : NULL;
-    az_jws_release(&j);
+    core_jws_release(&j);
     return out;
 }
 
@@ -214,15 +214,15 @@ static const char *assertion_subject(const char *assertion, struct core_pool *po
 static const char *check_assertion(const struct az_client *c, const char *assertion,
                                    bool *unavailable)
 {
-    struct az_jws j;
+    struct core_jws j;
     const char *why;
-    if (!az_jws_parse(assertion, AZ_TOKEN_MAX, &j, &why))
+    if (!core_jws_parse(assertion, AZ_TOKEN_MAX, &j, &why))
         return why;
     const char *reason = NULL;
     const char *halg = json_string_value(json_object_get(j.header, "alg"));
     const char *kid = json_string_value(json_object_get(j.header, "kid"));
-    enum az_alg alg;
-    if (!az_alg_parse(halg, &alg)) {
+    enum core_alg alg;
+    if (!core_alg_parse(halg, &alg)) {
         reason = "the assertion must be signed with ES256 or RS256";
         goto cleanup;
     }
@@ -235,9 +235,9 @@ static const char *check_assertion(const struct az_client *c, const char *assert
         if (kid && kkid && strcmp(kid, kkid) != 0)
             continue;
         const char *ignored;
-        EVP_PKEY *pk = az_jwk_import(k, &ignored);
+        EVP_PKEY *pk = core_jwk_import(k, &ignored);
         if (pk) {
-            verified = az_jws_verify(&j, pk, alg);
+            verified = core_jws_verify(&j, pk, alg);
             EVP_PKEY_free(pk);
         }
         if (verified)
@@ -299,7 +299,7 @@ static const char *check_assertion(const struct az_client *c, const char *assert
         reason = "the assertion was used before (jti replayed)";
     }
 cleanup:
-    az_jws_release(&j);
+    core_jws_release(&j);
     return reason;
 }
 

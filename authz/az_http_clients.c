@@ -129,7 +129,7 @@ static void az_handler_clients_create(struct core_req *req)
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "unknown token_endpoint_auth_method");
         return;
     }
-    if (alg && !az_alg_parse(alg, &s.token_alg)) {
+    if (alg && !core_alg_parse(alg, &s.token_alg)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "token_alg must be ES256 or RS256");
         return;
     }

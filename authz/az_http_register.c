@@ -78,7 +78,7 @@ static const char *to_spec(json_t *body, struct az_client_spec *s, struct core_p
         s->scopes = arr;
     }
     const char *alg = json_string_value(json_object_get(body, "access_token_signing_alg"));
-    if (alg && !az_alg_parse(alg, &s->token_alg))
+    if (alg && !core_alg_parse(alg, &s->token_alg))
         return "access_token_signing_alg must be ES256 or RS256";
     return NULL;
 }
@@ -113,7 +113,7 @@ static json_t *registration_json(const struct az_client *c, const char *secret, 
                           "client_name", c->name, "grant_types", c->grant_types,
                           "token_endpoint_auth_method", az_auth_method_name(c->auth), "scope", buf,
                           "redirect_uris", c->redirect_uris, "access_token_signing_alg",
-                          az_alg_name(c->token_alg), "registration_client_uri", uri);
+                          core_alg_name(c->token_alg), "registration_client_uri", uri);
     free(uri);
     if (c->jwks)
         json_object_set(j, "jwks", c->jwks);

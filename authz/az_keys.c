@@ -16,7 +16,7 @@
 
 struct key {
     char kid[65];
-    enum az_alg alg;
+    enum core_alg alg;
     EVP_PKEY *pkey;
     json_t *jwk; /* public, with kid, use, alg */
     bool active;
@@ -61,20 +61,20 @@ static void keys_free(struct key *keys, size_t n)
 
 /* Creates, seals and inserts a new active key of alg; its kid is the RFC
  * 7638 thumbprint. False when the statement failed. */
-static bool insert_new_key(struct core_db_conn *c, enum az_alg alg, char *kid_out, size_t kid_len)
+static bool insert_new_key(struct core_db_conn *c, enum core_alg alg, char *kid_out, size_t kid_len)
 {
-    EVP_PKEY *k = az_key_generate(alg);
-    json_t *jwk = az_jwk_public(k);
-    char *kid = az_jwk_thumbprint(jwk);
+    EVP_PKEY *k = core_key_generate(alg);
+    json_t *jwk = core_jwk_public(k);
+    char *kid = core_jwk_thumbprint(jwk);
     size_t pem_len;
-    char *pem = az_key_to_pem(k, &pem_len);
+    char *pem = core_key_to_pem(k, &pem_len);
     unsigned char *sealed;
     size_t sealed_len;
     core_seal(AZ_KEY_LABEL, kid, strlen(kid), pem, pem_len, &sealed, &sealed_len);
     OPENSSL_cleanse(pem, pem_len);
     free(pem);
     char *jwk_text = json_dumps(jwk, JSON_COMPACT);
-    const char *v[] = {kid, az_alg_name(alg), jwk_text, (const char *)sealed};
+    const char *v[] = {kid, core_alg_name(alg), jwk_text, (const char *)sealed};
     int lengths[] = {0, 0, 0, (int)sealed_len};
     int formats[] = {0, 0, 0, 1};
     PGresult *r = core_db_execp(c, &az_keys_insert_stmt, 4, v, lengths, formats, 0);
@@ -93,7 +93,7 @@ static bool insert_new_key(struct core_db_conn *c, enum az_alg alg, char *kid_ou
 struct load_arg {
     struct key *keys;
     size_t n;
-    bool have[AZ_ALG__COUNT];
+    bool have[CORE_ALG__COUNT];
     bool created;
 };
 
@@ -119,7 +119,7 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     for (int i = 0; i < rows; i++) {
         struct key *k = &a->keys[a->n];
         xsnprintf(k->kid, sizeof k->kid, "%s", PQgetvalue(r, i, 0));
-        if (!az_alg_parse(PQgetvalue(r, i, 1), &k->alg))
+        if (!core_alg_parse(PQgetvalue(r, i, 1), &k->alg))
             continue;
         size_t sealed_len;
         unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
@@ -135,7 +135,7 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
                       k->kid);
             continue;
         }
-        k->pkey = az_key_from_pem((char *)pem, pem_len);
+        k->pkey = core_key_from_pem((char *)pem, pem_len);
         OPENSSL_cleanse(pem, pem_len);
         free(pem);
         if (!k->pkey)
@@ -146,20 +146,20 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
         if (core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v))
             ra = v;
         k->retire_after = (time_t)ra;
-        k->jwk = az_jwk_public(k->pkey);
+        k->jwk = core_jwk_public(k->pkey);
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "use", json_string("sig"));
-        json_object_set_new(k->jwk, "alg", json_string(az_alg_name(k->alg)));
+        json_object_set_new(k->jwk, "alg", json_string(core_alg_name(k->alg)));
         if (k->active)
             a->have[k->alg] = true;
         a->n++;
     }
     PQclear(r);
-    for (int alg = 0; alg < AZ_ALG__COUNT; alg++) {
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
         if (a->have[alg])
             continue;
         /* the first key of this algorithm: make it, then read everything again */
-        if (!insert_new_key(c, (enum az_alg)alg, NULL, 0))
+        if (!insert_new_key(c, (enum core_alg)alg, NULL, 0))
             return CORE_DB_ERROR;
         a->created = true;
     }
@@ -207,7 +207,7 @@ void az_keys_release(void)
     pthread_rwlock_unlock(&ks.lock);
 }
 
-char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims)
+char *az_keys_sign(enum core_alg alg, const char *typ, json_t *claims)
 {
     char *out = NULL;
     pthread_rwlock_rdlock(&ks.lock);
@@ -215,8 +215,8 @@ char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims)
         struct key *k = &ks.keys[i];
         if (k->active && k->alg == alg) {
             json_t *h =
-                json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", az_alg_name(alg), "kid", k->kid);
-            out = az_jws_sign(k->pkey, alg, h, claims);
+                json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", core_alg_name(alg), "kid", k->kid);
+            out = core_jws_sign(k->pkey, alg, h, claims);
             json_decref(h);
             break;
         }
@@ -225,7 +225,7 @@ char *az_keys_sign(enum az_alg alg, const char *typ, json_t *claims)
     return out;
 }
 
-bool az_keys_verify(const struct az_jws *j)
+bool az_keys_verify(const struct core_jws *j)
 {
     const char *kid = json_string_value(json_object_get(j->header, "kid"));
     if (!kid)
@@ -237,7 +237,7 @@ bool az_keys_verify(const struct az_jws *j)
         struct key *k = &ks.keys[i];
         if (strcmp(k->kid, kid) == 0) {
             if (k->active || k->retire_after > now)
-                ok = az_jws_verify(j, k->pkey, k->alg);
+                ok = core_jws_verify(j, k->pkey, k->alg);
             break;
         }
     }
@@ -281,8 +281,8 @@ static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
     struct rotate_arg *a = p;
     json_array_clear(a->retired);
     json_array_clear(a->created);
-    for (int alg = 0; alg < AZ_ALG__COUNT; alg++) {
-        const char *v[] = {az_alg_name((enum az_alg)alg)};
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
+        const char *v[] = {core_alg_name((enum core_alg)alg)};
         PGresult *r = core_db_exec(c, &az_keys_retire_stmt, 1, v);
         if (!r)
             return CORE_DB_ERROR;
@@ -290,7 +290,7 @@ static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
             json_array_append_new(a->retired, json_string(PQgetvalue(r, i, 0)));
         PQclear(r);
         char kid[65];
-        if (!insert_new_key(c, (enum az_alg)alg, kid, sizeof kid))
+        if (!insert_new_key(c, (enum core_alg)alg, kid, sizeof kid))
             return CORE_DB_ERROR;
         json_array_append_new(a->created, json_string(kid));
     }

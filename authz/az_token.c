@@ -326,8 +326,8 @@ static bool aud_has(json_t *aud, const char *want)
 static enum az_verify_rc verify_fresh(const char *token, struct az_claims *out, bool *aud_hub,
                                       const char **why)
 {
-    struct az_jws j;
-    if (!az_jws_parse(token, AZ_TOKEN_MAX, &j, why))
+    struct core_jws j;
+    if (!core_jws_parse(token, AZ_TOKEN_MAX, &j, why))
         return AZ_TOKEN_INVALID;
     enum az_verify_rc rc = AZ_TOKEN_INVALID;
     const char *typ = json_string_value(json_object_get(j.header, "typ"));
@@ -379,7 +379,7 @@ static enum az_verify_rc verify_fresh(const char *token, struct az_claims *out, 
     }
     rc = AZ_TOKEN_OK;
 cleanup:
-    az_jws_release(&j);
+    core_jws_release(&j);
     return rc;
 }
 

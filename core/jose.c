@@ -7,34 +7,34 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "authz/az_jose.h"
+#include "core/jose.h"
 #include "core/crypto.h"
 #include "core/json.h"
 #include "core/log.h"
 
 #define EC_COORD 32 /* P-256 */
 
-const char *az_alg_name(enum az_alg a)
+const char *core_alg_name(enum core_alg a)
 {
-    return a == AZ_RS256 ? "RS256" : "ES256";
+    return a == CORE_RS256 ? "RS256" : "ES256";
 }
 
-bool az_alg_parse(const char *s, enum az_alg *out)
+bool core_alg_parse(const char *s, enum core_alg *out)
 {
     if (s && strcmp(s, "ES256") == 0) {
-        *out = AZ_ES256;
+        *out = CORE_ES256;
         return true;
     }
     if (s && strcmp(s, "RS256") == 0) {
-        *out = AZ_RS256;
+        *out = CORE_RS256;
         return true;
     }
     return false;
 }
 
-EVP_PKEY *az_key_generate(enum az_alg alg)
+EVP_PKEY *core_key_generate(enum core_alg alg)
 {
-    EVP_PKEY *k = alg == AZ_ES256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
+    EVP_PKEY *k = alg == CORE_ES256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
     if (!k) {
         core_log_bug("key generation failed");
         abort();
@@ -55,7 +55,7 @@ static char *bn_b64url(const BIGNUM *bn, int width)
     return out;
 }
 
-json_t *az_jwk_public(EVP_PKEY *key)
+json_t *core_jwk_public(EVP_PKEY *key)
 {
     json_t *jwk = NULL;
     BIGNUM *a = NULL, *b = NULL;
@@ -84,7 +84,7 @@ cleanup:
     return jwk;
 }
 
-char *az_jwk_thumbprint(json_t *jwk)
+char *core_jwk_thumbprint(json_t *jwk)
 {
     /* RFC 7638 §3.2: the required members only, in lexicographic order, no
      * whitespace */
@@ -121,7 +121,7 @@ static BIGNUM *member_bn(json_t *jwk, const char *name, size_t exact, size_t max
     return bn;
 }
 
-EVP_PKEY *az_jwk_import(json_t *jwk, const char **why)
+EVP_PKEY *core_jwk_import(json_t *jwk, const char **why)
 {
     const char *kty = json_string_value(json_object_get(jwk, "kty"));
     if (!json_is_object(jwk) || !kty) {
@@ -201,7 +201,7 @@ cleanup:
     return key;
 }
 
-char *az_key_to_pem(EVP_PKEY *key, size_t *len)
+char *core_key_to_pem(EVP_PKEY *key, size_t *len)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     char *out = NULL;
@@ -221,7 +221,7 @@ char *az_key_to_pem(EVP_PKEY *key, size_t *len)
     return out;
 }
 
-EVP_PKEY *az_key_from_pem(const char *pem, size_t len)
+EVP_PKEY *core_key_from_pem(const char *pem, size_t len)
 {
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
@@ -239,7 +239,51 @@ static char *json_b64url(json_t *j)
     return out;
 }
 
-char *az_jws_sign(EVP_PKEY *key, enum az_alg alg, json_t *header, json_t *claims)
+void core_es256_sign(EVP_PKEY *key, const void *data, size_t len, unsigned char sig[64])
+{
+    unsigned char der[128];
+    size_t der_len = sizeof der;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+              EVP_DigestSign(md, der, &der_len, data, len) == 1;
+    EVP_MD_CTX_free(md);
+    /* r || s, 32 bytes each, not DER */
+    const unsigned char *p = der;
+    ECDSA_SIG *es = ok ? d2i_ECDSA_SIG(NULL, &p, (long)der_len) : NULL;
+    if (!es) {
+        core_log_bug("ES256 signing failed");
+        abort();
+    }
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(es, &r, &s);
+    BN_bn2binpad(r, sig, EC_COORD);
+    BN_bn2binpad(s, sig + EC_COORD, EC_COORD);
+    ECDSA_SIG_free(es);
+}
+
+bool core_es256_verify(EVP_PKEY *key, const void *data, size_t len, const unsigned char *sig,
+                       size_t sig_len)
+{
+    if (sig_len != 2 * EC_COORD || !EVP_PKEY_is_a(key, "EC"))
+        return false;
+    unsigned char der[128];
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, EC_COORD, NULL);
+    BIGNUM *s = BN_bin2bn(sig + EC_COORD, EC_COORD, NULL);
+    ECDSA_SIG_set0(es, r, s);
+    unsigned char *p = der;
+    int n = i2d_ECDSA_SIG(es, &p);
+    ECDSA_SIG_free(es);
+    if (n <= 0)
+        return false;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+              EVP_DigestVerify(md, der, (size_t)n, data, len) == 1;
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+char *core_jws_sign(EVP_PKEY *key, enum core_alg alg, json_t *header, json_t *claims)
 {
     char *h = json_b64url(header), *c = json_b64url(claims);
     size_t hl = strlen(h), cl = strlen(c);
@@ -250,30 +294,22 @@ char *az_jws_sign(EVP_PKEY *key, enum az_alg alg, json_t *header, json_t *claims
     free(h);
     free(c);
 
-    unsigned char der[512];
-    size_t der_len = sizeof der;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-              EVP_DigestSign(md, der, &der_len, (unsigned char *)input, hl + 1 + cl) == 1;
-    EVP_MD_CTX_free(md);
-    if (!ok) {
-        core_log_bug("JWS signing failed");
-        abort();
-    }
-    unsigned char raw[2 * EC_COORD];
-    const unsigned char *sig = der;
-    size_t sig_len = der_len;
-    if (alg == AZ_ES256) {
-        /* JWS wants r || s, 32 bytes each, not DER (RFC 7518 §3.4) */
-        const unsigned char *p = der;
-        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-        const BIGNUM *r, *s;
-        ECDSA_SIG_get0(es, &r, &s);
-        BN_bn2binpad(r, raw, EC_COORD);
-        BN_bn2binpad(s, raw + EC_COORD, EC_COORD);
-        ECDSA_SIG_free(es);
-        sig = raw;
-        sig_len = sizeof raw;
+    unsigned char raw[2 * EC_COORD], der[512];
+    const unsigned char *sig = raw;
+    size_t sig_len = sizeof raw;
+    if (alg == CORE_ES256) {
+        core_es256_sign(key, input, hl + 1 + cl, raw);
+    } else {
+        sig_len = sizeof der;
+        sig = der;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        bool ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+                  EVP_DigestSign(md, der, &sig_len, (unsigned char *)input, hl + 1 + cl) == 1;
+        EVP_MD_CTX_free(md);
+        if (!ok) {
+            core_log_bug("JWS signing failed");
+            abort();
+        }
     }
     char *s64 = core_b64url_encode(sig, sig_len);
     size_t il = hl + 1 + cl, sl = strlen(s64);
@@ -303,7 +339,7 @@ static json_t *decode_object(const char *p, size_t len)
     return j;
 }
 
-bool az_jws_parse(const char *token, size_t max_len, struct az_jws *out, const char **why)
+bool core_jws_parse(const char *token, size_t max_len, struct core_jws *out, const char **why)
 {
     memset(out, 0, sizeof *out);
     size_t len = strnlen(token, max_len + 1);
@@ -321,7 +357,7 @@ bool az_jws_parse(const char *token, size_t max_len, struct az_jws *out, const c
     out->claims = decode_object(d1 + 1, (size_t)(d2 - d1 - 1));
     if (!out->header || !out->claims ||
         !core_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), &out->sig, &out->sig_len)) {
-        az_jws_release(out);
+        core_jws_release(out);
         *why = "the token's parts are not base64url JSON objects";
         return false;
     }
@@ -330,7 +366,7 @@ bool az_jws_parse(const char *token, size_t max_len, struct az_jws *out, const c
     return true;
 }
 
-void az_jws_release(struct az_jws *j)
+void core_jws_release(struct core_jws *j)
 {
     json_decref(j->header);
     json_decref(j->claims);
@@ -338,35 +374,19 @@ void az_jws_release(struct az_jws *j)
     memset(j, 0, sizeof *j);
 }
 
-bool az_jws_verify(const struct az_jws *j, EVP_PKEY *key, enum az_alg alg)
+bool core_jws_verify(const struct core_jws *j, EVP_PKEY *key, enum core_alg alg)
 {
     const char *halg = json_string_value(json_object_get(j->header, "alg"));
-    enum az_alg hdr;
-    if (!az_alg_parse(halg, &hdr) || hdr != alg)
+    enum core_alg hdr;
+    if (!core_alg_parse(halg, &hdr) || hdr != alg)
         return false;
-    if (alg == AZ_ES256 ? !EVP_PKEY_is_a(key, "EC") : !EVP_PKEY_is_a(key, "RSA"))
+    if (alg == CORE_ES256 ? !EVP_PKEY_is_a(key, "EC") : !EVP_PKEY_is_a(key, "RSA"))
         return false;
-    unsigned char der[128];
-    const unsigned char *sig = j->sig;
-    size_t sig_len = j->sig_len;
-    if (alg == AZ_ES256) {
-        if (j->sig_len != 2 * EC_COORD)
-            return false;
-        ECDSA_SIG *es = ECDSA_SIG_new();
-        BIGNUM *r = BN_bin2bn(j->sig, EC_COORD, NULL);
-        BIGNUM *s = BN_bin2bn(j->sig + EC_COORD, EC_COORD, NULL);
-        ECDSA_SIG_set0(es, r, s);
-        unsigned char *p = der;
-        int n = i2d_ECDSA_SIG(es, &p);
-        ECDSA_SIG_free(es);
-        if (n <= 0)
-            return false;
-        sig = der;
-        sig_len = (size_t)n;
-    }
+    if (alg == CORE_ES256)
+        return core_es256_verify(key, j->signing_input, j->signing_input_len, j->sig, j->sig_len);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     bool ok = md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-              EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)j->signing_input,
+              EVP_DigestVerify(md, j->sig, j->sig_len, (const unsigned char *)j->signing_input,
                                j->signing_input_len) == 1;
     EVP_MD_CTX_free(md);
     return ok;

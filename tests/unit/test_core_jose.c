@@ -7,7 +7,7 @@
 #include <jwt.h>
 #include <openssl/pem.h>
 
-#include "authz/az_jose.h"
+#include "core/jose.h"
 #include "core/crypto.h"
 
 static void test_b64url(void **state)
@@ -53,31 +53,32 @@ static char *public_pem(EVP_PKEY *k)
     return out;
 }
 
-static void sign_and_check(enum az_alg alg)
+static void sign_and_check(enum core_alg alg)
 {
-    EVP_PKEY *k = az_key_generate(alg);
-    json_t *h = json_pack("{s:s, s:s, s:s}", "typ", "at+jwt", "alg", az_alg_name(alg), "kid", "k1");
+    EVP_PKEY *k = core_key_generate(alg);
+    json_t *h =
+        json_pack("{s:s, s:s, s:s}", "typ", "at+jwt", "alg", core_alg_name(alg), "kid", "k1");
     json_t *c = json_pack("{s:s, s:s, s:i}", "iss", "https://hub.example", "sub", "client-1", "exp",
                           2000000000);
-    char *token = az_jws_sign(k, alg, h, c);
+    char *token = core_jws_sign(k, alg, h, c);
 
     /* ours */
-    struct az_jws j;
+    struct core_jws j;
     const char *why;
-    assert_true(az_jws_parse(token, 8192, &j, &why));
-    assert_true(az_jws_verify(&j, k, alg));
+    assert_true(core_jws_parse(token, 8192, &j, &why));
+    assert_true(core_jws_verify(&j, k, alg));
     assert_string_equal(json_string_value(json_object_get(j.claims, "sub")), "client-1");
     assert_string_equal(json_string_value(json_object_get(j.header, "typ")), "at+jwt");
     /* the algorithm is the key's, never the header's */
-    enum az_alg other = alg == AZ_ES256 ? AZ_RS256 : AZ_ES256;
-    assert_false(az_jws_verify(&j, k, other));
-    az_jws_release(&j);
+    enum core_alg other = alg == CORE_ES256 ? CORE_RS256 : CORE_ES256;
+    assert_false(core_jws_verify(&j, k, other));
+    core_jws_release(&j);
 
     /* libjwt, independently, with the public key (libjwt 1.10 accepts only
      * typ JWT, so this one says so) */
     char *pem = public_pem(k);
     json_object_set_new(h, "typ", json_string("JWT"));
-    char *plain = az_jws_sign(k, alg, h, c);
+    char *plain = core_jws_sign(k, alg, h, c);
     jwt_t *decoded = NULL;
     assert_int_equal(jwt_decode(&decoded, plain, (unsigned char *)pem, (int)strlen(pem)), 0);
     assert_string_equal(jwt_get_grant(decoded, "sub"), "client-1");
@@ -87,9 +88,9 @@ static void sign_and_check(enum az_alg alg)
     /* a flipped byte in the signature or the claims fails */
     size_t len = strlen(token);
     token[len - 3] = token[len - 3] == 'A' ? 'B' : 'A';
-    assert_true(az_jws_parse(token, 8192, &j, &why));
-    assert_false(az_jws_verify(&j, k, alg));
-    az_jws_release(&j);
+    assert_true(core_jws_parse(token, 8192, &j, &why));
+    assert_false(core_jws_verify(&j, k, alg));
+    core_jws_release(&j);
 
     free(pem);
     free(token);
@@ -101,70 +102,70 @@ static void sign_and_check(enum az_alg alg)
 static void test_sign_verify(void **state)
 {
     (void)state;
-    sign_and_check(AZ_ES256);
-    sign_and_check(AZ_RS256);
+    sign_and_check(CORE_ES256);
+    sign_and_check(CORE_RS256);
 }
 
 static void test_alg_confusion(void **state)
 {
     (void)state;
-    EVP_PKEY *k = az_key_generate(AZ_ES256);
+    EVP_PKEY *k = core_key_generate(CORE_ES256);
     /* "none", and HS256 keyed with whatever: both refused whatever the key */
     const char *forged[] = {
         "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
     };
     for (size_t i = 0; i < 2; i++) {
-        struct az_jws j;
+        struct core_jws j;
         const char *why;
-        if (az_jws_parse(forged[i], 8192, &j, &why)) {
-            assert_false(az_jws_verify(&j, k, AZ_ES256));
-            az_jws_release(&j);
+        if (core_jws_parse(forged[i], 8192, &j, &why)) {
+            assert_false(core_jws_verify(&j, k, CORE_ES256));
+            core_jws_release(&j);
         }
     }
-    enum az_alg a;
-    assert_false(az_alg_parse("none", &a));
-    assert_false(az_alg_parse("HS256", &a));
-    assert_false(az_alg_parse("es256", &a));
+    enum core_alg a;
+    assert_false(core_alg_parse("none", &a));
+    assert_false(core_alg_parse("HS256", &a));
+    assert_false(core_alg_parse("es256", &a));
     EVP_PKEY_free(k);
 }
 
 static void test_parse_defects(void **state)
 {
     (void)state;
-    struct az_jws j;
+    struct core_jws j;
     const char *why;
     const char *bad[] = {"",        "a.b",      "a.b.c.d",    "!!!.e30.",
                          "e30.e30", "W10.e30.", "e30.e30.!!", "eyJhIjoxLCJhIjoyfQ.e30."};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (az_jws_parse(bad[i], 8192, &j, &why))
+        if (core_jws_parse(bad[i], 8192, &j, &why))
             fail_msg("\"%s\" should not parse", bad[i]);
     }
     char *big = xmalloc(10000);
     memset(big, 'a', 9999);
     big[9999] = '\0';
-    assert_false(az_jws_parse(big, 8192, &j, &why));
+    assert_false(core_jws_parse(big, 8192, &j, &why));
     free(big);
 }
 
 static void test_jwk_round_trip(void **state)
 {
     (void)state;
-    for (int alg = 0; alg < AZ_ALG__COUNT; alg++) {
-        EVP_PKEY *k = az_key_generate((enum az_alg)alg);
-        json_t *jwk = az_jwk_public(k);
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
+        EVP_PKEY *k = core_key_generate((enum core_alg)alg);
+        json_t *jwk = core_jwk_public(k);
         assert_non_null(jwk);
         assert_null(json_object_get(jwk, "d"));
         const char *why = NULL;
-        EVP_PKEY *pub = az_jwk_import(jwk, &why);
+        EVP_PKEY *pub = core_jwk_import(jwk, &why);
         assert_non_null(pub);
         assert_int_equal(EVP_PKEY_eq(k, pub), 1);
-        char *t1 = az_jwk_thumbprint(jwk);
+        char *t1 = core_jwk_thumbprint(jwk);
         assert_int_equal(strlen(t1), 43);
         free(t1);
         size_t len;
-        char *pem = az_key_to_pem(k, &len);
-        EVP_PKEY *back = az_key_from_pem(pem, len);
+        char *pem = core_key_to_pem(k, &len);
+        EVP_PKEY *back = core_key_from_pem(pem, len);
         assert_int_equal(EVP_PKEY_eq(k, back), 1);
         free(pem);
         EVP_PKEY_free(back);
@@ -179,7 +180,7 @@ static void test_jwk_round_trip(void **state)
         "BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"
         "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4v"
         "MQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw");
-    char *t = az_jwk_thumbprint(rsa);
+    char *t = core_jwk_thumbprint(rsa);
     assert_string_equal(t, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     free(t);
     json_decref(rsa);
@@ -191,27 +192,27 @@ static void test_jwk_refusals(void **state)
     const char *why;
     json_t *j =
         json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-384", "x", "AA", "y", "AA");
-    assert_null(az_jwk_import(j, &why));
+    assert_null(core_jwk_import(j, &why));
     json_decref(j);
     /* a point that is not on the curve */
     j = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x",
                   "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "y",
                   "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    assert_null(az_jwk_import(j, &why));
+    assert_null(core_jwk_import(j, &why));
     json_decref(j);
     /* a private key */
-    EVP_PKEY *k = az_key_generate(AZ_ES256);
-    j = az_jwk_public(k);
+    EVP_PKEY *k = core_key_generate(CORE_ES256);
+    j = core_jwk_public(k);
     json_object_set_new(j, "d", json_string("AAAA"));
-    assert_null(az_jwk_import(j, &why));
+    assert_null(core_jwk_import(j, &why));
     json_decref(j);
     EVP_PKEY_free(k);
     /* a weak RSA key */
     j = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "e", "AQAB", "n", "AQAB");
-    assert_null(az_jwk_import(j, &why));
+    assert_null(core_jwk_import(j, &why));
     json_decref(j);
     j = json_pack("{s:s}", "kty", "oct");
-    assert_null(az_jwk_import(j, &why));
+    assert_null(core_jwk_import(j, &why));
     json_decref(j);
 }
 

@@ -1,0 +1,65 @@
+#ifndef CORE_JOSE_H
+#define CORE_JOSE_H
+
+/*
+ * JOSE on OpenSSL with keys parsed once, for the token service and the audit
+ * log's checkpoints: compact JWS signing and verification (ES256, RS256), raw
+ * ECDSA P-256 signatures, JWK export and import, RFC 7638 thumbprints. Verification never lets the
+ * token choose: the caller passes the key, and the header's alg must be that key's algorithm (RFC
+ * 8725 §3.1).
+ */
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "core/core.h"
+
+enum core_alg { CORE_ES256, CORE_RS256, CORE_ALG__COUNT };
+
+const char *core_alg_name(enum core_alg a);
+/* "ES256" → CORE_ES256; false for anything else (including "none", "HS256"). */
+bool core_alg_parse(const char *s, enum core_alg *out);
+
+/* A new key pair for alg (P-256, or RSA 2048). Aborts if OpenSSL cannot. */
+EVP_PKEY *core_key_generate(enum core_alg alg);
+
+/* The public JWK of key (kty, crv/x/y or n/e), without kid/use/alg. */
+json_t *core_jwk_public(EVP_PKEY *key);
+/* RFC 7638 thumbprint of a public JWK, base64url SHA-256. Caller frees. */
+char *core_jwk_thumbprint(json_t *jwk);
+/* A public key from a JWK (EC P-256 or RSA ≥ 2048 bits); NULL and *why when
+ * the JWK is malformed, of another curve, too weak, or holds a private part. */
+EVP_PKEY *core_jwk_import(json_t *jwk, const char **why);
+
+/* PEM (PKCS#8) of a private key, and back. */
+char *core_key_to_pem(EVP_PKEY *key, size_t *len);
+EVP_PKEY *core_key_from_pem(const char *pem, size_t len);
+
+/* ECDSA P-256 with SHA-256 over data; sig is r || s (RFC 7518 §3.4), as
+ * WebCrypto and JWS carry it. Aborts if OpenSSL cannot sign. */
+void core_es256_sign(EVP_PKEY *key, const void *data, size_t len, unsigned char sig[64]);
+/* Checks an r || s signature over data with an EC P-256 public key. */
+bool core_es256_verify(EVP_PKEY *key, const void *data, size_t len, const unsigned char *sig,
+                       size_t sig_len);
+
+/* Signs header and claims (JSON objects; borrowed) with key under alg.
+ * Returns the compact JWS (malloc'd). */
+char *core_jws_sign(EVP_PKEY *key, enum core_alg alg, json_t *header, json_t *claims);
+
+/* A compact JWS split and decoded, before the signature is checked. */
+struct core_jws {
+    json_t *header;
+    json_t *claims;
+    unsigned char *sig;
+    size_t sig_len;
+    const char *signing_input; /* into the token: header.claims */
+    size_t signing_input_len;
+};
+
+/* Parses token (at most max_len bytes; three base64url parts, header and
+ * claims JSON objects). Returns false and *why on any defect. */
+bool core_jws_parse(const char *token, size_t max_len, struct core_jws *out, const char **why);
+void core_jws_release(struct core_jws *j);
+/* Checks the signature with key under alg; the header's alg must be alg. */
+bool core_jws_verify(const struct core_jws *j, EVP_PKEY *key, enum core_alg alg);
+
+#endif
