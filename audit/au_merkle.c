@@ -50,52 +50,197 @@ void au_tree_head(const au_hash *leaves, size_t n, au_hash out)
     au_node_hash(l, r, out);
 }
 
-static int path(const au_hash *leaves, size_t n, size_t m, au_hash *out, int used)
+/* ---- proofs over any source of subtree hashes ---- */
+
+static uint64_t split64(uint64_t n)
 {
-    if (n == 1)
+    uint64_t k = 1;
+    while (k << 1 < n)
+        k <<= 1;
+    return k;
+}
+
+static int path_fn(uint64_t lo, uint64_t hi, uint64_t m, au_subtree_fn get, void *arg, au_hash *out,
+                   int used)
+{
+    if (hi - lo == 1)
         return used;
-    size_t k = split(n);
-    if (m < k) {
-        used = path(leaves, k, m, out, used);
-        au_tree_head(leaves + k, n - k, out[used]);
+    uint64_t k = split64(hi - lo);
+    if (m < lo + k) {
+        used = path_fn(lo, lo + k, m, get, arg, out, used);
+        get(arg, lo + k, hi, out[used]);
     } else {
-        used = path(leaves + k, n - k, m - k, out, used);
-        au_tree_head(leaves, k, out[used]);
+        used = path_fn(lo + k, hi, m, get, arg, out, used);
+        get(arg, lo, lo + k, out[used]);
     }
     return used + 1;
+}
+
+int au_inclusion_proof_fn(uint64_t n, uint64_t m, au_subtree_fn get, void *arg,
+                          au_hash out[AU_PROOF_MAX])
+{
+    if (m >= n)
+        return -1;
+    return path_fn(0, n, m, get, arg, out, 0);
+}
+
+static int subproof_fn(uint64_t lo, uint64_t hi, uint64_t m, bool b, au_subtree_fn get, void *arg,
+                       au_hash *out, int used)
+{
+    if (m == hi - lo) {
+        if (b)
+            return used;
+        get(arg, lo, hi, out[used]);
+        return used + 1;
+    }
+    uint64_t k = split64(hi - lo);
+    if (m <= k) {
+        used = subproof_fn(lo, lo + k, m, b, get, arg, out, used);
+        get(arg, lo + k, hi, out[used]);
+    } else {
+        used = subproof_fn(lo + k, hi, m - k, false, get, arg, out, used);
+        get(arg, lo, lo + k, out[used]);
+    }
+    return used + 1;
+}
+
+int au_consistency_proof_fn(uint64_t n, uint64_t m, au_subtree_fn get, void *arg,
+                            au_hash out[AU_PROOF_MAX])
+{
+    if (m == 0 || m > n)
+        return -1;
+    return subproof_fn(0, n, m, true, get, arg, out, 0);
+}
+
+/* The range proof walks MTH's recursion and takes, left to right, the hash of
+ * every subtree that lies wholly outside [a, b). */
+static int range_fn(uint64_t lo, uint64_t hi, uint64_t a, uint64_t b, au_subtree_fn get, void *arg,
+                    au_hash *out, int used)
+{
+    if (hi <= a || lo >= b) {
+        if (used >= 2 * AU_PROOF_MAX)
+            return -1;
+        get(arg, lo, hi, out[used]);
+        return used + 1;
+    }
+    if (lo >= a && hi <= b)
+        return used;
+    uint64_t k = split64(hi - lo);
+    used = range_fn(lo, lo + k, a, b, get, arg, out, used);
+    return used < 0 ? used : range_fn(lo + k, hi, a, b, get, arg, out, used);
+}
+
+int au_range_proof_fn(uint64_t n, uint64_t a, uint64_t b, au_subtree_fn get, void *arg,
+                      au_hash out[2 * AU_PROOF_MAX])
+{
+    if (a >= b || b > n)
+        return -1;
+    return range_fn(0, n, a, b, get, arg, out, 0);
+}
+
+struct range_src {
+    const au_hash *leaves; /* leaves[0] is leaf a */
+    uint64_t a, b;
+    const au_hash *proof;
+    size_t len, next;
+    bool bad;
+};
+
+static void range_root(struct range_src *s, uint64_t lo, uint64_t hi, au_hash out)
+{
+    if (hi <= s->a || lo >= s->b) {
+        if (s->next >= s->len) {
+            s->bad = true;
+            memset(out, 0, AU_HASH);
+            return;
+        }
+        memcpy(out, s->proof[s->next++], AU_HASH);
+        return;
+    }
+    if (lo >= s->a && hi <= s->b) {
+        au_tree_head(s->leaves + (lo - s->a), (size_t)(hi - lo), out);
+        return;
+    }
+    uint64_t k = split64(hi - lo);
+    au_hash l, r;
+    range_root(s, lo, lo + k, l);
+    range_root(s, lo + k, hi, r);
+    au_node_hash(l, r, out);
+}
+
+bool au_verify_range(const au_hash *leaves, uint64_t a, uint64_t b, uint64_t n,
+                     const au_hash *proof, size_t len, const au_hash root)
+{
+    if (a >= b || b > n)
+        return false;
+    struct range_src s = {.leaves = leaves, .a = a, .b = b, .proof = proof, .len = len};
+    au_hash r;
+    range_root(&s, 0, n, r);
+    return !s.bad && s.next == len && CRYPTO_memcmp(r, root, AU_HASH) == 0;
+}
+
+/* ---- the same proofs over an array of leaves ---- */
+
+static void array_subtree(void *arg, uint64_t lo, uint64_t hi, au_hash out)
+{
+    const au_hash *leaves = arg;
+    au_tree_head(leaves + lo, (size_t)(hi - lo), out);
 }
 
 int au_inclusion_proof(const au_hash *leaves, size_t n, size_t m, au_hash out[AU_PROOF_MAX])
 {
-    if (m >= n)
-        return -1;
-    return path(leaves, n, m, out, 0);
-}
-
-static int subproof(const au_hash *leaves, size_t n, size_t m, bool b, au_hash *out, int used)
-{
-    if (m == n) {
-        if (b)
-            return used;
-        au_tree_head(leaves, n, out[used]);
-        return used + 1;
-    }
-    size_t k = split(n);
-    if (m <= k) {
-        used = subproof(leaves, k, m, b, out, used);
-        au_tree_head(leaves + k, n - k, out[used]);
-    } else {
-        used = subproof(leaves + k, n - k, m - k, false, out, used);
-        au_tree_head(leaves, k, out[used]);
-    }
-    return used + 1;
+    return au_inclusion_proof_fn(n, m, array_subtree, (void *)leaves, out);
 }
 
 int au_consistency_proof(const au_hash *leaves, size_t n, size_t m, au_hash out[AU_PROOF_MAX])
 {
-    if (m == 0 || m > n)
-        return -1;
-    return subproof(leaves, n, m, true, out, 0);
+    return au_consistency_proof_fn(n, m, array_subtree, (void *)leaves, out);
+}
+
+int au_range_proof(const au_hash *leaves, size_t n, size_t a, size_t b,
+                   au_hash out[2 * AU_PROOF_MAX])
+{
+    return au_range_proof_fn(n, a, b, array_subtree, (void *)leaves, out);
+}
+
+/* ---- the frontier: the running tree head ---- */
+
+void au_frontier_append(struct au_frontier *f, const au_hash leaf, au_frontier_node_fn node,
+                        void *arg)
+{
+    au_hash carry;
+    memcpy(carry, leaf, AU_HASH);
+    uint64_t n = f->size;
+    for (unsigned level = 0; n >> level & 1; level++) {
+        f->count--;
+        au_node_hash(f->hash[f->count], carry, carry);
+        if (node)
+            node(arg, level + 1, n >> (level + 1), carry);
+    }
+    memcpy(f->hash[f->count++], carry, AU_HASH);
+    f->size++;
+}
+
+void au_frontier_root(const struct au_frontier *f, au_hash out)
+{
+    if (f->count == 0) {
+        core_sha256("", 0, out);
+        return;
+    }
+    memcpy(out, f->hash[f->count - 1], AU_HASH);
+    for (size_t i = f->count - 1; i-- > 0;)
+        au_node_hash(f->hash[i], out, out);
+}
+
+bool au_frontier_load(struct au_frontier *f, uint64_t size, const unsigned char *hashes, size_t len)
+{
+    size_t count = (size_t)__builtin_popcountll(size);
+    if (len != count * AU_HASH)
+        return false;
+    f->size = size;
+    f->count = count;
+    memcpy(f->hash, hashes, len);
+    return true;
 }
 
 bool au_verify_inclusion(const au_hash leaf, uint64_t index, uint64_t size, const au_hash *p,

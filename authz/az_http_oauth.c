@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "audit/au.h"
 #include "authz/az_client_auth.h"
 #include "authz/az_internal.h"
 #include "authz/az_token.h"
@@ -70,7 +71,13 @@ static void az_handler_jwks(struct core_req *req)
 {
     core_reply_header(req, "Cache-Control", "public, max-age=300");
     core_reply_header(req, "Content-Type", "application/jwk-set+json");
-    core_reply_json(req, 200, az_keys_jwks());
+    json_t *jwks = az_keys_jwks();
+    /* the audit log's checkpoint keys, so auditors fetch every key from one
+     * place; their kids start with "audit-" and no token is signed with them */
+    json_t *audit = au_jwks();
+    json_array_extend(json_object_get(jwks, "keys"), audit);
+    json_decref(audit);
+    core_reply_json(req, 200, jwks);
 }
 
 /* Parses the form of an OAuth POST; false once the error is queued. */

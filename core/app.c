@@ -22,11 +22,13 @@ static const struct core_command command_table[] = {
     {"client", az_cmd_client, "client add|list|show|rotate-secret|disable|enable|initial-token",
      "manage service IDs (OAuth clients)"},
     {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
+    {"audit", au_cmd_audit, "audit verify|export|verify-file|checkpoint|rotate-key ...",
+     "verify, export and checkpoint the audit log (renkei help audit)"},
 };
 
 /* What modules start with `serve` (caches, listeners), and stop after it. */
-static const core_module_fn start_table[] = {tn_cache_init, az_start};
-static const core_module_fn stop_table[] = {az_stop, tn_cache_release};
+static const core_module_fn start_table[] = {tn_cache_init, au_start, az_start};
+static const core_module_fn stop_table[] = {az_stop, au_stop, tn_cache_release};
 
 const struct core_app renkei_app = {
     .commands = command_table,

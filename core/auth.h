@@ -13,6 +13,7 @@ struct core_principal {
     const char *tenant;    /* the client's home tenant */
     const char *subject;   /* the token's sub */
     const char *scope;     /* space-separated scopes */
+    const char *resident;  /* a resident's common ID (their own token), else NULL */
 };
 
 /* True when scope is one of p's scopes (exact, space-separated match). */

@@ -130,6 +130,29 @@ bool core_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *
     return true;
 }
 
+bool core_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
+{
+    if (len % 4 != 0)
+        return false;
+    size_t pad = 0;
+    while (pad < 2 && len > pad && s[len - 1 - pad] == '=')
+        pad++;
+    char *t = xmalloc(len + 1);
+    bool ok = true;
+    for (size_t i = 0; i < len - pad; i++) {
+        char c = s[i];
+        if (c == '-' || c == '_' || c == '=')
+            ok = false;
+        t[i] = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+    /* padding only where the length needs it */
+    size_t body = len - pad;
+    ok = ok && (pad == 0 || body % 4 == 4 - pad);
+    ok = ok && core_b64url_decode(t, body, out, out_len);
+    free(t);
+    return ok;
+}
+
 void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
                       unsigned char out[32])
 {

@@ -18,6 +18,8 @@ char *core_b64url_encode(const void *data, size_t len);
 bool core_b64url_decode(const char *s, size_t len, unsigned char **out, size_t *out_len);
 /* Standard base64 with padding (the audit log's hashes). */
 char *core_b64_encode(const void *data, size_t len);
+/* Its strict decoder: padding required where due, nothing else accepted. */
+bool core_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len);
 
 /* HMAC-SHA256 of data under a key derived from the master secret for label
  * (cached per label by the caller if it is hot). */

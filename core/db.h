@@ -74,9 +74,10 @@ PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
 const struct core_db_err *core_db_last_error(const struct core_db_conn *c);
 
 enum core_tx_mode {
-    CORE_TX_READ,        /* READ COMMITTED, READ ONLY */
-    CORE_TX_WRITE,       /* READ COMMITTED */
-    CORE_TX_SERIALIZABLE /* SERIALIZABLE */
+    CORE_TX_READ,         /* READ COMMITTED, READ ONLY */
+    CORE_TX_WRITE,        /* READ COMMITTED */
+    CORE_TX_SERIALIZABLE, /* SERIALIZABLE */
+    CORE_TX_SNAPSHOT      /* REPEATABLE READ, READ ONLY: one snapshot for a long read */
 };
 
 /*

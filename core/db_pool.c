@@ -17,6 +17,7 @@
 static const char *const session_setup = "SET search_path TO pg_catalog, renkei;"
                                          "SET TIME ZONE 'UTC';"
                                          "SET statement_timeout = '10s';"
+                                         "SET synchronous_commit = on;"
                                          "SET idle_in_transaction_session_timeout = '60s';"
                                          "SET ROLE renkei_service";
 

@@ -67,6 +67,19 @@ void core_reply_json(struct core_req *req, unsigned status, json_t *body);
 /* Replies with bytes (copied) and a content type. */
 void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
                       const void *data, size_t len);
+/*
+ * Replies with a body of unknown length, sent chunked as read() produces it,
+ * so an export of any size never sits in memory. read() runs on a server
+ * thread after the handler returned: it fills buf with up to max bytes and
+ * returns how many (> 0), CORE_STREAM_END at the end, or CORE_STREAM_ERROR
+ * to cut the response short (the client sees a truncated chunked body).
+ * done(arg) runs once when the response is finished or abandoned.
+ */
+#define CORE_STREAM_END   (-1)
+#define CORE_STREAM_ERROR (-2)
+typedef long (*core_stream_read)(void *arg, char *buf, size_t max);
+void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
+                       core_stream_read read, void *arg, void (*done)(void *arg));
 /* Replies with no body. */
 void core_reply_empty(struct core_req *req, unsigned status);
 /* Replies {"error": name, "description": text} with the registry's status;

@@ -129,6 +129,42 @@ void core_reply_bytes(struct core_req *req, unsigned status, const char *content
     queue(req, status, resp, content_type);
 }
 
+struct stream {
+    core_stream_read read;
+    void *arg;
+    void (*done)(void *arg);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    long n = s->read(s->arg, buf, max);
+    if (n == CORE_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *s = cls;
+    if (s->done)
+        s->done(s->arg);
+    free(s);
+}
+
+void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
+                       core_stream_read read, void *arg, void (*done)(void *arg))
+{
+    struct stream *s = xmalloc(sizeof *s);
+    *s = (struct stream){.read = read, .arg = arg, .done = done};
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
+    queue(req, status, resp, content_type);
+}
+
 void core_reply_empty(struct core_req *req, unsigned status)
 {
     struct MHD_Response *resp =

@@ -1,0 +1,497 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/au_internal.h"
+#include "core/crypto.h"
+#include "core/db_listen.h"
+#include "core/jose.h"
+#include "core/log.h"
+
+/*
+ * Signed checkpoints. The checkpoint key is the audit log's own ES256 key,
+ * never a token-signing key: its private half is sealed with the master
+ * secret, every key ever used stays published (checkpoints are kept forever
+ * and must verify years later), and the signature covers a text message
+ * (FORMAT.md) that cannot be mistaken for a JWS.
+ */
+
+#define KEY_LABEL    "renkei.audit.checkpoint-key.v1"
+#define MESSAGE_HEAD "renkei audit checkpoint v1\n"
+
+struct akey {
+    char kid[80];
+    EVP_PKEY *pkey;
+    json_t *jwk;
+    bool active;
+};
+
+static struct {
+    pthread_rwlock_t lock;
+    struct akey *keys;
+    size_t n;
+} ks = {.lock = PTHREAD_RWLOCK_INITIALIZER};
+
+static void keys_free(struct akey *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        EVP_PKEY_free(k[i].pkey);
+        json_decref(k[i].jwk);
+    }
+    free(k);
+}
+
+char *au_checkpoint_message(const struct au_checkpoint *cp, size_t *len)
+{
+    char root[45];
+    au_hash_b64(cp->root, root);
+    char *m = xasprintf(MESSAGE_HEAD "%llu\n%s\n%s\n%s\n", (unsigned long long)cp->tree_size, root,
+                        cp->time, cp->kid);
+    *len = strlen(m);
+    return m;
+}
+
+json_t *au_checkpoint_json(const struct au_checkpoint *cp)
+{
+    char root[45];
+    au_hash_b64(cp->root, root);
+    char *sig = core_b64_encode(cp->sig, sizeof cp->sig);
+    json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s}", "tree_size", (json_int_t)cp->tree_size,
+                          "root_hash", root, "time", cp->time, "kid", cp->kid, "signature", sig);
+    free(sig);
+    return j;
+}
+
+static bool time_ok(const char *t)
+{
+    /* 2026-11-26T07:57:01.123456Z */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+    if (strlen(t) != sizeof shape - 1)
+        return false;
+    for (size_t i = 0; i < sizeof shape - 1; i++)
+        if (shape[i] == 'd' ? !(t[i] >= '0' && t[i] <= '9') : t[i] != shape[i])
+            return false;
+    return true;
+}
+
+bool au_checkpoint_parse(json_t *j, struct au_checkpoint *cp, const char **why)
+{
+    memset(cp, 0, sizeof *cp);
+    json_t *size = json_object_get(j, "tree_size");
+    const char *root = json_string_value(json_object_get(j, "root_hash"));
+    const char *time = json_string_value(json_object_get(j, "time"));
+    const char *kid = json_string_value(json_object_get(j, "kid"));
+    const char *sig = json_string_value(json_object_get(j, "signature"));
+    unsigned char *raw = NULL;
+    size_t n = 0;
+    if (!json_is_object(j))
+        *why = "a checkpoint is a JSON object";
+    else if (!json_is_integer(size) || json_integer_value(size) < 0)
+        *why = "tree_size must be a non-negative integer";
+    else if (!au_hash_from_b64(root, cp->root))
+        *why = "root_hash must be a base64 SHA-256 hash";
+    else if (!time || !time_ok(time))
+        *why = "time must be RFC 3339 UTC with microseconds";
+    else if (!kid || strlen(kid) >= sizeof cp->kid)
+        *why = "kid is missing or too long";
+    else if (!sig || !core_b64_decode(sig, strlen(sig), &raw, &n) || n != sizeof cp->sig)
+        *why = "signature must be 64 bytes in base64";
+    else
+        *why = NULL;
+    if (!*why) {
+        cp->tree_size = (uint64_t)json_integer_value(size);
+        xsnprintf(cp->time, sizeof cp->time, "%s", time);
+        xsnprintf(cp->kid, sizeof cp->kid, "%s", kid);
+        memcpy(cp->sig, raw, sizeof cp->sig);
+    }
+    free(raw);
+    return !*why;
+}
+
+/* ---- keys ---- */
+
+static struct core_stmt au_keys_load_stmt = CORE_STMT(
+    "au_keys_load", "SELECT kid, private_sealed, state FROM audit_keys ORDER BY created_at");
+static struct core_stmt au_keys_insert_stmt =
+    CORE_STMT("au_keys_insert", "INSERT INTO audit_keys (kid, public_jwk, private_sealed, state) "
+                                "VALUES ($1, $2::jsonb, $3, 'active')");
+static struct core_stmt au_keys_retire_stmt =
+    CORE_STMT("au_keys_retire", "UPDATE audit_keys SET state = 'retired' WHERE state = 'active' "
+                                "RETURNING kid");
+
+static bool insert_key(struct core_db_conn *c, char *kid_out, size_t kid_len)
+{
+    EVP_PKEY *k = core_key_generate(CORE_ES256);
+    json_t *jwk = core_jwk_public(k);
+    char *thumb = core_jwk_thumbprint(jwk);
+    char *kid = xasprintf("audit-%s", thumb);
+    size_t pem_len;
+    char *pem = core_key_to_pem(k, &pem_len);
+    unsigned char *sealed;
+    size_t sealed_len;
+    core_seal(KEY_LABEL, kid, strlen(kid), pem, pem_len, &sealed, &sealed_len);
+    OPENSSL_cleanse(pem, pem_len);
+    free(pem);
+    char *jwk_text = json_dumps(jwk, JSON_COMPACT);
+    const char *v[] = {kid, jwk_text, (const char *)sealed};
+    int lengths[] = {0, 0, (int)sealed_len};
+    int formats[] = {0, 0, 1};
+    PGresult *r = core_db_execp(c, &au_keys_insert_stmt, 3, v, lengths, formats, 0);
+    if (r)
+        PQclear(r);
+    if (kid_out)
+        xsnprintf(kid_out, kid_len, "%s", kid);
+    free(jwk_text);
+    free(sealed);
+    free(thumb);
+    free(kid);
+    json_decref(jwk);
+    EVP_PKEY_free(k);
+    return r != NULL;
+}
+
+struct load_arg {
+    struct akey *keys;
+    size_t n;
+    bool created;
+};
+
+static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    keys_free(a->keys, a->n);
+    a->keys = NULL;
+    a->n = 0;
+    a->created = false;
+    PGresult *r = core_db_execp(c, &au_keys_load_stmt, 0, NULL, NULL, NULL, 1);
+    if (!r)
+        return CORE_DB_ERROR;
+    int rows = PQntuples(r);
+    a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
+    bool active = false;
+    for (int i = 0; i < rows; i++) {
+        struct akey *k = &a->keys[a->n];
+        xsnprintf(k->kid, sizeof k->kid, "%.*s", PQgetlength(r, i, 0), PQgetvalue(r, i, 0));
+        unsigned char *pem = NULL;
+        size_t pem_len = 0;
+        /* The public half is derived from the sealed private half, not read
+         * from public_jwk: only a holder of the master secret can add a key
+         * that verifies. */
+        if (!core_open(KEY_LABEL, k->kid, strlen(k->kid), PQgetvalue(r, i, 1),
+                       (size_t)PQgetlength(r, i, 1), &pem, &pem_len)) {
+            core_error("audit key %s cannot be opened: was the master secret "
+                       "(RENKEI_SECRET_FILE) changed, or the row altered?",
+                       k->kid);
+            continue;
+        }
+        k->pkey = core_key_from_pem((char *)pem, pem_len);
+        OPENSSL_cleanse(pem, pem_len);
+        free(pem);
+        if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {
+            EVP_PKEY_free(k->pkey);
+            k->pkey = NULL;
+            continue;
+        }
+        k->active = PQgetlength(r, i, 2) == 6 && memcmp(PQgetvalue(r, i, 2), "active", 6) == 0;
+        k->jwk = core_jwk_public(k->pkey);
+        json_object_set_new(k->jwk, "kid", json_string(k->kid));
+        json_object_set_new(k->jwk, "use", json_string("sig"));
+        json_object_set_new(k->jwk, "alg", json_string("ES256"));
+        active = active || k->active;
+        a->n++;
+    }
+    PQclear(r);
+    if (!active) {
+        if (!insert_key(c, NULL, 0))
+            return CORE_DB_ERROR;
+        a->created = true;
+    }
+    return CORE_DB_OK;
+}
+
+bool au_keys_load(void)
+{
+    struct load_arg a = {0};
+    struct core_db_err err;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
+        if (rc == CORE_DB_ERROR && strcmp(err.sqlstate, "23505") == 0)
+            continue; /* another node created the first key at the same moment */
+        if (rc != CORE_DB_OK) {
+            keys_free(a.keys, a.n);
+            core_warn("audit keys not loaded: %s", err.message);
+            return false;
+        }
+        if (!a.created)
+            break;
+        core_info("created the audit checkpoint key");
+    }
+    if (a.created && core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+        keys_free(a.keys, a.n);
+        return false;
+    }
+    pthread_rwlock_wrlock(&ks.lock);
+    keys_free(ks.keys, ks.n);
+    ks.keys = a.keys;
+    ks.n = a.n;
+    pthread_rwlock_unlock(&ks.lock);
+    return true;
+}
+
+void au_keys_release(void)
+{
+    pthread_rwlock_wrlock(&ks.lock);
+    keys_free(ks.keys, ks.n);
+    ks.keys = NULL;
+    ks.n = 0;
+    pthread_rwlock_unlock(&ks.lock);
+}
+
+json_t *au_jwks(void)
+{
+    pthread_rwlock_rdlock(&ks.lock);
+    if (!ks.keys) {
+        pthread_rwlock_unlock(&ks.lock);
+        return NULL;
+    }
+    json_t *keys = json_array();
+    for (size_t i = 0; i < ks.n; i++)
+        json_array_append_new(keys, json_deep_copy(ks.keys[i].jwk));
+    pthread_rwlock_unlock(&ks.lock);
+    return keys;
+}
+
+/* Signs cp (its kid set to the active key's); false without a key. */
+static bool sign(struct au_checkpoint *cp)
+{
+    bool ok = false;
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n; i++) {
+        if (!ks.keys[i].active)
+            continue;
+        xsnprintf(cp->kid, sizeof cp->kid, "%s", ks.keys[i].kid);
+        size_t len;
+        char *m = au_checkpoint_message(cp, &len);
+        core_es256_sign(ks.keys[i].pkey, m, len, cp->sig);
+        free(m);
+        ok = true;
+        break;
+    }
+    pthread_rwlock_unlock(&ks.lock);
+    return ok;
+}
+
+static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
+{
+    PGresult *r = core_db_exec(c, &au_keys_retire_stmt, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    json_t *retired = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(retired, json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    char kid[80];
+    json_t *d = p;
+    if (!insert_key(c, kid, sizeof kid)) {
+        json_decref(retired);
+        return CORE_DB_ERROR;
+    }
+    json_object_set_new(d, "retired", retired);
+    json_object_set_new(d, "created", json_string(kid));
+    return au_event_record(c, "audit.key_rotate", NULL,
+                           json_string_value(json_object_get(d, "actor")), d)
+               ? CORE_DB_OK
+               : CORE_DB_ERROR;
+}
+
+json_t *au_keys_rotate(const char *actor, char *err, size_t errlen)
+{
+    json_t *d = json_pack("{s:s}", "actor", actor);
+    struct core_db_err e;
+    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, d, &e) != CORE_DB_OK) {
+        xsnprintf(err, errlen, "%s", e.message);
+        json_decref(d);
+        return NULL;
+    }
+    json_object_del(d, "actor");
+    return d;
+}
+
+/* ---- making checkpoints ---- */
+
+static struct core_stmt au_checkpoint_latest_stmt =
+    CORE_STMT("au_checkpoint_latest", "SELECT tree_size, root_hash, time, kid, signature "
+                                      "FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1");
+static struct core_stmt au_checkpoint_insert_stmt = CORE_STMT(
+    "au_checkpoint_insert", "INSERT INTO audit_checkpoints (tree_size, root_hash, time, kid, "
+                            "signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
+
+bool au_checkpoint_row(PGresult *r, int i, struct au_checkpoint *cp)
+{
+    memset(cp, 0, sizeof *cp);
+    if (PQgetlength(r, i, 0) != 8 || PQgetlength(r, i, 1) != AU_HASH ||
+        PQgetlength(r, i, 4) != (int)sizeof cp->sig)
+        return false;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(r, i, 0);
+    for (int k = 0; k < 8; k++)
+        cp->tree_size = cp->tree_size << 8 | p[k];
+    memcpy(cp->root, PQgetvalue(r, i, 1), AU_HASH);
+    xsnprintf(cp->time, sizeof cp->time, "%.*s", PQgetlength(r, i, 2), PQgetvalue(r, i, 2));
+    xsnprintf(cp->kid, sizeof cp->kid, "%.*s", PQgetlength(r, i, 3), PQgetvalue(r, i, 3));
+    memcpy(cp->sig, PQgetvalue(r, i, 4), sizeof cp->sig);
+    return true;
+}
+
+struct now_arg {
+    struct au_checkpoint cp;
+    bool make; /* false: only read the latest */
+    bool have, made, no_key;
+};
+
+static enum core_db_rc now_tx(struct core_db_conn *c, void *p)
+{
+    struct now_arg *a = p;
+    a->have = a->made = a->no_key = false;
+    PGresult *r = core_db_execp(c, &au_checkpoint_latest_stmt, 0, NULL, NULL, NULL, 1);
+    if (!r)
+        return CORE_DB_ERROR;
+    a->have = PQntuples(r) == 1 && au_checkpoint_row(r, 0, &a->cp);
+    PQclear(r);
+    struct au_frontier f;
+    if (!au_head_read(c, false, &f, NULL))
+        return CORE_DB_ERROR;
+    if (!a->make || f.size == 0 || (a->have && a->cp.tree_size >= f.size))
+        return CORE_DB_OK;
+    struct au_checkpoint cp = {.tree_size = f.size};
+    au_frontier_root(&f, cp.root);
+    au_time_now(cp.time);
+    if (!sign(&cp)) {
+        a->no_key = true;
+        return CORE_DB_ROLLBACK;
+    }
+    char size[32];
+    xsnprintf(size, sizeof size, "%llu", (unsigned long long)cp.tree_size);
+    const char *v[] = {size, (const char *)cp.root, cp.time, cp.kid, (const char *)cp.sig};
+    int lengths[] = {0, AU_HASH, 0, 0, (int)sizeof cp.sig};
+    int formats[] = {0, 1, 0, 0, 1};
+    r = core_db_execp(c, &au_checkpoint_insert_stmt, 5, v, lengths, formats, 0);
+    if (!r)
+        return CORE_DB_ERROR;
+    /* another node may have signed this size first: then its one stands */
+    bool inserted = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (inserted) {
+        a->cp = cp;
+        a->have = a->made = true;
+    }
+    return CORE_DB_OK;
+}
+
+bool au_checkpoint_now(struct au_checkpoint *out, bool *made)
+{
+    struct now_arg a = {.make = true};
+    struct core_db_err err;
+    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, now_tx, &a, &err);
+    if (rc == CORE_DB_ROLLBACK && a.no_key && au_keys_load())
+        rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, now_tx, &a, &err);
+    if (rc == CORE_DB_OK && !a.made) {
+        /* nothing new, or lost a race: read the latest */
+        a.make = false;
+        rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, now_tx, &a, &err);
+    }
+    if (rc != CORE_DB_OK) {
+        if (rc != CORE_DB_ROLLBACK)
+            core_warn("no audit checkpoint made: %s", err.message);
+        return false;
+    }
+    if (made)
+        *made = a.made;
+    if (out) {
+        if (!a.have)
+            return false;
+        *out = a.cp;
+    }
+    return true;
+}
+
+/* ---- the checkpointer: one tick a second ---- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, stopping;
+    pthread_t thread;
+} cpt = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *checkpointer_main(void *unused)
+{
+    (void)unused;
+    bool keys = au_keys_load(), taken = au_takeover();
+    pthread_mutex_lock(&cpt.mu);
+    while (!cpt.stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&cpt.cv, &cpt.mu, &ts);
+        if (cpt.stopping)
+            break;
+        pthread_mutex_unlock(&cpt.mu);
+        if (!keys)
+            keys = au_keys_load();
+        if (!taken)
+            taken = au_takeover();
+        if (keys)
+            au_checkpoint_now(NULL, NULL);
+        pthread_mutex_lock(&cpt.mu);
+    }
+    pthread_mutex_unlock(&cpt.mu);
+    return NULL;
+}
+
+void au_checkpointer_start(void)
+{
+    pthread_mutex_lock(&cpt.mu);
+    if (!cpt.running) {
+        cpt.stopping = false;
+        if (pthread_create(&cpt.thread, NULL, checkpointer_main, NULL) != 0) {
+            core_log_bug("cannot start the audit checkpointer thread");
+            abort();
+        }
+        cpt.running = true;
+    }
+    pthread_mutex_unlock(&cpt.mu);
+}
+
+void au_checkpointer_stop(void)
+{
+    pthread_mutex_lock(&cpt.mu);
+    if (!cpt.running) {
+        pthread_mutex_unlock(&cpt.mu);
+        return;
+    }
+    cpt.stopping = true;
+    pthread_cond_signal(&cpt.cv);
+    pthread_mutex_unlock(&cpt.mu);
+    pthread_join(cpt.thread, NULL);
+    pthread_mutex_lock(&cpt.mu);
+    cpt.running = false;
+    pthread_mutex_unlock(&cpt.mu);
+}
+
+/* The public key of kid, from the loaded keys; a new reference or NULL. */
+EVP_PKEY *au_key_public(const char *kid)
+{
+    EVP_PKEY *k = NULL;
+    pthread_rwlock_rdlock(&ks.lock);
+    for (size_t i = 0; i < ks.n; i++) {
+        if (strcmp(ks.keys[i].kid, kid) == 0) {
+            k = ks.keys[i].pkey;
+            EVP_PKEY_up_ref(k);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&ks.lock);
+    return k;
+}

@@ -1,0 +1,327 @@
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/au_query.h"
+#include "audit/au_verify.h"
+#include "core/crypto.h"
+#include "core/jose.h"
+#include "core/log.h"
+
+/*
+ * `renkei audit verify-file`: what an outside auditor runs on an export,
+ * with no database: the checkpoint's signature against their copy of the
+ * JWKS, every entry's leaf hash from its canonical form (RFC 8785, recomputed
+ * from the parsed entry, so an edit anywhere in the line shows), seq order,
+ * and the tree head against the checkpoint (with the range proof when the
+ * export holds part of the log).
+ */
+
+#define FIELD_MAX (AU_ENTRY_MAX + 1024)
+
+static void problem(struct au_report *r, int64_t seq, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static void problem(struct au_report *r, int64_t seq, const char *fmt, ...)
+{
+    if (!r->ok)
+        return;
+    r->ok = false;
+    r->first_bad = seq;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->problem, sizeof r->problem, fmt, ap);
+    va_end(ap);
+}
+
+/* One CSV record (RFC 4180); false at the end of input. Fields are
+ * malloc'd into f[0..*n). *bad when the record is malformed or too big. */
+static bool csv_record(FILE *in, char **f, int max, int *n, bool *bad, long *line)
+{
+    struct strbuf cur;
+    strbuf_init(&cur, FIELD_MAX);
+    *n = 0;
+    *bad = false;
+    int c = getc(in);
+    if (c == EOF) {
+        strbuf_release(&cur);
+        return false;
+    }
+    bool quoted = false, was_quoted = false;
+    for (;; c = getc(in)) {
+        if (quoted) {
+            if (c == EOF) {
+                *bad = true;
+                break;
+            }
+            if (c == '"') {
+                int d = getc(in);
+                if (d == '"') {
+                    strbuf_add(&cur, "\"", 1);
+                    continue;
+                }
+                quoted = false;
+                c = d;
+            } else {
+                if (c == '\n')
+                    (*line)++;
+                char ch = (char)c;
+                strbuf_add(&cur, &ch, 1);
+                continue;
+            }
+        }
+        if (c == '"' && cur.len == 0 && !was_quoted) {
+            quoted = was_quoted = true;
+            continue;
+        }
+        if (c == ',' || c == '\n' || c == '\r' || c == EOF) {
+            if (*n < max)
+                f[(*n)++] = strbuf_detach(&cur, NULL);
+            else
+                *bad = true;
+            strbuf_init(&cur, FIELD_MAX);
+            was_quoted = false;
+            if (c == ',')
+                continue;
+            if (c == '\r' && (c = getc(in)) != '\n')
+                *bad = true;
+            if (c == '\n')
+                (*line)++;
+            break;
+        }
+        char ch = (char)c;
+        if (was_quoted)
+            *bad = true; /* text after a closing quote */
+        strbuf_add(&cur, &ch, 1);
+    }
+    if (cur.toobig)
+        *bad = true;
+    strbuf_release(&cur);
+    return true;
+}
+
+struct fctx {
+    struct au_report *r;
+    uint64_t first, end; /* the entries the file must hold: [first, end) */
+    bool full;
+    struct au_frontier f;
+    au_hash *leaves;
+    size_t nleaves, alloc;
+    uint64_t expect;
+    long line;
+};
+
+/* Checks one parsed entry (leaf_hash removed) against the hash it claimed. */
+static void take(struct fctx *x, json_t *o, const char *claimed)
+{
+    struct au_report *r = x->r;
+    int64_t at = (int64_t)x->expect;
+    json_t *seq = json_object_get(o, "seq");
+    if (!json_is_integer(seq)) {
+        problem(r, at, "line %ld: the entry has no seq", x->line);
+        return;
+    }
+    if ((uint64_t)json_integer_value(seq) != x->expect)
+        problem(r, at,
+                "line %ld: expected entry %llu, found entry %lld (missing, inserted or "
+                "reordered entries)",
+                x->line, (unsigned long long)x->expect, (long long)json_integer_value(seq));
+    struct strbuf canon;
+    strbuf_init(&canon, AU_ENTRY_MAX);
+    au_hash leaf, want;
+    if (!au_canonical(o, &canon, 0))
+        problem(r, at, "line %ld: entry %llu holds values outside the canonical form", x->line,
+                (unsigned long long)x->expect);
+    au_leaf_hash(canon.buf, canon.len, leaf);
+    strbuf_release(&canon);
+    if (!au_hash_from_b64(claimed, want) || CRYPTO_memcmp(leaf, want, AU_HASH) != 0)
+        problem(r, at, "line %ld: entry %llu was altered: it does not hash to its leaf_hash",
+                x->line, (unsigned long long)x->expect);
+    if (x->expect >= x->end)
+        problem(r, at, "line %ld: entry %llu lies beyond what the checkpoint covers", x->line,
+                (unsigned long long)x->expect);
+    else if (x->full)
+        au_frontier_append(&x->f, leaf, NULL, NULL);
+    else {
+        if (x->nleaves == x->alloc) {
+            x->alloc = x->alloc ? 2 * x->alloc : 1024;
+            x->leaves = xrealloc(x->leaves, x->alloc * sizeof *x->leaves);
+        }
+        memcpy(x->leaves[x->nleaves++], leaf, AU_HASH);
+    }
+    x->expect++;
+    r->entries++;
+}
+
+static void jsonl_line(struct fctx *x, const char *line, size_t len)
+{
+    json_error_t e;
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
+    const char *lh = json_string_value(json_object_get(o, "leaf_hash"));
+    if (!json_is_object(o) || !lh) {
+        problem(x->r, (int64_t)x->expect, "line %ld: not an entry with a leaf_hash (%s)", x->line,
+                o ? "no leaf_hash" : e.text);
+        json_decref(o);
+        x->expect++;
+        return;
+    }
+    char *claimed = xstrdup(lh);
+    json_object_del(o, "leaf_hash");
+    take(x, o, claimed);
+    free(claimed);
+    json_decref(o);
+}
+
+static void csv_row(struct fctx *x, char **f, int n)
+{
+    if (n != AU_CSV_NCOLS) {
+        problem(x->r, (int64_t)x->expect, "line %ld: %d columns, not %d", x->line, n, AU_CSV_NCOLS);
+        x->expect++;
+        return;
+    }
+    const char *entry = f[AU_CSV_NCOLS - 1];
+    json_t *o = json_loads(entry, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(o)) {
+        problem(x->r, (int64_t)x->expect, "line %ld: the entry column is not a JSON object",
+                x->line);
+        json_decref(o);
+        x->expect++;
+        return;
+    }
+    /* the readable columns must say what the entry says */
+    for (int i = 0; i < AU_CSV_NCOLS - 1; i++) {
+        if (strcmp(au_csv_columns[i], "leaf_hash") == 0)
+            continue;
+        char *want = au_csv_value(o, i);
+        const char *got = f[i];
+        if (got[0] == '\'' && want[0] && strchr("=+-@\t\r", want[0]))
+            got++;
+        if (strcmp(want, got) != 0)
+            problem(x->r, (int64_t)x->expect,
+                    "line %ld: column %s says \"%.60s\", the entry says \"%.60s\"", x->line,
+                    au_csv_columns[i], got, want);
+        free(want);
+    }
+    int lh = 0;
+    while (strcmp(au_csv_columns[lh], "leaf_hash") != 0)
+        lh++;
+    take(x, o, f[lh]);
+    json_decref(o);
+}
+
+bool au_verify_file(FILE *in, json_t *checkpoint, au_key_fn key, void *key_arg, struct au_report *r)
+{
+    memset(r, 0, sizeof *r);
+    r->ok = true;
+    r->first_bad = -1;
+    struct au_checkpoint cp;
+    const char *why;
+    if (!au_checkpoint_parse(checkpoint, &cp, &why)) {
+        xsnprintf(r->problem, sizeof r->problem, "the checkpoint file: %s", why);
+        return false;
+    }
+    struct fctx x = {.r = r, .end = cp.tree_size, .full = true, .line = 1};
+    json_t *range = json_object_get(checkpoint, "range");
+    au_hash proof[2 * AU_PROOF_MAX];
+    size_t plen = 0;
+    if (range) {
+        json_t *first = json_object_get(range, "first"), *last = json_object_get(range, "last");
+        json_t *hashes = json_object_get(range, "hashes");
+        if (!json_is_integer(first) || !json_is_integer(last) || !json_is_array(hashes) ||
+            json_integer_value(first) < 0 || json_integer_value(last) < json_integer_value(first) ||
+            (uint64_t)json_integer_value(last) >= cp.tree_size ||
+            json_array_size(hashes) > 2 * AU_PROOF_MAX) {
+            xsnprintf(r->problem, sizeof r->problem,
+                      "the checkpoint file: range needs first <= last < tree_size and hashes");
+            return false;
+        }
+        for (size_t i = 0; i < json_array_size(hashes); i++)
+            if (!au_hash_from_b64(json_string_value(json_array_get(hashes, i)), proof[plen++])) {
+                xsnprintf(r->problem, sizeof r->problem,
+                          "the checkpoint file: range hash %zu is not a base64 hash", i);
+                return false;
+            }
+        x.first = (uint64_t)json_integer_value(first);
+        x.end = (uint64_t)json_integer_value(last) + 1;
+        x.full = false;
+    }
+    x.expect = x.first;
+
+    /* the signature first: nothing else means anything without it */
+    EVP_PKEY *k = key(key_arg, cp.kid);
+    size_t mlen;
+    char *m = au_checkpoint_message(&cp, &mlen);
+    bool sig_ok = k && core_es256_verify(k, m, mlen, cp.sig, sizeof cp.sig);
+    free(m);
+    EVP_PKEY_free(k);
+    r->checkpoints = 1;
+    if (!sig_ok)
+        problem(r, -1,
+                k ? "the checkpoint's signature does not verify"
+                  : "the checkpoint's key is not in the JWKS");
+
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, in);
+    if (n > 0 && strncmp(line, "seq,", 4) == 0) {
+        struct strbuf hdr;
+        strbuf_init(&hdr, SIZE_MAX);
+        au_csv_header(&hdr);
+        if ((size_t)n != hdr.len || memcmp(line, hdr.buf, hdr.len) != 0)
+            problem(r, -1, "line 1: not the CSV header of an audit export");
+        strbuf_release(&hdr);
+        x.line = 2;
+        char *f[AU_CSV_NCOLS + 1];
+        int nf;
+        bool bad;
+        long start = x.line;
+        while (csv_record(in, f, AU_CSV_NCOLS + 1, &nf, &bad, &x.line)) {
+            long here = x.line;
+            x.line = start;
+            if (bad)
+                problem(r, (int64_t)x.expect, "line %ld: a malformed CSV record", start);
+            else
+                csv_row(&x, f, nf);
+            for (int i = 0; i < nf; i++)
+                free(f[i]);
+            x.line = start = here;
+        }
+    } else {
+        while (n > 0) {
+            size_t len = (size_t)n;
+            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+                len--;
+            if (len > FIELD_MAX)
+                problem(r, (int64_t)x.expect, "line %ld: longer than any entry", x.line);
+            else if (len)
+                jsonl_line(&x, line, len);
+            x.line++;
+            n = getline(&line, &cap, in);
+        }
+    }
+    free(line);
+    if (ferror(in)) {
+        xsnprintf(r->problem, sizeof r->problem, "the export cannot be read");
+        free(x.leaves);
+        return false;
+    }
+    if (x.expect < x.end)
+        problem(r, (int64_t)x.expect, "entries %llu to %llu are missing from the file",
+                (unsigned long long)x.expect, (unsigned long long)x.end - 1);
+    if (r->ok) {
+        bool root_ok;
+        if (x.full) {
+            au_frontier_root(&x.f, r->root);
+            root_ok = CRYPTO_memcmp(r->root, cp.root, AU_HASH) == 0;
+        } else {
+            root_ok = au_verify_range((const au_hash *)x.leaves, x.first, x.end, cp.tree_size,
+                                      (const au_hash *)proof, plen, cp.root);
+            memcpy(r->root, cp.root, AU_HASH);
+        }
+        if (!root_ok)
+            problem(r, (int64_t)x.first,
+                    "the entries do not form the tree the checkpoint signed (size %llu)",
+                    (unsigned long long)cp.tree_size);
+    }
+    r->tree_size = cp.tree_size;
+    free(x.leaves);
+    return true;
+}
