@@ -19,6 +19,9 @@
  */
 
 #define BATCH_MAX 512
+/* Two batches in flight: while one holds the head lock and commits, the
+ * next gathers the writers that arrived meanwhile and waits for the lock. */
+#define APPENDERS 2
 
 /* ---- entries ---- */
 
@@ -148,21 +151,20 @@ static struct core_stmt au_head_read_stmt =
     CORE_STMT("au_head_read", "SELECT tree_size, frontier, pending_taken FROM audit_head");
 static struct core_stmt au_head_lock_stmt = CORE_STMT(
     "au_head_lock", "SELECT tree_size, frontier, pending_taken FROM audit_head FOR UPDATE");
-static struct core_stmt au_head_write_stmt = CORE_STMT(
-    "au_head_write", "UPDATE audit_head SET tree_size = $1, frontier = decode($2, 'hex'), "
-                     "pending_taken = greatest(pending_taken, $3)");
-static struct core_stmt au_entries_insert_stmt = CORE_STMT(
-    "au_entries_insert",
-    "INSERT INTO audit_entries (seq, time, kind, tenant, consumer_tenant, consumer_client, "
-    "provider, agreement, purpose, decision, resident, canonical, leaf_hash) "
+/* The entries, the nodes they complete and the new head, in one statement:
+ * one round trip per batch while the head is locked. */
+static struct core_stmt au_batch_write_stmt = CORE_STMT(
+    "au_batch_write",
+    "WITH e AS (INSERT INTO audit_entries (seq, time, kind, tenant, consumer_tenant, "
+    "consumer_client, provider, agreement, purpose, decision, resident, canonical, leaf_hash) "
     "SELECT s, t::timestamptz, k, te, ct, cc, p, a, pu, d, r, c, decode(h, 'hex') "
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) "
-    "AS u(s, t, k, te, ct, cc, p, a, pu, d, r, c, h)");
-static struct core_stmt au_nodes_insert_stmt = CORE_STMT(
-    "au_nodes_insert", "INSERT INTO audit_nodes (level, idx, hash) "
-                       "SELECT l, i, decode(h, 'hex') "
-                       "FROM unnest($1::smallint[], $2::bigint[], $3::text[]) AS u(l, i, h)");
+    "AS u(s, t, k, te, ct, cc, p, a, pu, d, r, c, h)), "
+    "n AS (INSERT INTO audit_nodes (level, idx, hash) SELECT l, i, decode(h, 'hex') "
+    "FROM unnest($14::smallint[], $15::bigint[], $16::text[]) AS u(l, i, h)) "
+    "UPDATE audit_head SET tree_size = $17, frontier = decode($18, 'hex'), "
+    "pending_taken = greatest(pending_taken, $19)");
 
 bool au_head_read(struct core_db_conn *c, bool lock, struct au_frontier *f, int64_t *pending_taken)
 {
@@ -323,24 +325,6 @@ static enum core_db_rc batch_tx(struct core_db_conn *c, struct batch *b)
         for (int k = 0; k < C__N; k++)
             pgarr_add(&col[k], v[k]);
     }
-    const char *ev[C__N];
-    for (int k = 0; k < C__N; k++)
-        ev[k] = pgarr_done(&col[k]);
-    PGresult *r = core_db_exec(c, &au_entries_insert_stmt, C__N, ev);
-    if (!r) {
-        rc = CORE_DB_ERROR;
-        goto cleanup;
-    }
-    PQclear(r);
-    if (b->nodes) {
-        const char *nv[] = {pgarr_done(&b->nl), pgarr_done(&b->ni), pgarr_done(&b->nh)};
-        r = core_db_exec(c, &au_nodes_insert_stmt, 3, nv);
-        if (!r) {
-            rc = CORE_DB_ERROR;
-            goto cleanup;
-        }
-        PQclear(r);
-    }
     char size[32], taken_s[32];
     xsnprintf(size, sizeof size, "%llu", (unsigned long long)f.size);
     xsnprintf(taken_s, sizeof taken_s, "%lld", (long long)b->pending_taken);
@@ -348,13 +332,19 @@ static enum core_db_rc batch_tx(struct core_db_conn *c, struct batch *b)
     fhex[0] = '\0';
     for (size_t i = 0; i < f.count; i++)
         core_hex(f.hash[i], AU_HASH, fhex + i * 2 * AU_HASH);
-    const char *hv[] = {size, fhex, taken_s};
-    r = core_db_exec(c, &au_head_write_stmt, 3, hv);
+    const char *v[C__N + 6];
+    for (int k = 0; k < C__N; k++)
+        v[k] = pgarr_done(&col[k]);
+    v[C__N] = pgarr_done(&b->nl);
+    v[C__N + 1] = pgarr_done(&b->ni);
+    v[C__N + 2] = pgarr_done(&b->nh);
+    v[C__N + 3] = size;
+    v[C__N + 4] = fhex;
+    v[C__N + 5] = taken_s;
+    PGresult *r = core_db_exec(c, &au_batch_write_stmt, C__N + 6, v);
     free(fhex);
-    if (!r) {
+    if (!r || strcmp(PQcmdTuples(r), "1") != 0)
         rc = CORE_DB_ERROR;
-        goto cleanup;
-    }
     PQclear(r);
 cleanup:
     strbuf_release(&canon);
@@ -487,7 +477,7 @@ static struct {
     pthread_cond_t work, done;
     struct waiter *head, *tail;
     bool running, stopping;
-    pthread_t thread;
+    pthread_t thread[APPENDERS];
 } ap = {.mu = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
         .done = PTHREAD_COND_INITIALIZER};
@@ -546,10 +536,11 @@ void au_appender_start(void)
     pthread_mutex_lock(&ap.mu);
     if (!ap.running) {
         ap.stopping = false;
-        if (pthread_create(&ap.thread, NULL, appender_main, NULL) != 0) {
-            core_log_bug("cannot start the audit appender thread");
-            abort();
-        }
+        for (int i = 0; i < APPENDERS; i++)
+            if (pthread_create(&ap.thread[i], NULL, appender_main, NULL) != 0) {
+                core_log_bug("cannot start the audit appender threads");
+                abort();
+            }
         ap.running = true;
     }
     pthread_mutex_unlock(&ap.mu);
@@ -563,9 +554,10 @@ void au_appender_stop(void)
         return;
     }
     ap.stopping = true;
-    pthread_cond_signal(&ap.work);
+    pthread_cond_broadcast(&ap.work);
     pthread_mutex_unlock(&ap.mu);
-    pthread_join(ap.thread, NULL);
+    for (int i = 0; i < APPENDERS; i++)
+        pthread_join(ap.thread[i], NULL);
     pthread_mutex_lock(&ap.mu);
     ap.running = false;
     pthread_mutex_unlock(&ap.mu);

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119  # lib.sh's migrate and hub_start: no arguments needed
 # Interop tests: real third-party OAuth libraries (openid-client, jose; see
-# package.json) drive a running hub with node --test (tokens.test.mjs).
+# package.json) drive a running hub with node --test (tokens.test.mjs), and
+# an independent audit-log verifier checks what it serves (audit.test.mjs).
 #
 # This script prepares what the tests need, the operator's way: a fresh
 # database (tests/integration/lib.sh), tenants kagawa and takamatsu, a
-# client_secret_basic and a client_secret_post client of takamatsu and an
-# initial access token for dynamic registration; then it starts the hub and
-# runs every tests/interop/*.test.mjs against it, with
+# client_secret_basic and a client_secret_post client of takamatsu, an
+# "admin audit.read" client of kagawa and an initial access token for
+# dynamic registration; then it starts the hub and runs every
+# tests/interop/*.test.mjs against it, with
 #   HUB_URL (also the issuer), CLIENT_ID, CLIENT_SECRET, CLIENT_POST_ID,
-#   CLIENT_POST_SECRET, IAT
+#   CLIENT_POST_SECRET, IAT, AUDIT_CLIENT_ID, AUDIT_CLIENT_SECRET (a client
+#   of kagawa with scopes "admin audit.read")
 # in the environment.  Its status is node's: any failed test fails it.
 #
 # Needs RENKEI_BIN and RENKEI_SRC (set by ctest), node on PATH and the npm
@@ -49,14 +52,14 @@ add_tenant() {
 add_tenant kagawa --name 香川県 --hosted
 add_tenant takamatsu --name 高松市 --parent kagawa --hosted
 
-# add_client VAR_PREFIX NAME [ARGS...]: renkei client add for takamatsu with
-# the client_credentials grant and scopes "ngsi.read ngsi.write"; sets
+# add_client_of TENANT SCOPES VAR_PREFIX NAME [ARGS...]: renkei client add
+# for TENANT with the client_credentials grant and SCOPES; sets
 # ${VAR_PREFIX}_ID and ${VAR_PREFIX}_SECRET from its --json output.
-add_client() {
-  local prefix=$1 name=$2 id secret
-  shift 2
-  run_renkei client add --tenant takamatsu --name "$name" --grant client_credentials \
-    --scope "ngsi.read ngsi.write" "$@" --json
+add_client_of() {
+  local tenant=$1 scopes=$2 prefix=$3 name=$4 id secret
+  shift 4
+  run_renkei client add --tenant "$tenant" --name "$name" --grant client_credentials \
+    --scope "$scopes" "$@" --json
   if [[ $RUN_STATUS != 0 ]]; then
     fail "renkei client add --name $name $* exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
   fi
@@ -68,9 +71,16 @@ add_client() {
   printf -v "${prefix}_SECRET" '%s' "$secret"
   ok "client add $name ($id)"
 }
+# add_client VAR_PREFIX NAME [ARGS...]: a client of takamatsu with scopes
+# "ngsi.read ngsi.write".
+add_client() {
+  add_client_of takamatsu "ngsi.read ngsi.write" "$@"
+}
 add_client CLIENT "interop basic"
 add_client CLIENT_POST "interop post" --auth-method client_secret_post
 assert_ne "$CLIENT_ID" "$CLIENT_POST_ID" "the two clients have different ids"
+# The platform's auditor (audit.test.mjs): creates tenants and reads the log.
+add_client_of kagawa "admin audit.read" AUDIT_CLIENT "interop auditor"
 
 run_renkei client initial-token --tenant takamatsu --uses 5 --json
 if [[ $RUN_STATUS != 0 ]]; then
@@ -100,6 +110,7 @@ node_status=0
   cd "$here"
   exec env HUB_URL="$HUB_URL" CLIENT_ID="$CLIENT_ID" CLIENT_SECRET="$CLIENT_SECRET" \
     CLIENT_POST_ID="$CLIENT_POST_ID" CLIENT_POST_SECRET="$CLIENT_POST_SECRET" IAT="$IAT" \
+    AUDIT_CLIENT_ID="$AUDIT_CLIENT_ID" AUDIT_CLIENT_SECRET="$AUDIT_CLIENT_SECRET" \
     NO_COLOR=1 timeout 150 node --test --test-reporter=tap "${test_files[@]}"
 ) </dev/null || node_status=$?
 
