@@ -30,6 +30,13 @@ bool au_head_read(struct core_db_conn *c, bool lock, struct au_frontier *f, int6
  * (once per process; safe with several processes). */
 bool au_takeover(void);
 
+/* Appends n entries in one transaction of its own (a bulk load); *first
+ * receives the first one's seq. */
+bool au_append_batch(const struct au_entry **e, size_t n, uint64_t *first);
+
+/* The appender's counters for /metrics. */
+void au_metrics(struct strbuf *out);
+
 /* The group-commit appender thread. */
 void au_appender_start(void);
 void au_appender_stop(void);

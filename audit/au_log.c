@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/time.h>
 
@@ -378,6 +379,17 @@ static enum core_db_rc batch_tx_cb(struct core_db_conn *c, void *arg)
     return batch_tx(c, arg);
 }
 
+bool au_append_batch(const struct au_entry **e, size_t n, uint64_t *first)
+{
+    struct batch b = {.e = e, .n = n};
+    struct core_db_err err;
+    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, batch_tx_cb, &b, &err) != CORE_DB_OK)
+        return false;
+    if (first)
+        *first = b.first_seq;
+    return true;
+}
+
 /* ---- taking over pending_events ---- */
 
 static struct core_stmt au_pending_stmt =
@@ -465,6 +477,27 @@ bool au_takeover(void)
 
 /* ---- the group-commit appender ---- */
 
+static atomic_ullong m_appended, m_failed, m_batches;
+
+void au_metrics(struct strbuf *out)
+{
+    strbuf_addf(out,
+                "# HELP renkei_audit_appends_total Entries committed to the audit log by this "
+                "process through the appender.\n"
+                "# TYPE renkei_audit_appends_total counter\n"
+                "renkei_audit_appends_total %llu\n"
+                "# HELP renkei_audit_append_failures_total Appends refused or lost to a database "
+                "failure (their requests failed closed).\n"
+                "# TYPE renkei_audit_append_failures_total counter\n"
+                "renkei_audit_append_failures_total %llu\n"
+                "# HELP renkei_audit_batches_total Group commits made by the appender.\n"
+                "# TYPE renkei_audit_batches_total counter\n"
+                "renkei_audit_batches_total %llu\n",
+                (unsigned long long)atomic_load(&m_appended),
+                (unsigned long long)atomic_load(&m_failed),
+                (unsigned long long)atomic_load(&m_batches));
+}
+
 struct waiter {
     const struct au_entry *e;
     uint64_t seq;
@@ -524,6 +557,9 @@ static void *appender_main(void *unused)
                 ws[i]->state = rc == CORE_DB_OK ? 1 : -1;
             }
         }
+        atomic_fetch_add(&m_batches, 1);
+        for (size_t i = 0; i < n; i++)
+            atomic_fetch_add(ws[i]->state > 0 ? &m_appended : &m_failed, 1);
         pthread_mutex_lock(&ap.mu);
         pthread_cond_broadcast(&ap.done);
     }

@@ -3,6 +3,7 @@
  * synchronous_commit on) for S seconds; prints one JSON line with the rate
  * and latency percentiles. Not a test; run by ops/bench/audit.
  * usage: renkei-bench-audit CONNINFO WRITERS SECONDS
+ *        renkei-bench-audit CONNINFO fill N   (N entries in batches of 500)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -62,6 +63,43 @@ static void *writer(void *arg)
     return NULL;
 }
 
+static int fill(const char *conninfo, long n)
+{
+    core_db_init(conninfo, 2);
+    json_t *request = json_pack("{s:s, s:s, s:[s], s:[s,s]}", "method", "GET", "path",
+                                "/v2/entities", "types", "Shelter", "attrs", "capacity", "location");
+    json_t *outcome = json_pack("{s:i, s:i, s:i, s:s}", "status", 200, "entities", 12, "bytes",
+                                4096, "digest", "Qm9keSBkaWdlc3QgaGVyZSBmb3IgdGhlIGJlbmNobWFyaw");
+    struct au_entry e = {.kind = "transfer",
+                         .decision = "permit",
+                         .consumer_tenant = "town_a",
+                         .consumer_client = "bench",
+                         .provider = "town_b",
+                         .agreement = "agreement-0001",
+                         .purpose = "disaster",
+                         .resident = "r8Kp2dM2b0Zr1FJ3GRZ8iJQm3w3cFDX8tqXyX1aWq0c",
+                         .request = request,
+                         .outcome = outcome};
+    const struct au_entry *batch[500];
+    for (int i = 0; i < 500; i++)
+        batch[i] = &e;
+    uint64_t t0 = core_now_us();
+    int rc = 0;
+    for (long done_n = 0; done_n < n;) {
+        size_t k = n - done_n < 500 ? (size_t)(n - done_n) : 500;
+        if (!au_append_batch(batch, k, NULL)) {
+            rc = 1;
+            break;
+        }
+        done_n += (long)k;
+    }
+    printf("{\"filled\": %ld, \"seconds\": %.1f}\n", n, (double)(core_now_us() - t0) / 1e6);
+    json_decref(request);
+    json_decref(outcome);
+    core_db_shutdown();
+    return rc;
+}
+
 static int cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -74,8 +112,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s CONNINFO WRITERS SECONDS\n", argv[0]);
         return 2;
     }
-    long writers = strtol(argv[2], NULL, 10), secs = strtol(argv[3], NULL, 10);
     core_log_set_level(CORE_LOG_ERROR);
+    if (strcmp(argv[2], "fill") == 0)
+        return fill(argv[1], strtol(argv[3], NULL, 10));
+    long writers = strtol(argv[2], NULL, 10), secs = strtol(argv[3], NULL, 10);
     core_db_init(argv[1], writers < 4 ? 4 : (int)writers + 2);
     au_appender_start();
     struct w *ws = xcalloc((size_t)writers, sizeof *ws);
