@@ -71,7 +71,8 @@ enum fmt { F_JSON, F_JSONL, F_CSV };
 struct export
 {
     struct au_filter f;
-    char *context;
+    const char *context;
+    char *owned; /* context's copy, unless it is the platform */
     char *strings[12];
     enum fmt fmt;
     long remaining; /* -1: no limit */
@@ -128,7 +129,7 @@ static void export_done(void *arg)
     strbuf_release(&x->out);
     for (size_t i = 0; i < ARRAY_SIZE(x->strings); i++)
         free(x->strings[i]);
-    free(x->context);
+    free(x->owned);
     free(x);
 }
 
@@ -212,7 +213,9 @@ static void au_handler_entries(struct core_req *req)
         struct export *x = xcalloc(1, sizeof *x);
         x->f = f;
         export_own(x);
-        x->context = xstrdup(context);
+        /* the platform context is recognised by its address: keep it */
+        x->owned = context == CORE_DB_PLATFORM ? NULL : xstrdup(context);
+        x->context = x->owned ? x->owned : CORE_DB_PLATFORM;
         x->fmt = fmt;
         x->remaining = limit;
         strbuf_init(&x->out, SIZE_MAX);
