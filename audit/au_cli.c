@@ -23,11 +23,11 @@ static int usage(const char *why)
     return 2;
 }
 
-static bool setup(void)
+static bool setup(int pool)
 {
     if (!core_cli_config(true, true))
         return false;
-    core_db_init(core_cfg.db, 1);
+    core_db_init(core_cfg.db, pool);
     return true;
 }
 
@@ -107,7 +107,9 @@ static int cmd_verify(int argc, char **argv)
     json_t *jwks = jwks_path ? load_json("--jwks", jwks_path) : NULL;
     if (jwks_path && !jwks)
         return 2;
-    if (!setup()) {
+    /* a connection per verifier thread, and one for the head */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!setup(cores < 1 ? 2 : cores > 16 ? 17 : (int)cores + 1)) {
         json_decref(jwks);
         return 1;
     }
@@ -223,7 +225,7 @@ static int cmd_export(int argc, char **argv)
     if ((from_s && !core_parse_long(from_s, 0, LONG_MAX, &from)) ||
         (to_s && !core_parse_long(to_s, 0, LONG_MAX, &to)) || from > to)
         return usage("--from and --to must be entry numbers, from <= to");
-    if (!setup())
+    if (!setup(1))
         return 1;
     int rc = 1;
     struct out o = {.csv = strcmp(format, "csv") == 0};
@@ -351,7 +353,7 @@ static int cmd_checkpoint(int argc, char **argv, bool rotate)
     if (argc > 2 || (argc == 2 && !json))
         return usage(rotate ? "audit rotate-key takes only --json"
                             : "audit checkpoint takes only --json");
-    if (!setup())
+    if (!setup(1))
         return 1;
     int rc = 1;
     if (!au_keys_load()) {

@@ -221,6 +221,19 @@ void au_frontier_append(struct au_frontier *f, const au_hash leaf, au_frontier_n
     f->size++;
 }
 
+void au_frontier_append_subtree(struct au_frontier *f, unsigned level, const au_hash h)
+{
+    au_hash carry;
+    memcpy(carry, h, AU_HASH);
+    uint64_t n = f->size >> level;
+    for (unsigned l = 0; n >> l & 1; l++) {
+        f->count--;
+        au_node_hash(f->hash[f->count], carry, carry);
+    }
+    memcpy(f->hash[f->count++], carry, AU_HASH);
+    f->size += (uint64_t)1 << level;
+}
+
 void au_frontier_root(const struct au_frontier *f, au_hash out)
 {
     if (f->count == 0) {

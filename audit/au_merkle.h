@@ -66,6 +66,9 @@ struct au_frontier {
 typedef void (*au_frontier_node_fn)(void *arg, unsigned level, uint64_t idx, const au_hash h);
 void au_frontier_append(struct au_frontier *f, const au_hash leaf, au_frontier_node_fn node,
                         void *arg);
+/* Appends a complete subtree of 2^level leaves whose root is h; the size
+ * must be a multiple of 2^level. */
+void au_frontier_append_subtree(struct au_frontier *f, unsigned level, const au_hash h);
 void au_frontier_root(const struct au_frontier *f, au_hash out);
 /* Loads a frontier kept as its hashes concatenated; false when len does not
  * fit size. */

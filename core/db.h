@@ -70,6 +70,16 @@ PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
 PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
                         const char *const *values, const int *lengths, const int *formats,
                         int result_format);
+/*
+ * Runs sql, a COPY (...) TO STDOUT (FORMAT binary) of constant text (COPY
+ * takes no parameters, so sql must splice no input), and hands each row's
+ * fields to row (field NULL for SQL NULL, binary representations). row
+ * returns false to stop early. Returns false when the statement or the
+ * stream failed (recorded on c); rows already handed on stay handed on, so
+ * use it only for reads whose callback can start over.
+ */
+typedef bool (*core_db_copy_row)(void *arg, int nfields, const char *const *field, const int *len);
+bool core_db_copy_out(struct core_db_conn *c, const char *sql, core_db_copy_row row, void *arg);
 /* The last error on c. */
 const struct core_db_err *core_db_last_error(const struct core_db_conn *c);
 

@@ -378,6 +378,98 @@ PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
     return core_db_execp(c, st, n, values, NULL, NULL, 0);
 }
 
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+#define COPY_MAX_FIELDS 16
+
+/* Parses one CopyData message of a binary COPY: the file header (once),
+ * then tuples. -1: malformed; 0: go on; 1: the trailer or row() said stop. */
+static int copy_message(const unsigned char *p, size_t n, bool *header, core_db_copy_row row,
+                        void *arg)
+{
+    static const unsigned char sig[11] = "PGCOPY\n\377\r\n";
+    size_t off = 0;
+    if (!*header) {
+        if (n < 19 || memcmp(p, sig, 11) != 0)
+            return -1;
+        uint32_t ext = get32(p + 15);
+        if (ext > n - 19)
+            return -1;
+        off = 19 + ext;
+        *header = true;
+    }
+    while (off < n) {
+        if (n - off < 2)
+            return -1;
+        int16_t nf = (int16_t)(p[off] << 8 | p[off + 1]);
+        off += 2;
+        if (nf == -1)
+            return 1;
+        if (nf < 0 || nf > COPY_MAX_FIELDS)
+            return -1;
+        const char *field[COPY_MAX_FIELDS];
+        int len[COPY_MAX_FIELDS];
+        for (int i = 0; i < nf; i++) {
+            if (n - off < 4)
+                return -1;
+            int32_t l = (int32_t)get32(p + off);
+            off += 4;
+            if (l == -1) {
+                field[i] = NULL;
+                len[i] = 0;
+                continue;
+            }
+            if (l < 0 || (size_t)l > n - off)
+                return -1;
+            field[i] = (const char *)p + off;
+            len[i] = l;
+            off += (size_t)l;
+        }
+        if (!row(arg, nf, field, len))
+            return 1;
+    }
+    return 0;
+}
+
+bool core_db_copy_out(struct core_db_conn *c, const char *sql, core_db_copy_row row, void *arg)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    if (PQresultStatus(r) != PGRES_COPY_OUT) {
+        core_db_record_error(c, r, "copy out");
+        PQclear(r);
+        return false;
+    }
+    PQclear(r);
+    bool header = false, ok = true, stopped = false;
+    char *buf;
+    int n;
+    while ((n = PQgetCopyData(c->pg, &buf, 0)) > 0) {
+        if (ok && !stopped) {
+            int rc = copy_message((const unsigned char *)buf, (size_t)n, &header, row, arg);
+            if (rc < 0) {
+                core_log_bug("malformed binary COPY data");
+                ok = false;
+            }
+            stopped = rc == 1;
+        }
+        PQfreemem(buf);
+    }
+    /* -1: done, then the command's result; -2: the stream failed */
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            core_db_record_error(c, r, "copy out");
+            ok = false;
+        }
+        PQclear(r);
+    }
+    if (n == -2)
+        ok = false;
+    return ok;
+}
+
 void core_db_stats(struct core_db_stats *out)
 {
     memset(out, 0, sizeof *out);
