@@ -10,7 +10,7 @@
 #include "core/log.h"
 
 static const char audit_usage[] =
-    "audit verify [--jwks FILE] [--json]\n"
+    "audit verify [--jwks FILE] [--checkpoint FILE]... [--json]\n"
     "       renkei audit export [--format jsonl|csv] [--from SEQ] [--to SEQ] [--checkpoint FILE] "
     "[--jwks FILE]\n"
     "       renkei audit verify-file FILE --checkpoint FILE --jwks FILE [--json]\n"
@@ -86,21 +86,41 @@ static int print_report(const struct au_report *r, bool json, const char *what)
     return r->ok ? 0 : 1;
 }
 
+#define HELD_MAX 64
+
 static int cmd_verify(int argc, char **argv)
 {
     bool json = false;
     const char *jwks_path = NULL;
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"jwks", required_argument, NULL, 'k'}, {0}};
+    struct au_checkpoint held[HELD_MAX];
+    size_t nheld = 0;
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"jwks", required_argument, NULL, 'k'},
+                                         {"checkpoint", required_argument, NULL, 'c'},
+                                         {0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'j')
+        if (c == 'j') {
             json = true;
-        else if (c == 'k')
+        } else if (c == 'k') {
             jwks_path = optarg;
-        else
+        } else if (c == 'c') {
+            if (nheld == HELD_MAX)
+                return usage("at most 64 --checkpoint files");
+            json_t *cj = load_json("--checkpoint", optarg);
+            const char *why = "";
+            bool ok = cj && au_checkpoint_parse(cj, &held[nheld], &why);
+            json_decref(cj);
+            if (!ok) {
+                if (*why)
+                    fprintf(stderr, "renkei: audit: --checkpoint %s: %s\n", optarg, why);
+                return 2;
+            }
+            nheld++;
+        } else {
             return usage("unknown option to audit verify");
+        }
     }
     if (optind != argc)
         return usage("audit verify takes no arguments");
@@ -118,7 +138,7 @@ static int cmd_verify(int argc, char **argv)
     tty = isatty(STDERR_FILENO) && !json;
     if (!jwks && !au_keys_load()) {
         fprintf(stderr, "renkei: audit: the checkpoint keys cannot be loaded\n");
-    } else if (!au_verify_db(jwks ? au_jwks_key : hub_key, jwks, progress, &r)) {
+    } else if (!au_verify_db(jwks ? au_jwks_key : hub_key, jwks, held, nheld, progress, &r)) {
         fprintf(stderr, "renkei: audit: %s\n", r.problem);
     } else {
         rc = print_report(&r, json, "audit verify");

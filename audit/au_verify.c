@@ -90,12 +90,15 @@ static void problem(struct au_report *r, int64_t seq, const char *fmt, ...)
 
 struct snap {
     struct au_checkpoint cp;
+    bool held;                /* one the auditor holds, not one from the database */
     struct au_frontier local; /* of the chunk's leaves up to cp.tree_size */
     bool sig_ok, have;
 };
 
 struct chunk {
     uint64_t lo, hi;
+    const struct au_checkpoint *held;
+    size_t nheld;
     struct au_frontier local;
     struct snap *snaps;
     size_t nsnaps;
@@ -108,6 +111,8 @@ struct chunk {
 struct vctx {
     au_key_fn key;
     void *key_arg;
+    const struct au_checkpoint *held;
+    size_t nheld;
     struct chunk *chunks;
     size_t nchunks;
     atomic_size_t next;
@@ -201,12 +206,23 @@ static enum core_db_rc chunk_tx(struct core_db_conn *c, void *arg)
     PGresult *r = core_db_execp(c, &au_verify_cps_stmt, 2, v, NULL, NULL, 1);
     if (!r)
         return CORE_DB_ERROR;
-    ch->nsnaps = (size_t)PQntuples(r);
-    ch->snaps = xcalloc(ch->nsnaps + 1, sizeof *ch->snaps);
-    for (size_t i = 0; i < ch->nsnaps; i++)
-        if (!au_checkpoint_row(r, (int)i, &ch->snaps[i].cp))
+    size_t rows = (size_t)PQntuples(r);
+    ch->snaps = xcalloc(rows + ch->nheld + 1, sizeof *ch->snaps);
+    for (size_t i = 0; i < rows; i++)
+        if (!au_checkpoint_row(r, (int)i, &ch->snaps[ch->nsnaps++].cp))
             chunk_problem(ch, -1, "a checkpoint row is malformed");
     PQclear(r);
+    for (size_t i = 0; i < ch->nheld; i++) {
+        if (ch->held[i].tree_size <= ch->lo || ch->held[i].tree_size > ch->hi)
+            continue;
+        /* in order of size, after the database's one of the same size */
+        size_t at = ch->nsnaps;
+        while (at > 0 && ch->snaps[at - 1].cp.tree_size > ch->held[i].tree_size)
+            at--;
+        memmove(&ch->snaps[at + 1], &ch->snaps[at], (ch->nsnaps - at) * sizeof *ch->snaps);
+        ch->snaps[at] = (struct snap){.cp = ch->held[i], .held = true};
+        ch->nsnaps++;
+    }
     /* COPY takes no parameters: the bounds are numbers of our own */
     char *sql = xasprintf("COPY (SELECT seq, canonical, leaf_hash FROM audit_entries "
                           "WHERE seq >= %s AND seq < %s ORDER BY seq) TO STDOUT (FORMAT binary)",
@@ -287,8 +303,8 @@ static enum core_db_rc head_tx(struct core_db_conn *c, void *arg)
     return CORE_DB_OK;
 }
 
-bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, uint64_t total),
-                  struct au_report *r)
+bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held, size_t nheld,
+                  void (*progress)(uint64_t done, uint64_t total), struct au_report *r)
 {
     memset(r, 0, sizeof *r);
     r->ok = true;
@@ -313,6 +329,8 @@ bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, 
         v.chunks[i].lo = i * CHUNK;
         v.chunks[i].hi = i + 1 == v.nchunks ? size : (i + 1) * CHUNK;
         v.chunks[i].bad = -1;
+        v.chunks[i].held = held;
+        v.chunks[i].nheld = nheld;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     size_t nw = cores < 1 ? 1 : cores > WORKERS_MAX ? WORKERS_MAX : (size_t)cores;
@@ -327,7 +345,7 @@ bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, 
 
     /* join the chunks in order */
     struct au_frontier g = {0};
-    uint64_t last_good = 0;
+    uint64_t last_good = 0, prev_good = 0;
     bool db_failed = false;
     for (size_t i = 0; i < v.nchunks && !db_failed; i++) {
         struct chunk *ch = &v.chunks[i];
@@ -360,6 +378,16 @@ bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, 
                 memcpy(f.hash[f.count++], sn->local.hash[j], AU_HASH);
             au_hash root;
             au_frontier_root(&f, root);
+            /* the last size known good below this one */
+            uint64_t below = last_good < sn->cp.tree_size ? last_good : prev_good;
+            if (CRYPTO_memcmp(root, sn->cp.root, AU_HASH) != 0 && sn->held) {
+                problem(r, (int64_t)below,
+                        "entries %llu to %llu do not form the tree of the checkpoint you hold "
+                        "(size %llu): the log was rewritten",
+                        (unsigned long long)below, (unsigned long long)sn->cp.tree_size - 1,
+                        (unsigned long long)sn->cp.tree_size);
+                continue;
+            }
             if (CRYPTO_memcmp(root, sn->cp.root, AU_HASH) != 0) {
                 problem(r, (int64_t)last_good,
                         "entries %llu to %llu do not form the tree signed at size %llu: one of "
@@ -368,7 +396,10 @@ bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, 
                         (unsigned long long)sn->cp.tree_size);
                 continue;
             }
-            last_good = sn->cp.tree_size;
+            if (sn->cp.tree_size > last_good) {
+                prev_good = last_good;
+                last_good = sn->cp.tree_size;
+            }
         }
         if (ch->bad >= 0)
             problem(r, ch->bad, "%s", ch->problem);
@@ -392,6 +423,12 @@ bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, 
     if (db_failed)
         return false;
 
+    for (size_t i = 0; i < nheld; i++)
+        if (held[i].tree_size > size)
+            problem(r, (int64_t)size,
+                    "the checkpoint you hold covers %llu entries, the log has %llu: it was cut "
+                    "back",
+                    (unsigned long long)held[i].tree_size, (unsigned long long)size);
     if (h.cp_beyond >= 0)
         problem(r, (int64_t)size,
                 "the checkpoint at tree size %lld covers entries that are missing from %llu on "

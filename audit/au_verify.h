@@ -24,11 +24,13 @@ struct au_report {
     char problem[512];  /* what is wrong, in a sentence */
 };
 
-/* Verifies the whole log in one snapshot. progress (may be NULL) is called
- * now and then with (done, total). false with r->problem when the database
- * failed; r->ok false when the log does not verify. */
-bool au_verify_db(au_key_fn key, void *key_arg, void (*progress)(uint64_t done, uint64_t total),
-                  struct au_report *r);
+/* Verifies the whole log. held: checkpoints the auditor kept from earlier
+ * (may be none), which the log must still contain (catches a log cut back or
+ * rewritten with the database's checkpoints and head). progress (may be
+ * NULL) is called now and then with (done, total). false with r->problem
+ * when the database failed; r->ok false when the log does not verify. */
+bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held, size_t nheld,
+                  void (*progress)(uint64_t done, uint64_t total), struct au_report *r);
 
 /* Verifies an export (JSON lines or CSV, told apart by its first line)
  * against a checkpoint (with a range proof when the export is part of the

@@ -91,7 +91,7 @@ static void assert_verifies(void)
     assert_true(au_checkpoint_now(&cp, NULL));
     assert_int_equal(cp.tree_size, (uint64_t)count());
     struct au_report r;
-    assert_true(au_verify_db(hub_key, NULL, NULL, &r));
+    assert_true(au_verify_db(hub_key, NULL, NULL, 0, NULL, &r));
     if (!r.ok)
         fail_msg("audit verify: %s", r.problem);
     assert_int_equal(r.entries, (uint64_t)count());
