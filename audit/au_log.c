@@ -253,6 +253,7 @@ struct batch {
     uint64_t first_seq;    /* out */
     int64_t pending_taken; /* to record, or 0 */
     const char *why;       /* a malformed entry: our bug */
+    bool own_tx;           /* the batch is the whole transaction */
     struct pgarr nl, ni, nh;
     size_t nodes;
 };
@@ -342,7 +343,10 @@ static enum core_db_rc batch_tx(struct core_db_conn *c, struct batch *b)
     v[C__N + 3] = size;
     v[C__N + 4] = fhex;
     v[C__N + 5] = taken_s;
-    PGresult *r = core_db_exec(c, &au_batch_write_stmt, C__N + 6, v);
+    /* in a transaction of our own, the write and COMMIT go in one round
+     * trip: the head lock is held one round trip less */
+    PGresult *r = b->own_tx ? core_db_exec_commit(c, &au_batch_write_stmt, C__N + 6, v)
+                            : core_db_exec(c, &au_batch_write_stmt, C__N + 6, v);
     free(fhex);
     if (!r || strcmp(PQcmdTuples(r), "1") != 0)
         rc = CORE_DB_ERROR;
@@ -376,7 +380,9 @@ bool au_event_record(struct core_db_conn *c, const char *kind, const char *tenan
 
 static enum core_db_rc batch_tx_cb(struct core_db_conn *c, void *arg)
 {
-    return batch_tx(c, arg);
+    struct batch *b = arg;
+    b->own_tx = true;
+    return batch_tx(c, b);
 }
 
 bool au_append_batch(const struct au_entry **e, size_t n, uint64_t *first)
@@ -501,19 +507,18 @@ void au_metrics(struct strbuf *out)
 struct waiter {
     const struct au_entry *e;
     uint64_t seq;
-    int state; /* 0 queued, 1 done, -1 failed */
+    int state;           /* 0 queued, 1 done, -1 failed */
+    pthread_cond_t done; /* each waiter its own: a batch wakes only its writers */
     struct waiter *next;
 };
 
 static struct {
     pthread_mutex_t mu;
-    pthread_cond_t work, done;
+    pthread_cond_t work;
     struct waiter *head, *tail;
     bool running, stopping;
     pthread_t thread[APPENDERS];
-} ap = {.mu = PTHREAD_MUTEX_INITIALIZER,
-        .work = PTHREAD_COND_INITIALIZER,
-        .done = PTHREAD_COND_INITIALIZER};
+} ap = {.mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
 
 static void *appender_main(void *unused)
 {
@@ -537,6 +542,10 @@ static void *appender_main(void *unused)
             ap.tail = NULL;
         pthread_mutex_unlock(&ap.mu);
 
+        /* results are kept here and handed over under the lock: a writer
+         * leaves (and its waiter goes away) as soon as it sees its state */
+        uint64_t seq[BATCH_MAX];
+        int state[BATCH_MAX];
         struct batch b = {.e = es, .n = n};
         struct core_db_err err;
         enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, batch_tx_cb, &b, &err);
@@ -546,22 +555,26 @@ static void *appender_main(void *unused)
                 struct batch one = {.e = &es[i], .n = 1};
                 enum core_db_rc r1 =
                     core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, batch_tx_cb, &one, &err);
-                ws[i]->seq = one.first_seq;
-                ws[i]->state = r1 == CORE_DB_OK ? 1 : -1;
+                seq[i] = one.first_seq;
+                state[i] = r1 == CORE_DB_OK ? 1 : -1;
             }
         } else {
             if (rc != CORE_DB_OK && rc != CORE_DB_ROLLBACK)
                 core_error("audit append of %zu entries failed: %s", n, err.message);
             for (size_t i = 0; i < n; i++) {
-                ws[i]->seq = b.first_seq + i;
-                ws[i]->state = rc == CORE_DB_OK ? 1 : -1;
+                seq[i] = b.first_seq + i;
+                state[i] = rc == CORE_DB_OK ? 1 : -1;
             }
         }
         atomic_fetch_add(&m_batches, 1);
         for (size_t i = 0; i < n; i++)
-            atomic_fetch_add(ws[i]->state > 0 ? &m_appended : &m_failed, 1);
+            atomic_fetch_add(state[i] > 0 ? &m_appended : &m_failed, 1);
         pthread_mutex_lock(&ap.mu);
-        pthread_cond_broadcast(&ap.done);
+        for (size_t i = 0; i < n; i++) {
+            ws[i]->seq = seq[i];
+            ws[i]->state = state[i];
+            pthread_cond_signal(&ws[i]->done);
+        }
     }
     pthread_mutex_unlock(&ap.mu);
     return NULL;
@@ -614,6 +627,7 @@ bool au_append(const struct au_entry *e, uint64_t *seq)
         return true;
     }
     struct waiter w = {.e = e};
+    pthread_cond_init(&w.done, NULL);
     if (ap.tail)
         ap.tail->next = &w;
     else
@@ -621,8 +635,9 @@ bool au_append(const struct au_entry *e, uint64_t *seq)
     ap.tail = &w;
     pthread_cond_signal(&ap.work);
     while (w.state == 0)
-        pthread_cond_wait(&ap.done, &ap.mu);
+        pthread_cond_wait(&w.done, &ap.mu);
     pthread_mutex_unlock(&ap.mu);
+    pthread_cond_destroy(&w.done);
     if (w.state < 0)
         return false;
     if (seq)

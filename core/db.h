@@ -71,6 +71,16 @@ PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
                         const char *const *values, const int *lengths, const int *formats,
                         int result_format);
 /*
+ * Runs a statement and COMMIT in one round trip (libpq pipeline mode), for a
+ * transaction body whose last statement this is: the body must return
+ * CORE_DB_OK right after, and the runner does not commit again. Returns the
+ * statement's result (caller PQclear()s), or NULL when it or the COMMIT
+ * failed; a connection lost here leaves the outcome unknown, as at COMMIT.
+ */
+PGresult *core_db_exec_commit(struct core_db_conn *c, struct core_stmt *st, int n,
+                              const char *const *values);
+
+/*
  * Runs sql, a COPY (...) TO STDOUT (FORMAT binary) of constant text (COPY
  * takes no parameters, so sql must splice no input), and hands each row's
  * fields to row (field NULL for SQL NULL, binary representations). row

@@ -15,6 +15,8 @@ struct core_db_conn {
     bool cancelling; /* a cancel request is being sent; under the mutex */
     bool prepared[CORE_DB_MAX_STMTS];
     struct core_db_err err;
+    bool commit_sent; /* core_db_exec_commit sent COMMIT in this transaction */
+    bool committed;   /* and it succeeded */
 };
 
 /* Borrows a connected connection (connecting if needed); NULL with err set

@@ -378,6 +378,66 @@ PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
     return core_db_execp(c, st, n, values, NULL, NULL, 0);
 }
 
+/* Reads one pipelined query's result (then its terminating NULL). */
+static PGresult *pipe_result(PGconn *pg)
+{
+    PGresult *r = PQgetResult(pg), *extra;
+    while ((extra = PQgetResult(pg)) != NULL)
+        PQclear(extra);
+    return r;
+}
+
+PGresult *core_db_exec_commit(struct core_db_conn *c, struct core_stmt *st, int n,
+                              const char *const *values)
+{
+    unsigned id = stmt_id(st);
+    if (id >= CORE_DB_MAX_STMTS) {
+        core_log_bug("more than %d prepared statements", CORE_DB_MAX_STMTS);
+        abort();
+    }
+    if (!c->prepared[id]) {
+        PGresult *p = PQprepare(c->pg, st->name, st->sql, 0, NULL);
+        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
+            core_db_record_error(c, p, st->name);
+            PQclear(p);
+            return NULL;
+        }
+        PQclear(p);
+        c->prepared[id] = true;
+    }
+    c->commit_sent = true;
+    if (!PQenterPipelineMode(c->pg) ||
+        !PQsendQueryPrepared(c->pg, st->name, n, values, NULL, NULL, 0) ||
+        !PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQpipelineSync(c->pg)) {
+        core_db_record_error(c, NULL, st->name);
+        PQexitPipelineMode(c->pg);
+        return NULL;
+    }
+    PGresult *r = pipe_result(c->pg);
+    PGresult *commit = pipe_result(c->pg);
+    PGresult *sync = PQgetResult(c->pg);
+    bool ok = true;
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        core_db_record_error(c, r, st->name);
+        ok = false;
+    } else if (PQresultStatus(commit) != PGRES_COMMAND_OK ||
+               strcmp(PQcmdStatus(commit), "COMMIT") != 0) {
+        core_db_record_error(c, commit, "COMMIT");
+        ok = false;
+    }
+    PQclear(commit);
+    PQclear(sync);
+    PQexitPipelineMode(c->pg);
+    if (!ok) {
+        PQclear(r);
+        return NULL;
+    }
+    c->committed = true;
+    return r;
+}
+
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];

@@ -69,20 +69,50 @@ static void backoff(int attempt)
 
 enum phase { BEFORE_COMMIT, AT_COMMIT };
 
+/* BEGIN and the tenant context in one round trip (pipeline mode). */
+static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant)
+{
+    if (!PQenterPipelineMode(c->pg) ||
+        !PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0) ||
+        (tenant && !PQsendQueryParams(c->pg, set_tenant.sql, 1, NULL, &tenant, NULL, NULL, 0)) ||
+        !PQpipelineSync(c->pg)) {
+        core_db_record_error(c, NULL, "BEGIN");
+        PQexitPipelineMode(c->pg);
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < (tenant ? 2 : 1); i++) {
+        PGresult *r = PQgetResult(c->pg), *extra;
+        while ((extra = PQgetResult(c->pg)) != NULL)
+            PQclear(extra);
+        ExecStatusType s = PQresultStatus(r);
+        if (ok && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+            core_db_record_error(c, r, i == 0 ? "BEGIN" : set_tenant.name);
+            ok = false;
+        }
+        PQclear(r);
+    }
+    PQclear(PQgetResult(c->pg)); /* the sync */
+    PQexitPipelineMode(c->pg);
+    return ok;
+}
+
 static enum core_db_rc run_once(struct core_db_conn *c, const char *tenant, enum core_tx_mode mode,
                                 core_db_tx_fn fn, void *arg, enum phase *phase)
 {
     *phase = BEFORE_COMMIT;
-    if (!simple(c, begin_sql[mode], NULL))
-        return CORE_DB_ERROR;
-    if (tenant) {
-        const char *v[] = {tenant};
-        PGresult *r = core_db_exec(c, &set_tenant, 1, v);
-        if (!r)
-            goto rollback;
-        PQclear(r);
-    }
+    c->commit_sent = c->committed = false;
+    if (!begin(c, mode, tenant))
+        goto rollback;
     enum core_db_rc rc = fn(c, arg);
+    if (c->commit_sent)
+        *phase = AT_COMMIT;
+    if (rc == CORE_DB_OK && c->committed)
+        return CORE_DB_OK;
+    if (rc == CORE_DB_OK && c->commit_sent) {
+        core_log_bug("a transaction body went on after core_db_exec_commit failed");
+        rc = CORE_DB_ERROR;
+    }
     if (rc != CORE_DB_OK) {
         if (rc == CORE_DB_ERROR && !c->err.message[0]) {
             core_log_bug("a transaction body returned an error without a failed statement");

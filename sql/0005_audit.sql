@@ -182,3 +182,13 @@ $$;
 REVOKE EXECUTE ON FUNCTION renkei.audit_keys_notify() FROM PUBLIC;
 CREATE TRIGGER audit_keys_changed AFTER INSERT OR UPDATE ON renkei.audit_keys
     FOR EACH ROW EXECUTE FUNCTION renkei.audit_keys_notify();
+
+-- Administrative events as rows, for people at a psql prompt and for
+-- reports: the members of each entry that an event carries. Row-level
+-- security of audit_entries applies (security_invoker).
+CREATE VIEW renkei.audit_events WITH (security_invoker = true) AS
+    SELECT seq, time, kind, tenant,
+           canonical::jsonb ->> 'actor' AS actor,
+           coalesce(canonical::jsonb -> 'detail', '{}'::jsonb) AS detail
+      FROM renkei.audit_entries;
+GRANT SELECT ON renkei.audit_events TO renkei_service;

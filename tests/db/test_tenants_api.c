@@ -150,7 +150,7 @@ static void test_create_and_read(void **state)
                                              "'UTF8') in secret) FROM renkei.tenant_upstreams "
                                              "WHERE tenant_id = 'zentsuji'"),
                         "0");
-    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.pending_events WHERE "
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.audit_events WHERE "
                                              "kind = 'tenant.create' AND actor = 'client:ops'"),
                         "4");
 }
@@ -216,7 +216,7 @@ static void test_create_refusals(void **state)
     assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.tenants WHERE id "
                                              "LIKE 'x%' OR id = 'ayagawa'"),
                         "0");
-    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.pending_events WHERE "
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.audit_events WHERE "
                                              "tenant LIKE 'x%'"),
                         "0");
 }
@@ -300,7 +300,7 @@ static void test_town_admin_rules(void **state)
                                              "' ' || state FROM renkei.tenants WHERE id = "
                                              "'takamatsu'"),
                         "高松市役所 kagawa active");
-    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.pending_events WHERE "
+    assert_string_equal(tsup_value(conninfo, "SELECT count(*) FROM renkei.audit_events WHERE "
                                              "kind = 'tenant.update' AND actor = "
                                              "'client:taka-admin'"),
                         "1");
@@ -394,7 +394,7 @@ static void test_suspension_and_cache(void **state)
     }
     assert_true(seen);
     assert_string_equal(tsup_value(conninfo, "SELECT detail->>'reason' FROM "
-                                             "renkei.pending_events WHERE kind = "
+                                             "renkei.audit_events WHERE kind = "
                                              "'tenant.suspend' AND tenant = 'takamatsu'"),
                         "浸水のため");
 }

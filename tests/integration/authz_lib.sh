@@ -147,7 +147,7 @@ snapshot_authz() {
     (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.token_hmac)), '-') FROM renkei.initial_access_tokens t),
     (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.jti)), '-') FROM renkei.revoked_tokens t),
     (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.kid)), '-') FROM renkei.signing_keys t),
-    (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM renkei.pending_events t),
+    (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.seq)), '-') FROM renkei.audit_events t),
     (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM renkei.tenants t))"
 }
 

@@ -51,7 +51,7 @@ admin_send POST /admin/v1/tenants "$ADM" '{"id": "zentsuji", "name": "善通寺�
 assert_status 201 "admin: POST /admin/v1/tenants creates zentsuji"
 assert_json '.id == "zentsuji" and .name == "善通寺市" and .parent == "kagawa"' "the created tenant"
 assert_eq "zentsuji|善通寺市|kagawa" "$(sql "SELECT id, name, parent_id FROM renkei.tenants WHERE id = 'zentsuji'")" "zentsuji is in the database"
-assert_eq "client:$ADM_ID" "$(sql "SELECT actor FROM renkei.pending_events WHERE kind = 'tenant.create' AND tenant = 'zentsuji'")" \
+assert_eq "client:$ADM_ID" "$(sql "SELECT actor FROM renkei.audit_events WHERE kind = 'tenant.create' AND tenant = 'zentsuji'")" \
   "the tenant.create event names the admin client as actor"
 admin_get /admin/v1/tenants/kanonji "$ADM"
 assert_status 200 "admin reads kanonji"
@@ -185,7 +185,7 @@ assert_eq "no-store" "$(header Cache-Control)" "the 201 with a secret is not cac
 assert_eq "takamatsu|32|client:$TA_ID" "$(sql "SELECT tenant_id, length(secret_hmac), created_by FROM renkei.clients WHERE id = '$NEW_ID'")" \
   "the row: takamatsu, a 32-byte HMAC, created by the tenant admin"
 assert_eq 0 "$(db_contains "$NEW_SECRET")" "the secret's text is nowhere in the database"
-assert_eq "takamatsu|client:$TA_ID" "$(sql "SELECT tenant, actor FROM renkei.pending_events WHERE kind = 'client.create' AND detail->>'client_id' = '$NEW_ID'")" \
+assert_eq "takamatsu|client:$TA_ID" "$(sql "SELECT tenant, actor FROM renkei.audit_events WHERE kind = 'client.create' AND detail->>'client_id' = '$NEW_ID'")" \
   "a client.create event by client:$TA_ID"
 admin_get "/admin/v1/clients/$NEW_ID" "$TAT"
 assert_json 'has("client_secret") | not' "reading the client again shows no secret"
@@ -219,7 +219,7 @@ admin_send PATCH "/admin/v1/clients/$NEW_ID" "$TAT" '{"state": "disabled"}'
 assert_status 200 "tenant.admin disables its client"
 assert_json ".client_id == \"$NEW_ID\" and .state == \"disabled\"" "the reply shows it disabled"
 assert_eq disabled "$(sql "SELECT state FROM renkei.clients WHERE id = '$NEW_ID'")" "the row is disabled"
-assert_eq "client:$TA_ID" "$(sql "SELECT actor FROM renkei.pending_events WHERE kind = 'client.disable' AND detail->>'client_id' = '$NEW_ID'")" \
+assert_eq "client:$TA_ID" "$(sql "SELECT actor FROM renkei.audit_events WHERE kind = 'client.disable' AND detail->>'client_id' = '$NEW_ID'")" \
   "a client.disable event by the tenant admin"
 token_refused() {
   token_basic "$1" "$2"
@@ -254,7 +254,7 @@ assert_eq "no-store" "$(header Cache-Control)" "the reply with the secret is not
 check "within 10 s the old secret no longer works" poll 10 token_refused "$NEW_ID" "$NEW_SECRET"
 get_token "$NEW_ID" "$ROT_SECRET"
 ok "the new secret works"
-assert_eq "client:$TA_ID" "$(sql "SELECT actor FROM renkei.pending_events WHERE kind = 'client.rotate_secret' AND detail->>'client_id' = '$NEW_ID'")" \
+assert_eq "client:$TA_ID" "$(sql "SELECT actor FROM renkei.audit_events WHERE kind = 'client.rotate_secret' AND detail->>'client_id' = '$NEW_ID'")" \
   "a client.rotate_secret event by the tenant admin"
 before=$(sql "SELECT encode(secret_hmac, 'hex') FROM renkei.clients WHERE id = '$KN_ID'")
 admin_send POST "/admin/v1/clients/$KN_ID/secret" "$TAT" ''

@@ -46,7 +46,7 @@ refused() {
 # events KIND: the pending events of KIND as compact JSON lines, oldest first.
 events() {
   sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail)
-       FROM renkei.pending_events WHERE kind = '$1' ORDER BY id"
+       FROM renkei.audit_events WHERE kind = '$1' ORDER BY seq"
 }
 
 SECRET_RE='^[A-Za-z0-9_-]{43}$'

@@ -24,15 +24,17 @@ active_kid() {
   sql "SELECT kid FROM renkei.signing_keys WHERE state = 'active' AND alg = '$1'"
 }
 
+# The token-signing keys of the JWKS (the audit log's checkpoint keys,
+# kid audit-..., are published there too and checked by the audit tests).
 jwks_kids() {
   http GET /oauth2/jwks
-  jq -c '[.keys[].kid] | sort' <<<"$HTTP_BODY"
+  jq -c '[.keys[].kid | select(startswith("audit-") | not)] | sort' <<<"$HTTP_BODY"
 }
 
-# jwks_has N: the JWKS lists N keys.
+# jwks_has N: the JWKS lists N token-signing keys.
 jwks_has() {
   http GET /oauth2/jwks
-  [[ $(jq '.keys | length' <<<"$HTTP_BODY") == "$1" ]]
+  [[ $(jq '[.keys[] | select(.kid | startswith("audit-") | not)] | length' <<<"$HTTP_BODY") == "$1" ]]
 }
 
 # new_kid ID SECRET KID: a fresh token of the client is signed with KID.
@@ -74,8 +76,8 @@ assert_eq "retiring|retiring" "$(sql "SELECT string_agg(state, '|') FROM renkei.
 check "within 10 s the JWKS lists four keys" poll 10 jwks_has 4
 JWKS=$HTTP_BODY
 assert_eq "$(jq -nc --arg a "$ES1" --arg b "$RS1" --arg c "$ES2" --arg d "$RS2" '[$a, $b, $c, $d] | sort')" \
-  "$(jq -c '[.keys[].kid] | sort' <<<"$JWKS")" "the JWKS: the new keys and the retiring ones"
-assert_jq '[.keys[] | select(has("kty") and has("kid") and .use == "sig" and (.alg == "ES256" or .alg == "RS256"))] | length == 4' \
+  "$(jq -c '[.keys[].kid | select(startswith("audit-") | not)] | sort' <<<"$JWKS")" "the JWKS: the new keys and the retiring ones"
+assert_jq '[.keys[] | select(.kid | startswith("audit-") | not) | select(has("kty") and has("kid") and .use == "sig" and (.alg == "ES256" or .alg == "RS256"))] | length == 4' \
   "$JWKS" "every listed key is a signing JWK with its alg"
 
 check "within 10 s new ES256 tokens carry the new kid" poll 10 new_kid "$A_ID" "$A_SECRET" "$ES2"
@@ -103,9 +105,9 @@ check "within 10 s the JWKS lists six keys" poll 10 jwks_has 6
 check "within 10 s new ES256 tokens carry the third kid" poll 10 new_kid "$A_ID" "$A_SECRET" "$ES3"
 introspect "$A_ID" "$A_SECRET" "$T_ES"
 assert_json '.active == true' "the first-generation token is still active"
-assert_eq 2 "$(sql "SELECT count(*) FROM renkei.pending_events WHERE kind = 'key.rotate' AND actor = '$ACTOR' AND tenant IS NULL")" \
+assert_eq 2 "$(sql "SELECT count(*) FROM renkei.audit_events WHERE kind = 'key.rotate' AND actor = '$ACTOR' AND tenant IS NULL")" \
   "two key.rotate events by $ACTOR about the platform"
-assert_eq "$ES2" "$(sql "SELECT detail->'retiring'->>0 FROM renkei.pending_events WHERE kind = 'key.rotate' ORDER BY id DESC LIMIT 1")" \
+assert_eq "$ES2" "$(sql "SELECT detail->'retiring'->>0 FROM renkei.audit_events WHERE kind = 'key.rotate' ORDER BY seq DESC LIMIT 1")" \
   "the second key.rotate event names the retiring ES256 key first"
 
 # ------------------------------------------------------------ retire

@@ -79,7 +79,7 @@ assert_eq "takamatsu|registration:takamatsu|32|32|active" \
   "the row: takamatsu, created by registration:takamatsu, HMACs of the secret and the registration token"
 assert_eq 0 "$(db_contains "$R_SECRET" "$R_RAT" "$T_IAT")" "no secret or token text in the database"
 assert_eq "takamatsu|registration:takamatsu" \
-  "$(sql "SELECT tenant, actor FROM renkei.pending_events WHERE kind = 'client.create' AND detail->>'client_id' = '$R_ID'")" \
+  "$(sql "SELECT tenant, actor FROM renkei.audit_events WHERE kind = 'client.create' AND detail->>'client_id' = '$R_ID'")" \
   "a client.create event with actor registration:takamatsu"
 assert_eq 1 "$(sql "SELECT uses_left FROM renkei.initial_access_tokens")" "one use of the initial access token left"
 
@@ -210,7 +210,7 @@ assert_status 204 "DELETE with the registration access token: 204"
 assert_eq "" "$HTTP_BODY" "204: no body"
 assert_eq disabled "$(sql "SELECT state FROM renkei.clients WHERE id = '$R_ID'")" "the client is disabled"
 assert_eq "takamatsu|registration:$R_ID" \
-  "$(sql "SELECT tenant, actor FROM renkei.pending_events WHERE kind = 'client.disable' AND detail->>'client_id' = '$R_ID'")" \
+  "$(sql "SELECT tenant, actor FROM renkei.audit_events WHERE kind = 'client.disable' AND detail->>'client_id' = '$R_ID'")" \
   "a client.disable event by the registration"
 token_refused() {
   token_basic "$R_ID" "$R_SECRET"

@@ -53,8 +53,10 @@ assert_status 200 "GET /oauth2/jwks"
 assert_match '^application/(jwk-set\+)?json' "$(header Content-Type)" "JWKS Content-Type"
 assert_match 'max-age=[1-9]' "$(header Cache-Control)" "JWKS is cacheable"
 JWKS=$HTTP_BODY
-assert_jq '.keys | length == 2' "$JWKS" "JWKS: two keys (ES256 and RS256)"
-assert_jq '.keys[] | select(.alg == "ES256") | .kty == "EC" and .crv == "P-256" and (.x | length) == 43 and (.y | length) == 43 and .use == "sig" and (.kid | length) > 0' \
+assert_jq '[.keys[] | select(.kid | startswith("audit-") | not)] | length == 2' "$JWKS" "JWKS: two token-signing keys (ES256 and RS256)"
+assert_jq '[.keys[] | select(.kid | startswith("audit-"))] | length == 1 and .[0].alg == "ES256"' "$JWKS" \
+  "JWKS: and the audit log's checkpoint key (ES256)"
+assert_jq '.keys[] | select(.alg == "ES256" and (.kid | startswith("audit-") | not)) | .kty == "EC" and .crv == "P-256" and (.x | length) == 43 and (.y | length) == 43 and .use == "sig" and (.kid | length) > 0' \
   "$JWKS" "JWKS: the ES256 key is a P-256 JWK with x, y, kid, use sig"
 assert_jq '.keys[] | select(.alg == "RS256") | .kty == "RSA" and (.n | length) >= 342 and .e == "AQAB" and .use == "sig"' \
   "$JWKS" "JWKS: the RS256 key is an RSA JWK of at least 2048 bits"

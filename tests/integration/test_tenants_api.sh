@@ -43,20 +43,20 @@ done
 assert_eq "ayagawa|tenant.create
 kagawa|tenant.create
 kanonji|tenant.create
-takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.pending_events ORDER BY tenant")" \
+takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events ORDER BY tenant")" \
   "ops/demo wrote one tenant.create event per tenant"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenant_upstreams")" "the demo towns have no upstream (all hosted)"
 
 demo_list=$LIST
 demo_rows=$(sql "SELECT id, name, parent_id, state, city_os, created_at, updated_at, version FROM renkei.tenants ORDER BY id")
-demo_events=$(sql "SELECT count(*), max(id) FROM renkei.pending_events")
+demo_events=$(sql "SELECT count(*), max(seq) FROM renkei.audit_events")
 run_demo
 assert_eq 0 "$DEMO_STATUS" "ops/demo a second time exits 0 (stderr [$(cat "$tmpdir/demo.err")])"
 list_json
 assert_eq "$demo_list" "$LIST" "a second ops/demo: tenant list --json unchanged"
 assert_eq "$demo_rows" "$(sql "SELECT id, name, parent_id, state, city_os, created_at, updated_at, version FROM renkei.tenants ORDER BY id")" \
   "a second ops/demo: the same rows, versions and times"
-assert_eq "$demo_events" "$(sql "SELECT count(*), max(id) FROM renkei.pending_events")" \
+assert_eq "$demo_events" "$(sql "SELECT count(*), max(seq) FROM renkei.audit_events")" \
   "a second ops/demo: no new pending events"
 
 # ------------------------------------------------------------ the admin API
@@ -72,7 +72,7 @@ assert_eq 0 "$RUN_STATUS" "tenant add marugame (stderr [$RUN_ERR])"
 registry() {
   sql "SELECT (SELECT string_agg(t::text, '|' ORDER BY t.id) FROM renkei.tenants t)
        || ' // ' || (SELECT string_agg(u::text, '|' ORDER BY u.tenant_id) FROM renkei.tenant_upstreams u)
-       || ' // ' || (SELECT count(*) || ',' || max(id) FROM renkei.pending_events)"
+       || ' // ' || (SELECT count(*) || ',' || max(seq) FROM renkei.audit_events)"
 }
 before=$(registry)
 

@@ -2,7 +2,7 @@
 # renkei tenant add | list | show | suspend | resume: the registry from the
 # operator's command line.  Japanese names round-trip byte for byte; upstream
 # credentials are stored sealed and never printed; every create, suspend and
-# resume leaves one row in renkei.pending_events; every bad input exits 2 with
+# resume leaves one entry in renkei.audit_events; every bad input exits 2 with
 # one specific line on stderr and writes nothing at all (no tenant, no
 # upstream, no event).
 source "$(dirname "$0")/lib.sh"
@@ -22,7 +22,7 @@ snapshot() {
   sql "SELECT concat_ws(' ',
     (SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM renkei.tenants t),
     (SELECT count(*) || ':' || coalesce(md5(string_agg(u::text, '|' ORDER BY u.tenant_id)), '-') FROM renkei.tenant_upstreams u),
-    (SELECT count(*) || ':' || coalesce(md5(string_agg(e::text, '|' ORDER BY e.id)), '-') FROM renkei.pending_events e))"
+    (SELECT count(*) || ':' || coalesce(md5(string_agg(e::text, '|' ORDER BY e.seq)), '-') FROM renkei.audit_events e))"
 }
 
 # The registry as the last refusal left it (see refused); cleared by every
@@ -52,7 +52,7 @@ show_json() {
 
 # refused REGEX WHAT ARGS...: renkei tenant ARGS is bad input: exit 2, nothing
 # on stdout, exactly one line on stderr "renkei: tenant: ..." matching REGEX,
-# and every row of renkei.tenants, tenant_upstreams and pending_events
+# and every row of renkei.tenants, tenant_upstreams and audit_events
 # exactly as before (the section on bad input also compares `tenant list
 # --json` before and after).
 refused() {
@@ -110,7 +110,7 @@ assert_eq "e9a699e5b79de79c8c" "$(sql "SELECT encode(convert_to(name, 'UTF8'), '
   "香川県 is stored as its UTF-8 bytes"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenant_upstreams")" "a hosted tenant has no upstream row"
 
-ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.pending_events ORDER BY id")
+ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.audit_events ORDER BY seq")
 assert_eq 1 "$(wc -l <<<"$ev")" "one pending event after one add"
 assert_jq ".kind == \"tenant.create\" and .tenant == \"kagawa\" and .actor == \"$ACTOR\"" "$ev" \
   "the event is tenant.create about kagawa by $ACTOR"
@@ -258,19 +258,19 @@ for s in "$TOKEN" "$CSECRET"; do
     ok "pg_dump --data-only holds no plaintext upstream secret (${s:0:14}...)"
   fi
 done
-assert_eq 0 "$(sql "SELECT count(*) FROM renkei.pending_events WHERE detail::text LIKE '%rk-upstream-%' OR detail::text LIKE '%rk-client-secret%'")" \
+assert_eq 0 "$(sql "SELECT count(*) FROM renkei.audit_events WHERE detail::text LIKE '%rk-upstream-%' OR detail::text LIKE '%rk-client-secret%'")" \
   "no event detail carries a secret"
 
 # ------------------------------------------------------------------ events
 
 assert_eq "$(sql "SELECT count(*) FROM renkei.tenants")" \
-  "$(sql "SELECT count(*) FROM renkei.pending_events WHERE kind = 'tenant.create'")" \
+  "$(sql "SELECT count(*) FROM renkei.audit_events WHERE kind = 'tenant.create'")" \
   "one tenant.create event per tenant"
-assert_eq "" "$(sql "SELECT t.id FROM renkei.tenants t WHERE (SELECT count(*) FROM renkei.pending_events e WHERE e.kind = 'tenant.create' AND e.tenant = t.id) <> 1")" \
+assert_eq "" "$(sql "SELECT t.id FROM renkei.tenants t WHERE (SELECT count(*) FROM renkei.audit_events e WHERE e.kind = 'tenant.create' AND e.tenant = t.id) <> 1")" \
   "every tenant has exactly one tenant.create event about it"
-assert_eq "$ACTOR" "$(sql "SELECT DISTINCT actor FROM renkei.pending_events")" "every event's actor is $ACTOR"
+assert_eq "$ACTOR" "$(sql "SELECT DISTINCT actor FROM renkei.audit_events")" "every event's actor is $ACTOR"
 assert_jq '.id == "marugame" and .name == "丸亀市" and .parent == "kagawa" and .city_os == "remote"' \
-  "$(sql "SELECT detail FROM renkei.pending_events WHERE tenant = 'marugame'")" \
+  "$(sql "SELECT detail FROM renkei.audit_events WHERE tenant = 'marugame'")" \
   "marugame's tenant.create detail"
 
 # ------------------------------------------------------- suspend and resume
@@ -292,7 +292,7 @@ assert_jq '.[] | select(.id == "takamatsu") | .state == "suspended"' "$LIST" "li
 assert_jq '[.[] | select(.id != "takamatsu") | .state] | all(. == "active")' "$LIST" "the other tenants stay active"
 assert_eq "$kagawa_before" "$(sql "SELECT version, updated_at FROM renkei.tenants WHERE id = 'kagawa'")" \
   "suspending a town leaves its prefecture's row alone"
-ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.pending_events ORDER BY id DESC LIMIT 1")
+ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.audit_events ORDER BY seq DESC LIMIT 1")
 assert_jq ".kind == \"tenant.suspend\" and .tenant == \"takamatsu\" and .actor == \"$ACTOR\"" "$ev" \
   "suspend writes a tenant.suspend event about takamatsu by $ACTOR"
 assert_jq ".detail.reason == \"$REASON\"" "$ev" "the tenant.suspend detail has the reason, exactly"
@@ -301,11 +301,11 @@ ok_run "resume takamatsu --json" resume takamatsu --json
 assert_jq ".state == \"active\" and .version == $((v0 + 2))" "$RUN_OUT" "resume --json: active, version $((v0 + 2))"
 show_json takamatsu
 assert_jq ".state == \"active\" and .version == $((v0 + 2))" "$SHOWN" "show --json after resume"
-ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.pending_events ORDER BY id DESC LIMIT 1")
+ev=$(sql "SELECT json_build_object('kind', kind, 'tenant', tenant, 'actor', actor, 'detail', detail) FROM renkei.audit_events ORDER BY seq DESC LIMIT 1")
 assert_jq ".kind == \"tenant.resume\" and .tenant == \"takamatsu\" and .actor == \"$ACTOR\"" "$ev" \
   "resume writes a tenant.resume event about takamatsu by $ACTOR"
 assert_eq "tenant.create,tenant.suspend,tenant.resume" \
-  "$(sql "SELECT string_agg(kind, ',' ORDER BY id) FROM renkei.pending_events WHERE tenant = 'takamatsu'")" \
+  "$(sql "SELECT string_agg(kind, ',' ORDER BY seq) FROM renkei.audit_events WHERE tenant = 'takamatsu'")" \
   "takamatsu's events in order: create, suspend, resume"
 
 ok_run "suspend sakaide (plain, no reason)" suspend sakaide
@@ -314,7 +314,7 @@ show_json sakaide
 assert_jq '.state == "suspended" and .version == 2' "$SHOWN" "sakaide suspended at version 2"
 assert_jq '.city_os.auth == "client_credentials" and .city_os.client_id == "renkei-hub"' "$SHOWN" \
   "suspension keeps the upstream settings"
-assert_eq "tenant.suspend" "$(sql "SELECT kind FROM renkei.pending_events WHERE tenant = 'sakaide' ORDER BY id DESC LIMIT 1")" \
+assert_eq "tenant.suspend" "$(sql "SELECT kind FROM renkei.audit_events WHERE tenant = 'sakaide' ORDER BY seq DESC LIMIT 1")" \
   "suspend without a reason still writes tenant.suspend"
 ok_run "resume sakaide (plain)" resume sakaide
 assert_match 'sakaide' "$RUN_OUT" "plain resume names the tenant"
