@@ -3,9 +3,10 @@
 # that does what the hub does (SET ROLE renkei_service, then the tenant
 # context in renkei.tenant) cannot read or write another tenant's rows even
 # when it names them by id; only the platform context ('*') may create
-# tenants, change a parent or a state, or read the pending events; no context
-# means no tenant-scoped rows; the tables are append-only where they must be
-# and the parent chain stays a tree.
+# tenants or change a parent or a state; a town logs audit entries only about
+# itself and reads those it is part of, its prefecture reads its towns', the
+# platform reads all; no context means no tenant-scoped rows; the tables are
+# append-only where they must be and the parent chain stays a tree.
 source "$(dirname "$0")/lib.sh"
 
 migrate
@@ -74,7 +75,25 @@ PRIV_ERR='ERROR: +42501: permission denied'
 
 tenants_rows() { sql "SELECT id, name, parent_id, state, city_os, version FROM renkei.tenants ORDER BY id"; }
 upstream_rows() { sql "SELECT tenant_id, url, fiware_service, auth, token_url, client_id, scope, md5(secret) FROM renkei.tenant_upstreams ORDER BY 1"; }
-event_rows() { sql "SELECT id, kind, tenant, actor, detail FROM renkei.pending_events ORDER BY id"; }
+pending_rows() { sql "SELECT id, kind, tenant, actor, detail FROM renkei.pending_events ORDER BY id"; }
+audit_rows() {
+  sql "SELECT seq, time, kind, tenant, consumer_tenant, consumer_client, provider, agreement, purpose,
+              decision, resident, canonical, encode(leaf_hash, 'hex') FROM renkei.audit_entries ORDER BY seq"
+}
+
+# entry_sql SEQ KIND TENANT [CONSUMER [PROVIDER]]: an INSERT of one audit
+# entry by hand (actor rls-test, detail {"by": "rls"}, a made-up leaf hash);
+# "-" is NULL.  Such rows do not belong to the Merkle tree, so the log no
+# longer verifies: fine in this throwaway database, where nothing verifies it.
+entry_sql() {
+  local -a vals=()
+  local a
+  for a in "$3" "${4:--}" "${5:--}"; do
+    if [[ $a == - ]]; then vals+=(NULL); else vals+=("'$a'"); fi
+  done
+  printf '%s' "INSERT INTO renkei.audit_entries (seq, time, kind, tenant, consumer_tenant, provider, canonical, leaf_hash)" \
+    " VALUES ($1, now(), '$2', ${vals[0]}, ${vals[1]}, ${vals[2]}, '{\"actor\": \"rls-test\", \"detail\": {\"by\": \"rls\"}}', sha256('x'));"
+}
 
 svc_eq takamatsu "renkei_service|takamatsu|f" \
   "SELECT current_user, renkei.current_tenant(), renkei.is_platform();" \
@@ -175,30 +194,76 @@ assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenants WHERE id IN ('takamatsu_
 svc_eq '*' 1 "$(changed "INSERT INTO renkei.tenants (id, name, parent_id, city_os) VALUES ('takamatsu_chuo', '中央', 'takamatsu', 'hosted')")" \
   "the platform context creates a tenant"
 
-# ------------------------------------------------------- (5) pending events
+# ------------------------------------------------------------ (5) the audit log
 
-e_before=$(event_rows)
-svc_refused takamatsu "$RLS_ERR.*pending_events" \
-  "INSERT INTO renkei.pending_events (kind, tenant, actor) VALUES ('tenant.update', 'kanonji', 'rls-test');" \
-  "takamatsu recording an event about kanonji"
-svc_refused takamatsu "$RLS_ERR.*pending_events" \
-  "INSERT INTO renkei.pending_events (kind, tenant, actor) VALUES ('platform.update', NULL, 'rls-test');" \
-  "takamatsu recording a platform event (tenant NULL)"
-assert_eq "$e_before" "$(event_rows)" "no event was written by the refused inserts"
-svc_eq takamatsu "" \
-  "INSERT INTO renkei.pending_events (kind, tenant, actor, detail) VALUES ('tenant.update', 'takamatsu', 'rls-test', '{\"by\": \"rls\"}');" \
-  "takamatsu records an event about itself"
-assert_eq "tenant.update|takamatsu|rls-test" \
-  "$(sql "SELECT kind, tenant, actor FROM renkei.pending_events ORDER BY id DESC LIMIT 1")" \
-  "the event takamatsu recorded is there"
-total=$(sql "SELECT count(*) FROM renkei.pending_events")
-assert_ge "$total" 5 "the registry's events are there (4 creates and takamatsu's)"
-svc_eq takamatsu 0 "SELECT count(*) FROM renkei.pending_events;" "takamatsu reads no pending events"
-svc_eq takamatsu 0 "SELECT count(*) FROM renkei.pending_events WHERE tenant = 'takamatsu';" \
-  "takamatsu reads not even the events about itself"
-svc_eq '*' "$total" "SELECT count(*) FROM renkei.pending_events;" "the platform context reads every pending event"
-svc_eq '*' 1 "SELECT count(*) FROM renkei.pending_events WHERE actor = 'rls-test';" \
-  "the platform context sees the event takamatsu recorded"
+# Events go straight into the log (renkei.audit_entries) now; the service role
+# may no longer add to the old queue, in any context.
+p_before=$(pending_rows)
+svc_refused takamatsu "$PRIV_ERR.*pending_events" \
+  "INSERT INTO renkei.pending_events (kind, tenant, actor) VALUES ('tenant.update', 'takamatsu', 'rls-test');" \
+  "takamatsu recording a pending event about itself"
+svc_refused '*' "$PRIV_ERR.*pending_events" \
+  "INSERT INTO renkei.pending_events (kind, tenant, actor) VALUES ('tenant.update', 'takamatsu', 'rls-test');" \
+  "the platform context recording a pending event"
+assert_eq "$p_before" "$(pending_rows)" "pending_events unchanged by the refused inserts"
+
+entries="SELECT kind, tenant, consumer_tenant, provider FROM renkei.audit_entries ORDER BY seq;"
+assert_eq "tenant.create|kagawa||
+tenant.create|takamatsu||
+tenant.create|kanonji||
+tenant.create|ayagawa||" "$(sql "$entries")" \
+  "the log holds the registry's four tenant.create entries (the superuser's view)"
+
+a_before=$(audit_rows)
+svc_refused takamatsu "$RLS_ERR.*audit_entries" "$(entry_sql 1000001 tenant.update kanonji)" \
+  "takamatsu logging an entry about kanonji"
+svc_refused takamatsu "$RLS_ERR.*audit_entries" "$(entry_sql 1000001 key.rotate -)" \
+  "takamatsu logging a platform entry (tenant NULL)"
+assert_eq "$a_before" "$(audit_rows)" "no entry was written by the refused inserts"
+svc_eq takamatsu "" "$(entry_sql 1000001 tenant.update takamatsu)" "takamatsu logs an entry about itself"
+assert_eq 'tenant.update|takamatsu|rls-test|{"by": "rls"}' \
+  "$(sql "SELECT kind, tenant, actor, detail FROM renkei.audit_events WHERE seq = 1000001")" \
+  "the entry takamatsu logged is there (renkei.audit_events)"
+# Entries between towns, and one about the platform, as the platform logs them.
+svc_eq '*' "" "$(entry_sql 1000002 transfer kanonji takamatsu kanonji)
+$(entry_sql 1000003 transfer ayagawa ayagawa takamatsu)
+$(entry_sql 1000004 transfer kanonji ayagawa kanonji)
+$(entry_sql 1000005 key.rotate -)" \
+  "the platform context logs entries about any town and about the platform"
+
+svc_eq takamatsu "tenant.create|takamatsu||
+tenant.update|takamatsu||
+transfer|kanonji|takamatsu|kanonji
+transfer|ayagawa|ayagawa|takamatsu" "$entries" \
+  "takamatsu reads the entries about itself and those it is consumer or provider of, and only those"
+svc_eq takamatsu 0 \
+  "SELECT count(*) FROM renkei.audit_entries WHERE seq = 1000004 OR (kind = 'tenant.create' AND tenant = 'kanonji');" \
+  "takamatsu asking for kanonji's own entries by seq or tenant gets 0 rows"
+svc_eq kanonji "tenant.create|kanonji||
+transfer|kanonji|takamatsu|kanonji
+transfer|kanonji|ayagawa|kanonji" "$entries" \
+  "kanonji reads its entries, not takamatsu's"
+svc_eq kagawa "tenant.create|kagawa||
+tenant.create|takamatsu||
+tenant.create|kanonji||
+tenant.create|ayagawa||
+tenant.update|takamatsu||
+transfer|kanonji|takamatsu|kanonji
+transfer|ayagawa|ayagawa|takamatsu
+transfer|kanonji|ayagawa|kanonji" "$entries" \
+  "the prefecture kagawa reads its own entries and its towns', not the platform's"
+svc_eq '*' "9|key.rotate" \
+  "SELECT count(*), string_agg(kind, ',') FILTER (WHERE tenant IS NULL) FROM renkei.audit_entries;" \
+  "the platform context reads every entry, the platform's too"
+svc_eq '*' "$(sql "$entries")" "$entries" "the platform context reads what the superuser reads"
+# The readable view applies the same row-level security (security_invoker).
+svc_eq takamatsu "tenant.create|takamatsu
+tenant.update|takamatsu
+transfer|kanonji
+transfer|ayagawa" "SELECT kind, tenant FROM renkei.audit_events ORDER BY seq;" \
+  "takamatsu reads through renkei.audit_events only the entries it reads in the table"
+svc_eq kagawa 8 "SELECT count(*) FROM renkei.audit_events;" "kagawa reads 8 entries through the view"
+svc_eq '*' 9 "SELECT count(*) FROM renkei.audit_events;" "the platform context reads all 9 through the view"
 
 # ----------------------------------------------------- (6) no tenant context
 
@@ -212,10 +277,12 @@ svc_eq - 0 "$(changed "UPDATE renkei.tenants SET name = 'x' WHERE id = 'takamats
   "without a context an UPDATE of renkei.tenants changes 0 rows"
 svc_eq - 0 "$(changed "DELETE FROM renkei.tenant_upstreams")" \
   "without a context a DELETE of tenant_upstreams deletes 0 rows"
-svc_eq - 0 "SELECT count(*) FROM renkei.pending_events;" "without a context: 0 pending events"
-svc_refused - "$RLS_ERR.*pending_events" \
-  "INSERT INTO renkei.pending_events (kind, tenant, actor) VALUES ('tenant.update', 'takamatsu', 'rls-test');" \
-  "without a context, recording an event"
+svc_eq - "0|0" "SELECT (SELECT count(*) FROM renkei.audit_entries), (SELECT count(*) FROM renkei.audit_events);" \
+  "without a context: 0 audit entries, in the table or the view"
+a_before=$(audit_rows)
+svc_refused - "$RLS_ERR.*audit_entries" "$(entry_sql 1000006 tenant.update takamatsu)" \
+  "without a context, logging an entry"
+assert_eq "$a_before" "$(audit_rows)" "no entry was written without a context"
 svc_refused - "$RLS_ERR.*tenant_upstreams" \
   "INSERT INTO renkei.tenant_upstreams (tenant_id, url, auth) VALUES ('ayagawa', 'https://evil.example/', 'none');" \
   "without a context, inserting an upstream"
@@ -235,7 +302,7 @@ assert_eq "f|f|f" "$(sql "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_rol
   "renkei_service is no superuser, has no BYPASSRLS, cannot log in"
 assert_eq f "$(sql "SELECT pg_has_role('renkei_service', 'renkei_owner', 'MEMBER')")" \
   "renkei_service is not a member of renkei_owner"
-for t in tenants tenant_upstreams pending_events; do
+for t in tenants tenant_upstreams pending_events audit_entries; do
   assert_eq "renkei_owner|t|t" \
     "$(sql "SELECT c.relowner::regrole, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c WHERE c.oid = 'renkei.$t'::regclass")" \
     "renkei.$t: owned by renkei_owner, row-level security enabled and forced"
@@ -250,23 +317,28 @@ assert_eq 0 "$(sql "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid
 
 # ---------------------------------------------------- (8) what is append-only
 
-for p in "tenants DELETE" "tenants TRUNCATE" "pending_events UPDATE" "pending_events DELETE" "pending_events TRUNCATE"; do
+for p in "tenants DELETE" "tenants TRUNCATE" "pending_events INSERT" "pending_events UPDATE" "pending_events DELETE" \
+  "pending_events TRUNCATE" "audit_entries UPDATE" "audit_entries DELETE" "audit_entries TRUNCATE"; do
   read -r t priv <<<"$p"
   assert_eq f "$(sql "SELECT has_table_privilege('renkei_service', 'renkei.$t', '$priv')")" \
     "renkei_service has no $priv privilege on renkei.$t"
 done
 t_before=$(tenants_rows)
-e_before=$(event_rows)
+a_before=$(audit_rows)
 svc_refused takamatsu "$PRIV_ERR.*tenants" "DELETE FROM renkei.tenants WHERE id = 'takamatsu';" \
   "takamatsu deleting its own tenant row"
 svc_refused '*' "$PRIV_ERR.*tenants" "DELETE FROM renkei.tenants WHERE id = 'ayagawa';" \
   "the platform context deleting a tenant"
-svc_refused '*' "$PRIV_ERR.*pending_events" "UPDATE renkei.pending_events SET actor = 'forged';" \
-  "the platform context updating pending events"
-svc_refused '*' "$PRIV_ERR.*pending_events" "DELETE FROM renkei.pending_events;" \
-  "the platform context deleting pending events"
-svc_refused takamatsu "$PRIV_ERR.*pending_events" "DELETE FROM renkei.pending_events WHERE tenant = 'takamatsu';" \
-  "takamatsu deleting its events"
+svc_refused '*' "$PRIV_ERR.*audit_entries" "UPDATE renkei.audit_entries SET kind = 'forged';" \
+  "the platform context updating audit entries"
+svc_refused '*' "$PRIV_ERR.*audit_entries" "DELETE FROM renkei.audit_entries;" \
+  "the platform context deleting audit entries"
+svc_refused '*' "$PRIV_ERR.*audit_entries" "TRUNCATE renkei.audit_entries;" \
+  "the platform context truncating audit entries"
+svc_refused takamatsu "$PRIV_ERR.*audit_entries" "UPDATE renkei.audit_entries SET kind = 'forged' WHERE tenant = 'takamatsu';" \
+  "takamatsu updating its entries"
+svc_refused takamatsu "$PRIV_ERR.*audit_entries" "DELETE FROM renkei.audit_entries WHERE tenant = 'takamatsu';" \
+  "takamatsu deleting its entries"
 # Even a role that has the privileges (the superuser, past row-level
 # security) meets the triggers.
 superuser_refused() {
@@ -276,11 +348,11 @@ superuser_refused() {
   assert_match 'append-only' "$(cat "$tmpdir/su.err")" "superuser $2: the trigger says append-only"
 }
 superuser_refused "DELETE FROM renkei.tenants WHERE id = 'ayagawa'" "DELETE of a tenant"
-superuser_refused "UPDATE renkei.pending_events SET actor = 'forged'" "UPDATE of pending events"
-superuser_refused "DELETE FROM renkei.pending_events" "DELETE of pending events"
-superuser_refused "TRUNCATE renkei.pending_events" "TRUNCATE of pending events"
+superuser_refused "UPDATE renkei.audit_entries SET kind = 'forged'" "UPDATE of audit entries"
+superuser_refused "DELETE FROM renkei.audit_entries" "DELETE of audit entries"
+superuser_refused "TRUNCATE renkei.audit_entries" "TRUNCATE of audit entries"
 assert_eq "$t_before" "$(tenants_rows)" "renkei.tenants unchanged after the refused deletes"
-assert_eq "$e_before" "$(event_rows)" "pending_events unchanged after the refused updates and deletes"
+assert_eq "$a_before" "$(audit_rows)" "renkei.audit_entries unchanged after the refused updates, deletes and truncates"
 
 # ------------------------------------------------- (9) the parent chain is a tree
 
@@ -312,8 +384,8 @@ svc_refused '*' "deeper than 8" \
 
 for ctx in takamatsu "takamatsu' OR '1'='1" "' OR is_platform() --" ' *' '* ' '**' '%' '.*' "*'" 'kagawa,*'; do
   svc_eq "$ctx" "$ctx|f|0|0" \
-    "SELECT renkei.current_tenant(), renkei.is_platform(), (SELECT count(*) FROM renkei.tenant_upstreams WHERE tenant_id <> 'takamatsu'), (SELECT count(*) FROM renkei.pending_events);" \
-    "context [$ctx] is just that string: not the platform, no other tenant's upstream, no events"
+    "SELECT renkei.current_tenant(), renkei.is_platform(), (SELECT count(*) FROM renkei.tenant_upstreams WHERE tenant_id <> 'takamatsu'), (SELECT count(*) FROM renkei.audit_entries WHERE 'takamatsu' NOT IN (coalesce(tenant, ''), coalesce(consumer_tenant, ''), coalesce(provider, '')));" \
+    "context [$ctx] is just that string: not the platform, no other tenant's upstream or audit entries"
 done
 svc_eq "takamatsu' OR '1'='1" 0 "$(changed "UPDATE renkei.tenants SET name = name")" \
   "context [takamatsu' OR '1'='1] updates 0 rows"
