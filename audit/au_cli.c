@@ -350,7 +350,7 @@ static int cmd_verify_file(int argc, char **argv)
         fprintf(stderr, "renkei: audit: cannot open %s\n", path);
         json_decref(cp);
         json_decref(jwks);
-        return 1;
+        return 2;
     }
     struct au_report r;
     int rc;

@@ -203,7 +203,11 @@ static void csv_row(struct fctx *x, char **f, int n)
     int lh = 0;
     while (strcmp(au_csv_columns[lh], "leaf_hash") != 0)
         lh++;
-    take(x, o, f[lh]);
+    /* a hash starting with + carries the spreadsheet guard too */
+    const char *claimed = f[lh];
+    if (claimed[0] == '\'' && claimed[1] && strchr("=+-@\t\r", claimed[1]))
+        claimed++;
+    take(x, o, claimed);
     json_decref(o);
 }
 

@@ -173,17 +173,33 @@ static bool digits(const char *s, size_t n)
     return true;
 }
 
+static int num(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
 bool au_time_param_ok(const char *t)
 {
-    /* YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM) */
+    /* YYYY-MM-DD, or YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), and a
+     * date that exists: the database must never be the one to refuse it */
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     size_t n = strlen(t);
     if (n < 10 || !digits(t, 4) || t[4] != '-' || !digits(t + 5, 2) || t[7] != '-' ||
         !digits(t + 8, 2))
+        return false;
+    int y = num(t, 4), mo = num(t + 5, 2), d = num(t + 8, 2);
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
         return false;
     if (n == 10)
         return true;
     if (n < 20 || (t[10] != 'T' && t[10] != 't') || !digits(t + 11, 2) || t[13] != ':' ||
         !digits(t + 14, 2) || t[16] != ':' || !digits(t + 17, 2))
+        return false;
+    if (num(t + 11, 2) > 23 || num(t + 14, 2) > 59 || num(t + 17, 2) > 59)
         return false;
     size_t i = 19;
     if (t[i] == '.') {
@@ -197,5 +213,5 @@ bool au_time_param_ok(const char *t)
     if ((t[i] == 'Z' || t[i] == 'z') && i + 1 == n)
         return true;
     return (t[i] == '+' || t[i] == '-') && n - i == 6 && digits(t + i + 1, 2) && t[i + 3] == ':' &&
-           digits(t + i + 4, 2);
+           digits(t + i + 4, 2) && num(t + i + 1, 2) <= 23 && num(t + i + 4, 2) <= 59;
 }

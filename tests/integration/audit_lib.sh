@@ -1,12 +1,17 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154 # variables set for the tests, and set by lib.sh
 # Helpers for the audit log's integration tests (test_audit_*.sh), sourced
 # after lib.sh and authz_lib.sh.  Not a test itself (only test_*.sh are).
 # Everything here follows audit/FORMAT.md, independently of renkei's code:
 #
 #   b64_hex B64, hex_b64 HEX          standard base64 <-> lower-case hex
+#   b64_lines_hex                     the same for hashes on stdin, one a line
 #   leaf_hex TEXT                     SHA-256(0x00 || TEXT) in hex (FORMAT §2)
 #   node_hex LEFT RIGHT               SHA-256(0x01 || LEFT || RIGHT), hex in and out
-#   mth_hex HEX...                    RFC 9162 MTH of the leaf hashes (FORMAT §3)
+#   merkle_root B64...                RFC 9162 MTH of the leaf hashes (FORMAT §3)
+#   merkle_roots "SIZE..." B64...     the same for the first SIZE leaves, each SIZE
+#   merkle_range A B B64...           FORMAT §6 range hashes of entries [A, B)
+#   create_tenants_api TOKEN PREFIX COUNT   POST /admin/v1/tenants COUNT times
 #   inclusion_ok INDEX SIZE LEAF ROOT PATH...       RFC 9162 §2.1.3.2 (hex)
 #   consistency_ok FIRST SECOND ROOT1 ROOT2 PATH... RFC 9162 §2.1.4.2 (hex)
 #   checkpoint_sig_ok CHECKPOINT_JSON JWKS_JSON     openssl verifies the ES256
@@ -33,35 +38,29 @@ hex_b64() {
 
 # _bytes HEX: the bytes (bash's printf writes \x00 as a NUL byte).
 _bytes() {
-  local fmt
-  fmt=$(sed 's/../\\x&/g' <<<"$1")
+  local h=$1 fmt='' i
+  for ((i = 0; i < ${#h}; i += 2)); do fmt+="\\x${h:i:2}"; done
   # shellcheck disable=SC2059
   printf "$fmt"
 }
 
+# b64_lines_hex: base64 hashes on stdin, one a line, as hex, one a line.
+b64_lines_hex() {
+  local h
+  h=$(while IFS= read -r h; do printf '%s' "$h" | base64 -d; done | _hex)
+  if [[ -n $h ]]; then fold -w 64 <<<"$h"; fi
+}
+
 leaf_hex() {
-  { printf '\0'; printf '%s' "$1"; } | sha256sum | cut -c1-64
+  local out
+  out=$({ printf '\0'; printf '%s' "$1"; } | sha256sum)
+  printf '%s\n' "${out%% *}"
 }
 
 node_hex() {
-  _bytes "01$1$2" | sha256sum | cut -c1-64
-}
-
-# mth_hex HEX...: the Merkle tree hash of the leaves given as hashes.
-mth_hex() {
-  local n=$#
-  if ((n == 0)); then
-    printf '' | sha256sum | cut -c1-64
-    return
-  fi
-  if ((n == 1)); then
-    printf '%s\n' "$1"
-    return
-  fi
-  local k=1
-  while ((k * 2 < n)); do k=$((k * 2)); done
-  local -a all=("$@")
-  node_hex "$(mth_hex "${all[@]:0:k}")" "$(mth_hex "${all[@]:k}")"
+  local out
+  out=$(_bytes "01$1$2" | sha256sum)
+  printf '%s\n' "${out%% *}"
 }
 
 # inclusion_ok INDEX SIZE LEAF_HEX ROOT_HEX PATH_HEX...
@@ -128,25 +127,27 @@ consistency_ok() {
 # checkpoint's kid (EC P-256) verifies its signature over
 # "renkei audit checkpoint v1\n<size>\n<root>\n<time>\n<kid>\n".
 checkpoint_sig_ok() {
-  local cp=$1 jwks=$2 dir kid jwk x y raw r s seq
+  local cp=$1 jwks=$2 dir x y raw r s seq pem
   dir=$(mktemp -d "$tmpdir/cpsig.XXXXXX")
-  kid=$(jq -r '.kid' <<<"$cp")
-  jwk=$(jq -c --arg kid "$kid" '.keys[] | select(.kid == $kid)' <<<"$jwks")
-  [[ -n $jwk ]] || return 1
-  [[ $(jq -r '.kty + " " + .crv' <<<"$jwk") == "EC P-256" ]] || return 1
   jq -j '"renkei audit checkpoint v1\n\(.tree_size)\n\(.root_hash)\n\(.time)\n\(.kid)\n"' <<<"$cp" >"$dir/msg"
-  x=$(jq -r .x <<<"$jwk" | b64url_decode | _hex)
-  y=$(jq -r .y <<<"$jwk" | b64url_decode | _hex)
-  ((${#x} == 64 && ${#y} == 64)) || return 1
-  printf '3059301306072a8648ce3d020106082a8648ce3d03010703420004%s%s' "$x" "$y" | _unhex >"$dir/pub.der"
-  openssl pkey -pubin -inform DER -in "$dir/pub.der" -out "$dir/pub.pem" 2>/dev/null || return 1
+  # the x and y of the EC P-256 key named by the checkpoint's kid
+  { read -r x && read -r y; } < <(jq -r --argjson cp "$cp" \
+    '.keys[] | select(.kid == $cp.kid and .kty == "EC" and .crv == "P-256") | .x, .y' <<<"$jwks") || return 1
+  pem="$tmpdir/ec-$x-$y.pem" # one PEM per public key
+  if [[ ! -s $pem ]]; then
+    x=$(printf '%s' "$x" | b64url_decode | _hex)
+    y=$(printf '%s' "$y" | b64url_decode | _hex)
+    ((${#x} == 64 && ${#y} == 64)) || return 1
+    printf '3059301306072a8648ce3d020106082a8648ce3d03010703420004%s%s' "$x" "$y" | _unhex >"$dir/pub.der"
+    openssl pkey -pubin -inform DER -in "$dir/pub.der" -out "$pem" 2>/dev/null || return 1
+  fi
   raw=$(jq -r .signature <<<"$cp" | base64 -d 2>/dev/null | _hex)
   ((${#raw} == 128)) || return 1
   r=$(_der_int "${raw:0:64}")
   s=$(_der_int "${raw:64:64}")
   seq="$r$s"
   printf '30%s%s' "$(_der_len $((${#seq} / 2)))" "$seq" | _unhex >"$dir/sig.der"
-  openssl dgst -sha256 -verify "$dir/pub.pem" -signature "$dir/sig.der" "$dir/msg" >/dev/null 2>&1
+  openssl dgst -sha256 -verify "$pem" -signature "$dir/sig.der" "$dir/msg" >/dev/null 2>&1
 }
 
 # db_copy: COPY_DB names a new database on RENKEI_DB's cluster, a copy of
@@ -187,20 +188,62 @@ verify_json() {
   fi
 }
 
-# range_hashes LO HI A B: the FORMAT §6 range hashes (hex, one a line, in
-# the order MTH's recursion meets them) for entries [A, B) of the tree over
-# LEAVES[LO..HI), where the global array LEAVES holds every leaf hash (hex).
-range_hashes() {
-  local lo=$1 hi=$2 a=$3 b=$4
-  if ((hi <= a || lo >= b)); then
-    mth_hex "${LEAVES[@]:lo:hi-lo}"
-    return
-  fi
-  if ((lo >= a && hi <= b)); then return; fi
-  local n=$((hi - lo)) k=1
-  while ((k * 2 < n)); do k=$((k * 2)); done
-  range_hashes "$lo" $((lo + k)) "$a" "$b"
-  range_hashes $((lo + k)) "$hi" "$a" "$b"
+# merkle_root B64...: the RFC 9162 tree hash (base64) of the leaves (leaf
+# hashes in base64), computed by PostgreSQL's sha256() from FORMAT §3 alone.
+# merkle_roots "SIZE..." B64...: merkle_root of the first SIZE leaves, for
+# each SIZE (space-separated), one a line.
+# merkle_range A B B64...: the FORMAT §6 range hashes (base64, one a line,
+# in the order MTH's recursion meets them) of entries [A, B) in the tree of
+# the leaves given.
+merkle_root() {
+  _merkle "SELECT translate(encode(pg_temp.mth(l, 0, cardinality(l)), 'base64'), E'\n', '') FROM leaves" "$@"
+}
+merkle_roots() {
+  local sizes=$1
+  shift
+  _merkle "SELECT translate(encode(pg_temp.mth(l, 0, s), 'base64'), E'\n', '')
+             FROM leaves, unnest('{${sizes// /,}}'::int[]) WITH ORDINALITY AS x(s, i) ORDER BY i" "$@"
+}
+merkle_range() {
+  local a=$1 b=$2
+  shift 2
+  _merkle "SELECT translate(encode(h, 'base64'), E'\n', '')
+             FROM leaves, pg_temp.rh(l, 0, cardinality(l), $a, $b) WITH ORDINALITY AS r(h, i) ORDER BY i" "$@"
+}
+_merkle() {
+  local q=$1 arr
+  shift
+  arr=$(printf '%s\n' "$@" | jq -Rsc 'split("\n") | map(select(length > 0))')
+  { cat <<'SQL'
+CREATE FUNCTION pg_temp.mth(l bytea[], lo int, hi int) RETURNS bytea LANGUAGE plpgsql AS $f$
+DECLARE
+    n int := hi - lo;
+    k int := 1;
+BEGIN
+    IF n = 0 THEN RETURN sha256(''::bytea); END IF;
+    IF n = 1 THEN RETURN l[lo + 1]; END IF;
+    WHILE k * 2 < n LOOP k := k * 2; END LOOP;
+    RETURN sha256('\x01'::bytea || pg_temp.mth(l, lo, lo + k) || pg_temp.mth(l, lo + k, hi));
+END
+$f$;
+CREATE FUNCTION pg_temp.rh(l bytea[], lo int, hi int, a int, b int) RETURNS SETOF bytea
+    LANGUAGE plpgsql AS $f$
+DECLARE
+    k int := 1;
+BEGIN
+    IF hi <= a OR lo >= b THEN RETURN NEXT pg_temp.mth(l, lo, hi); RETURN; END IF;
+    IF lo >= a AND hi <= b THEN RETURN; END IF;
+    WHILE k * 2 < hi - lo LOOP k := k * 2; END LOOP;
+    RETURN QUERY SELECT h FROM pg_temp.rh(l, lo, lo + k, a, b) WITH ORDINALITY AS r(h, i) ORDER BY i;
+    RETURN QUERY SELECT h FROM pg_temp.rh(l, lo + k, hi, a, b) WITH ORDINALITY AS r(h, i) ORDER BY i;
+END
+$f$;
+CREATE TEMP TABLE leaves AS
+    SELECT ARRAY(SELECT decode(x, 'base64') FROM jsonb_array_elements_text(:'leaves'::jsonb)
+                         WITH ORDINALITY AS t(x, i) ORDER BY i) AS l;
+SQL
+    printf '%s;\n' "$q"
+  } | psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 -v leaves="$arr"
 }
 
 # create_tenants_api TOKEN PREFIX COUNT: COUNT POST /admin/v1/tenants

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # `renkei audit export` (JSON lines and CSV, the whole log or --from/--to,
 # with the checkpoint file and the JWKS) and `renkei audit verify-file`,
 # which an outside auditor runs with no database: every export verifies;
@@ -30,7 +31,7 @@ ADM_ID=$CID ADM_SECRET=$CSECRET
 hub_start
 get_token "$ADM_ID" "$ADM_SECRET"
 ADM=$TOKEN
-for ((b = 0; b < 10; b++)); do
+for ((b = 0; b < 16; b++)); do
   statuses=$(create_tenants_api "$ADM" "b$b" 40 | sort | uniq -c | awk '{print $2 "x" $1}')
   assert_eq "201x40" "$statuses" "batch $b: 40 tenants created through the admin API"
   plus=$(sql "SELECT min(seq) FROM renkei.audit_entries WHERE encode(leaf_hash, 'base64') LIKE '+%'")
@@ -38,12 +39,15 @@ for ((b = 0; b < 10; b++)); do
 done
 [[ -n $plus ]] || fail "no leaf hash begins with + among $(sql "SELECT count(*) FROM renkei.audit_entries") entries"
 hub_stop
+# and one after the hub's last checkpoint, so that the export makes one
+run_renkei tenant add zlast --name "Last" --hosted
+assert_eq 0 "$RUN_STATUS" "tenant add zlast"
 
 N=$(sql "SELECT count(*) FROM renkei.audit_entries")
 assert_eq "$((N - 1))" "$(sql "SELECT max(seq) FROM renkei.audit_entries")" "$N entries, seq 0 to $((N - 1))"
 LEAVES=()
-while IFS= read -r h; do LEAVES+=("$h"); done < <(sql "SELECT encode(leaf_hash, 'hex') FROM renkei.audit_entries ORDER BY seq")
-ROOT=$(mth_hex "${LEAVES[@]}")
+while IFS= read -r h; do LEAVES+=("$h"); done < <(sql "SELECT translate(encode(leaf_hash, 'base64'), E'\\n', '') FROM renkei.audit_entries ORDER BY seq")
+ROOT=$(merkle_root "${LEAVES[@]}")
 
 # verify_file [ARGS...]: renkei audit verify-file ARGS --json with no
 # database and no master secret; VF gets the report.
@@ -62,10 +66,10 @@ CP=$(cat "$tmpdir/cp.json")
 JWKS=$(cat "$tmpdir/jwks.json")
 assert_jq "keys == [\"kid\", \"root_hash\", \"signature\", \"time\", \"tree_size\"] and .tree_size == $N" "$CP" \
   "the checkpoint file: tree_size $N, no range"
-assert_eq "$ROOT" "$(b64_hex "$(jq -r .root_hash <<<"$CP")")" "its root_hash is the tree hash of the $N leaves"
-assert_eq 1 "$(sql "SELECT count(*) FROM renkei.audit_checkpoints WHERE tree_size = $N AND encode(signature, 'base64') = '$(jq -r .signature <<<"$CP")'")" \
+assert_eq "$ROOT" "$(jq -r .root_hash <<<"$CP")" "its root_hash is the tree hash of the $N leaves"
+assert_eq 1 "$(sql "SELECT count(*) FROM renkei.audit_checkpoints WHERE tree_size = $N AND translate(encode(signature, 'base64'), E'\n', '') = '$(jq -r .signature <<<"$CP")'")" \
   "it is the checkpoint the database holds for size $N"
-assert_ge "$(sql "SELECT count(*) FROM renkei.audit_checkpoints")" "$((ncp + 1))" \
+assert_eq "$((ncp + 1))" "$(sql "SELECT count(*) FROM renkei.audit_checkpoints")" \
   "export made a checkpoint (the log had grown since the hub's last)"
 assert_jq '.keys | length == 1 and (.[0] | .kty == "EC" and .crv == "P-256" and .alg == "ES256" and .use == "sig" and (.kid | startswith("audit-")))' \
   "$JWKS" "the JWKS file holds the audit key"
@@ -74,8 +78,14 @@ assert_eq "$N" "$(wc -l <"$tmpdir/all.jsonl")" "$N lines"
 assert_eq "$(seq -s ' ' 0 $((N - 1)))" "$(jq -r .seq "$tmpdir/all.jsonl" | paste -sd ' ')" "seq 0 to $((N - 1)) in order"
 assert_eq "$(sql "SELECT canonical FROM renkei.audit_entries ORDER BY seq")" \
   "$(jq -c 'del(.leaf_hash)' "$tmpdir/all.jsonl")" "each line without leaf_hash is the entry's canonical text"
-mine=$(while IFS= read -r c; do hex_b64 "$(leaf_hex "$c")"; echo; done < <(jq -c 'del(.leaf_hash)' "$tmpdir/all.jsonl"))
-assert_eq "$mine" "$(jq -r .leaf_hash "$tmpdir/all.jsonl")" "each leaf_hash is base64 SHA-256(0x00 || canonical)"
+assert_eq "$(printf '%s\n' "${LEAVES[@]}")" "$(jq -r .leaf_hash "$tmpdir/all.jsonl")" "each leaf_hash is the stored one"
+assert_eq "$N" "$(sql "SELECT count(*) FROM renkei.audit_entries WHERE leaf_hash = sha256('\\x00'::bytea || convert_to(canonical, 'UTF8'))")" \
+  "every stored leaf hash is SHA-256(0x00 || canonical)"
+for l in 1 4 9 $((plus + 1)) "$N"; do
+  c=$(sed -n "${l}p" "$tmpdir/all.jsonl" | jq -c 'del(.leaf_hash)')
+  assert_eq "$(sed -n "${l}p" "$tmpdir/all.jsonl" | jq -r .leaf_hash)" "$(hex_b64 "$(leaf_hex "$c")")" \
+    "line $l: leaf_hash is base64 SHA-256(0x00 || the line without leaf_hash), computed with sha256sum"
+done
 
 verify_file "$tmpdir/all.jsonl" --checkpoint "$tmpdir/cp.json" --jwks "$tmpdir/jwks.json"
 assert_eq 0 "$RUN_STATUS" "verify-file on the JSONL export, with RENKEI_DB unset, exits 0 (stderr [$RUN_ERR])"
@@ -95,15 +105,15 @@ assert_eq "$ncp" "$(sql "SELECT count(*) FROM renkei.audit_checkpoints")" "and n
 
 run_renkei audit export --format csv --checkpoint "$tmpdir/cp-csv.json"
 assert_eq 0 "$RUN_STATUS" "audit export --format csv"
-printf '%s\r\n' "$RUN_OUT" >"$tmpdir/all.csv"
+printf '%s\n' "$RUN_OUT" >"$tmpdir/all.csv"
 assert_eq "$CP" "$(cat "$tmpdir/cp-csv.json")" "the CSV export ends at the same checkpoint"
 assert_eq "seq,time,kind,decision,reason,consumer_tenant,consumer_client,provider,agreement,purpose,resident,tenant,actor,leaf_hash,entry" \
   "$(head -n 1 "$tmpdir/all.csv" | tr -d '\r')" "the CSV header"
 assert_eq "$((N + 1))" "$(grep -c $'\r$' "$tmpdir/all.csv")" "$((N + 1)) CRLF-terminated lines"
 assert_eq "$((N + 1))" "$(wc -l <"$tmpdir/all.csv")" "and no others"
 row=$(sed -n "$((plus + 2))p" "$tmpdir/all.csv")
-leaf=$(hex_b64 "${LEAVES[plus]}")
-assert_match "^$plus,.*,\"'\\$leaf\",\"\\{" "$row" "entry $plus's leaf hash, which begins with +, is written \"'+...\" (formula guard)"
+leaf=${LEAVES[plus]}
+assert_match "^$plus,.*,\"'${leaf//+/\\+}\",\"\\{" "$row" "entry $plus's leaf hash, which begins with +, is written \"'+...\" (formula guard)"
 row=$(sed -n 5p "$tmpdir/all.csv")
 assert_match '^3,[^,]+,tenant\.create,,,,,,,,,t3,cli:[^,]+,[^,]+,"\{""actor"":' "$row" "a CSV row: readable columns, then the quoted entry"
 assert_match '=HYPERLINK\(\\""http://x\\""\)' "$row" "the entry column keeps the name's quotes and backslashes (doubled quotes)"
@@ -130,8 +140,7 @@ range_export() {
   else
     assert_jq ".tree_size == $N and .range.first == $a and .range.last == $last" "$(cat "$cp")" \
       "export --from $a --to $b: range $a..$last of $N"
-    assert_eq "$(range_hashes 0 "$N" "$a" $((last + 1)))" \
-      "$(jq -r '.range.hashes[]' "$cp" | while IFS= read -r h; do b64_hex "$h"; echo; done)" \
+    assert_eq "$(merkle_range "$a" $((last + 1)) "${LEAVES[@]}")" "$(jq -r '.range.hashes[]' "$cp")" \
       "export --from $a --to $b: the range hashes are the roots of the subtrees outside it"
   fi
   verify_file "$out" --checkpoint "$cp" --jwks "$tmpdir/jwks.json"
@@ -144,7 +153,10 @@ range_export 7 7
 range_export 3 $((N - 1))
 range_export $((N - 6)) $((N + 100))
 range_export 0 $((N + 5))
-range_export 2 17 csv
+# (a CSV range that leaves out entry $plus: its guarded leaf hash comes last)
+if ((plus >= 18)); then CA=2; else CA=$((plus + 1)); fi
+CB=$((CA + 15))
+range_export "$CA" "$CB" csv
 run_renkei audit export --from "$N"
 assert_ne 0 "$RUN_STATUS" "export --from $N (the log has $N entries) fails"
 assert_eq "" "$RUN_OUT" "and writes no entries"
@@ -155,16 +167,17 @@ assert_eq 2 "$RUN_STATUS" "export --format xml is a usage error"
 
 # --------------------------------------------------------------- tampering
 
-# bad FILE CP JWKS WHAT [FIRST_BAD]: verify-file exits 1, not ok; with
-# FIRST_BAD, first_bad_seq is it and the problem names entry FIRST_BAD.
+# bad FILE CP JWKS WHAT [FIRST_BAD [PROBLEM_REGEX]]: verify-file exits 1,
+# not ok; with FIRST_BAD, first_bad_seq is it and the problem matches
+# PROBLEM_REGEX (default: it names entry FIRST_BAD).
 bad() {
-  local file=$1 cp=$2 jwks=$3 what=$4 first=${5:-}
+  local file=$1 cp=$2 jwks=$3 what=$4 first=${5:-} re=${6:-}
   verify_file "$file" --checkpoint "$cp" --jwks "$jwks"
-  assert_eq 1 "$RUN_STATUS" "$what: verify-file exits 1 (stdout [$RUN_OUT] stderr [$RUN_ERR])"
+  assert_eq 1 "$RUN_STATUS" "$what: verify-file exits 1 (stderr [$RUN_ERR])"
   assert_jq '.ok == false and (.problem | type == "string" and length > 0)' "$VF" "$what: not ok, with a problem"
   if [[ -n $first ]]; then
     assert_jq ".first_bad_seq == $first" "$VF" "$what: first_bad_seq is $first"
-    assert_match "entry $first([^0-9]|\$)" "$(jq -r .problem <<<"$VF")" "$what: the problem names entry $first"
+    assert_match "${re:-entr(y|ies) $first([^0-9]|\$)}" "$(jq -r .problem <<<"$VF")" "$what: the problem names ${re:+its line and }entry $first"
   fi
 }
 A="$tmpdir/all.jsonl"
@@ -172,11 +185,19 @@ J="$tmpdir/jwks.json"
 K="$tmpdir/cp.json"
 t="$tmpdir/t.jsonl"
 
-sed '13s/"tenant":"/"tenant":"x/' "$A" >"$t"
-assert_eq 1 "$(cmp -l "$A" "$t" 2>/dev/null | wc -l | awk '{print ($1 > 0)}')" "the copy differs"
-bad "$t" "$K" "$J" "JSONL: line 13 (entry 12) with a byte inserted in its tenant" 12
-sed '9s/"time":"\(....\)/"time":"\1X/; 9s/"time":"\(....\)X./"time":"\1X/' "$A" >"$t"
-assert_eq "$(wc -c <"$A")" "$(wc -c <"$t")" "one byte of entry 8's time replaced (same length)"
+# one_byte FILE LINE MEMBER OFFSET: FILE with the byte at OFFSET of the
+# string member MEMBER on line LINE changed (0 <-> 1, anything else to 0).
+one_byte() {
+  awk -v n="$2" -v m="\"$3\":\"" -v o="$4" 'NR == n {
+      i = index($0, m) + length(m) + o; c = substr($0, i, 1); d = (c == "0") ? "1" : "0"
+      $0 = substr($0, 1, i - 1) d substr($0, i + 1)
+    } { print }' "$1"
+}
+one_byte "$A" 13 kind 3 >"$t"
+assert_eq "1 $(wc -c <"$A")" "$(cmp -l "$A" "$t" | wc -l) $(wc -c <"$t")" "line 13 with one byte of its kind changed"
+bad "$t" "$K" "$J" "JSONL: one byte of entry 12's kind changed" 12
+one_byte "$A" 9 time 25 >"$t"
+assert_eq "1 $(wc -c <"$A")" "$(cmp -l "$A" "$t" | wc -l) $(wc -c <"$t")" "line 9 with the last digit of its time changed"
 bad "$t" "$K" "$J" "JSONL: one byte of entry 8's time changed" 8
 sed '4s/"leaf_hash":"./"leaf_hash":"!/' "$A" >"$t"
 bad "$t" "$K" "$J" "JSONL: the first byte of entry 3's leaf_hash changed" 3
@@ -186,7 +207,6 @@ sed '$d' "$A" >"$t"
 bad "$t" "$K" "$J" "JSONL: the last line (entry $((N - 1))) deleted" $((N - 1))
 sed '11p' "$A" >"$t"
 bad "$t" "$K" "$J" "JSONL: line 11 (entry 10) duplicated" 11
-awk 'NR == 7 { l7 = $0; next } NR == 15 { print; print l7; next } { print }' "$A" | awk 'NR == FNR' >/dev/null
 awk -v a=7 -v b=15 '{ l[NR] = $0 } END { t = l[a]; l[a] = l[b]; l[b] = t; for (i = 1; i <= NR; i++) print l[i] }' "$A" >"$t"
 assert_eq "14 6" "$(sed -n '7p;15p' "$t" | jq -r .seq | paste -sd ' ')" "lines 7 and 15 swapped"
 bad "$t" "$K" "$J" "JSONL: lines 7 and 15 (entries 6 and 14) swapped" 6
@@ -197,7 +217,7 @@ awk -v l="$(jq -c --arg h "$(hex_b64 "$(leaf_hex "$c")")" '. + {leaf_hash: $h}' 
 assert_eq "cli:mallory" "$(sed -n 6p "$t" | jq -r .actor)" "entry 5 rewritten with a matching leaf_hash"
 bad "$t" "$K" "$J" "JSONL: entry 5 changed, leaf_hash recomputed"
 
-jq -c '.root_hash = "'"$(hex_b64 "${LEAVES[0]}")"'"' "$K" >"$tmpdir/k.json"
+jq -c '.root_hash = "'"${LEAVES[0]}"'"' "$K" >"$tmpdir/k.json"
 bad "$A" "$tmpdir/k.json" "$J" "checkpoint file: root_hash changed"
 jq -c ".tree_size = $((N - 1))" "$K" >"$tmpdir/k.json"
 bad "$A" "$tmpdir/k.json" "$J" "checkpoint file: tree_size changed"
@@ -206,9 +226,8 @@ sig="${sig:0:100}$(printf '%x' $(((16#${sig:100:1} + 1) % 16)))${sig:101}"
 jq -c --arg s "$(hex_b64 "$sig")" '.signature = $s' "$K" >"$tmpdir/k.json"
 assert_ne "$(jq -r .signature "$K")" "$(jq -r .signature "$tmpdir/k.json")" "a signature with one hex digit changed"
 bad "$A" "$tmpdir/k.json" "$J" "checkpoint file: signature changed"
-jq -c '.time = (.time | sub("Z$"; "") | .[0:-1] + "9Z")' "$K" >"$tmpdir/k.json"
-[[ $(jq -r .time "$K") != $(jq -r .time "$tmpdir/k.json") ]] ||
-  jq -c '.time = (.time | sub("Z$"; "") | .[0:-1] + "8Z")' "$K" >"$tmpdir/k.json"
+jq -c '.time |= .[0:25] + (if .[25:26] == "0" then "1" else "0" end) + "Z"' "$K" >"$tmpdir/k.json"
+assert_ne "$(jq -r .time "$K")" "$(jq -r .time "$tmpdir/k.json")" "a checkpoint time one microsecond digit off"
 bad "$A" "$tmpdir/k.json" "$J" "checkpoint file: time changed"
 kid=$(jq -r .kid "$K")
 ec_jwk "$tmpdir/other.pem" "audit-anotherauditkeyofsomeoneelse00" | jq -c '{keys: [.]}' >"$tmpdir/other.json"
@@ -218,7 +237,7 @@ bad "$A" "$K" "$tmpdir/other.json" "a JWKS with another key under the audit kid"
 
 R="$tmpdir/r5-20.jsonl"
 RK="$tmpdir/cp-r5-20-jsonl.json"
-jq -c '.range.hashes[0] = "'"$(hex_b64 "${LEAVES[1]}")"'"' "$RK" >"$tmpdir/k.json"
+jq -c '.range.hashes[0] = "'"${LEAVES[1]}"'"' "$RK" >"$tmpdir/k.json"
 bad "$R" "$tmpdir/k.json" "$J" "range export: a range hash changed"
 jq -c '.range.hashes |= .[1:]' "$RK" >"$tmpdir/k.json"
 bad "$R" "$tmpdir/k.json" "$J" "range export: a range hash left out"
@@ -226,24 +245,32 @@ sed '1d' "$R" >"$t"
 bad "$t" "$RK" "$J" "range export: its first line (entry 5) deleted" 5
 bad "$A" "$RK" "$J" "the whole log checked against the checkpoint of range 5..20"
 
-C="$tmpdir/all.csv"
-sed '9s/,tenant\.create,/,tenant.update,/' "$C" >"$tmpdir/t.csv"
+# CSV: on the range export (entries CA..CB; entry e on line e - CA + 2),
+# which leaves out the entry whose leaf hash is guarded
+C="$tmpdir/r$CA-$CB.csv"
+CK="$tmpdir/cp-r$CA-$CB-csv.json"
+e=$((CA + 5)) line=$((5 + 2))
+awk -F, -v OFS=, -v n="$line" 'NR == n { $3 = "tenant.update" } { print }' "$C" >"$tmpdir/t.csv"
 assert_eq 1 "$(diff "$C" "$tmpdir/t.csv" | grep -c '^>.*,tenant\.update,.*""kind"":""tenant\.create""')" \
-  "CSV: line 9 says kind tenant.update, its entry column still tenant.create"
-bad "$tmpdir/t.csv" "$K" "$J" "CSV: entry 7's kind column changed" 7
-assert_match 'kind' "$(jq -r .problem <<<"$VF")" "CSV: the problem names the kind column"
-sed '12s/,t[0-9a-z_]*,cli:/,t0,cli:/' "$C" >"$tmpdir/t.csv"
-if ! cmp -s "$C" "$tmpdir/t.csv"; then
-  bad "$tmpdir/t.csv" "$K" "$J" "CSV: entry 10's tenant column changed" 10
-else
-  sed '12s/,cli:/,cli:x/' "$C" >"$tmpdir/t.csv"
-  bad "$tmpdir/t.csv" "$K" "$J" "CSV: entry 10's actor column changed" 10
-fi
-sed '6d' "$C" >"$tmpdir/t.csv"
-bad "$tmpdir/t.csv" "$K" "$J" "CSV: line 6 (entry 4) deleted" 4
-sed '8s/""actor"":""cli:/""actor"":""cLi:/' "$C" >"$tmpdir/t.csv"
-assert_eq "$(wc -c <"$C")" "$(wc -c <"$tmpdir/t.csv")" "CSV: one byte of entry 6's entry column changed"
-bad "$tmpdir/t.csv" "$K" "$J" "CSV: one byte of entry 6's entry column changed" 6
+  "CSV: line $line says kind tenant.update, its entry column still tenant.create"
+bad "$tmpdir/t.csv" "$CK" "$J" "CSV: entry $e's kind column changed" "$e" "^line $line: column kind "
+
+e=$((CA + 8)) line=$((8 + 2))
+awk -F, -v OFS=, -v n="$line" 'NR == n { $12 = "t0" } { print }' "$C" >"$tmpdir/t.csv"
+assert_eq "1" "$(diff "$C" "$tmpdir/t.csv" | grep -c '^>')" "CSV: line $line's tenant column changed to t0"
+bad "$tmpdir/t.csv" "$CK" "$J" "CSV: entry $e's tenant column changed" "$e" "^line $line: column tenant "
+
+e=$((CA + 2)) line=$((2 + 2))
+sed "${line}d" "$C" >"$tmpdir/t.csv"
+bad "$tmpdir/t.csv" "$CK" "$J" "CSV: line $line (entry $e) deleted" "$e" "expected entry $e([^0-9]|\$)"
+
+e=$((CA + 4)) line=$((4 + 2))
+awk -v n="$line" -v m='""name"":""' 'NR == n { i = index($0, m) + length(m); c = substr($0, i, 1)
+    $0 = substr($0, 1, i - 1) (c == "Z" ? "Y" : "Z") substr($0, i + 1) } { print }' "$C" >"$tmpdir/t.csv"
+assert_eq "1 $(wc -c <"$C")" "$(cmp -l "$C" "$tmpdir/t.csv" | wc -l) $(wc -c <"$tmpdir/t.csv")" \
+  "CSV: one byte of entry $e's entry column (its name) changed"
+bad "$tmpdir/t.csv" "$CK" "$J" "CSV: one byte of entry $e's entry column changed" "$e"
+assert_match 'leaf_hash|altered' "$(jq -r .problem <<<"$VF")" "CSV: the problem is the leaf hash"
 
 # ----------------------------------------------------------- unusable input
 
@@ -260,11 +287,13 @@ verify_file "$A" --checkpoint "$tmpdir/k.json" --jwks "$J"
 assert_eq 2 "$RUN_STATUS" "a checkpoint whose range has first > last: exit 2"
 run_renkei -u RENKEI_DB audit verify-file "$A" --checkpoint "$K"
 assert_eq 2 "$RUN_STATUS" "verify-file without --jwks: usage, exit 2"
-verify_file "$tmpdir/no-such-export.jsonl" --checkpoint "$K" --jwks "$J"
-assert_eq 2 "$RUN_STATUS" "an export file that does not exist: exit 2 (unusable input, not \"tampered\")"
 
 # ------------------------------------------ the formula-guarded leaf hash
 
-verify_file "$C" --checkpoint "$K" --jwks "$J"
+verify_file "$tmpdir/all.csv" --checkpoint "$K" --jwks "$J"
 assert_eq 0 "$RUN_STATUS" "verify-file on the whole CSV export (entry $plus's leaf hash is written '+...) exits 0: stdout [$RUN_OUT]"
 assert_jq ".ok == true and .entries == $N" "$VF" "verify-file on the CSV: ok, $N entries"
+range_export "$plus" "$plus" csv
+
+verify_file "$tmpdir/no-such-export.jsonl" --checkpoint "$K" --jwks "$J"
+assert_eq 2 "$RUN_STATUS" "an export file that does not exist: exit 2 (unusable input, not \"tampered\")"

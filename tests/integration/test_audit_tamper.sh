@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # `renkei audit verify` finds every kind of tampering a database superuser
 # can do to the audit log behind the hub's back: an entry's bytes changed, a
 # row deleted in the middle or at the end, two rows swapped, a row inserted,
@@ -59,8 +60,8 @@ assert_jq ".ok == true and .entries == $N and .checkpoints == 3 and .tree_size =
   "$VERIFY" "intact: $N entries, 3 checkpoints, 3 uncovered"
 INTACT_ROOT=$(jq -r .root_hash <<<"$VERIFY")
 leaves=()
-while IFS= read -r h; do leaves+=("$h"); done < <(sql "SELECT encode(leaf_hash, 'hex') FROM renkei.audit_entries ORDER BY seq")
-assert_eq "$(mth_hex "${leaves[@]}")" "$(b64_hex "$INTACT_ROOT")" "root_hash is the RFC 9162 tree hash of the stored leaves"
+while IFS= read -r h; do leaves+=("$h"); done < <(sql "SELECT translate(encode(leaf_hash, 'base64'), E'\\n', '') FROM renkei.audit_entries ORDER BY seq")
+assert_eq "$(merkle_root "${leaves[@]}")" "$INTACT_ROOT" "root_hash is the RFC 9162 tree hash of the stored leaves"
 assert_eq "$N" "$(sql "SELECT count(*) FROM renkei.audit_entries WHERE leaf_hash = sha256('\\x00'::bytea || convert_to(canonical, 'UTF8'))")" \
   "every stored leaf hash is SHA-256(0x00 || canonical)"
 run_renkei audit verify
