@@ -33,8 +33,9 @@ static void *writer(void *arg)
     struct w *w = arg;
     char client[32];
     xsnprintf(client, sizeof client, "bench%d", w->id);
-    json_t *request = json_pack("{s:s, s:s, s:[s], s:[s,s]}", "method", "GET", "path",
-                                "/v2/entities", "types", "Shelter", "attrs", "capacity", "location");
+    json_t *request =
+        json_pack("{s:s, s:s, s:[s], s:[s,s]}", "method", "GET", "path", "/v2/entities", "types",
+                  "Shelter", "attrs", "capacity", "location");
     json_t *outcome = json_pack("{s:i, s:i, s:i, s:s}", "status", 200, "entities", 12, "bytes",
                                 4096, "digest", "Qm9keSBkaWdlc3QgaGVyZSBmb3IgdGhlIGJlbmNobWFyaw");
     struct au_entry e = {.kind = "transfer",
@@ -66,8 +67,9 @@ static void *writer(void *arg)
 static int fill(const char *conninfo, long n)
 {
     core_db_init(conninfo, 2);
-    json_t *request = json_pack("{s:s, s:s, s:[s], s:[s,s]}", "method", "GET", "path",
-                                "/v2/entities", "types", "Shelter", "attrs", "capacity", "location");
+    json_t *request =
+        json_pack("{s:s, s:s, s:[s], s:[s,s]}", "method", "GET", "path", "/v2/entities", "types",
+                  "Shelter", "attrs", "capacity", "location");
     json_t *outcome = json_pack("{s:i, s:i, s:i, s:s}", "status", 200, "entities", 12, "bytes",
                                 4096, "digest", "Qm9keSBkaWdlc3QgaGVyZSBmb3IgdGhlIGJlbmNobWFyaw");
     struct au_entry e = {.kind = "transfer",
