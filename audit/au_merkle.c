@@ -9,7 +9,7 @@ void au_leaf_hash(const void *data, size_t len, au_hash out)
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     unsigned char zero = 0x00;
     unsigned int n = AU_HASH;
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) || !EVP_DigestUpdate(c, &zero, 1) ||
+    if (!c || !EVP_DigestInit_ex(c, core_sha256_md(), NULL) || !EVP_DigestUpdate(c, &zero, 1) ||
         !EVP_DigestUpdate(c, data, len) || !EVP_DigestFinal_ex(c, out, &n))
         abort(); /* SHA-256 cannot fail short of a broken library */
     EVP_MD_CTX_free(c);

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -163,10 +164,30 @@ void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
     }
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() looks it up (under a
+ * lock) on every use, which shows in hot loops such as the audit verifier. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256_md) {
+        core_log_bug("SHA-256 is not available from OpenSSL");
+        abort();
+    }
+}
+
+const EVP_MD *core_sha256_md(void)
+{
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md;
+}
+
 void core_sha256(const void *data, size_t len, unsigned char out[32])
 {
     unsigned int n = 32;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1) {
+    if (EVP_Digest(data, len, out, &n, core_sha256_md(), NULL) != 1) {
         core_log_bug("EVP_Digest(sha256) failed");
         abort();
     }

@@ -26,6 +26,10 @@ bool core_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out
 void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
                       unsigned char out[32]);
 
+/* OpenSSL's SHA-256, fetched once (for callers that hash with EVP_MD_CTX). */
+typedef struct evp_md_st EVP_MD;
+const EVP_MD *core_sha256_md(void);
+
 /* SHA-256 of data into out[32]. */
 void core_sha256(const void *data, size_t len, unsigned char out[32]);
 

@@ -131,6 +131,24 @@ bool core_tenant_id_ok(const char *id);
 enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn, void *arg,
                            struct core_db_err *err);
 
+/*
+ * Like core_db_tx, and the body's first statement goes to the server with
+ * BEGIN and the tenant context, all three in one round trip (libpq pipeline
+ * mode): for hot transactions whose first statement does not depend on
+ * anything the body computes. The body reads its result with
+ * core_db_first_result(c) (borrowed, valid until the body returns).
+ */
+struct core_db_first {
+    struct core_stmt *st;
+    int n;
+    const char *const *values;
+    int result_format; /* 0 text, 1 binary */
+};
+enum core_db_rc core_db_tx_first(const char *tenant, enum core_tx_mode mode,
+                                 const struct core_db_first *first, core_db_tx_fn fn, void *arg,
+                                 struct core_db_err *err);
+PGresult *core_db_first_result(struct core_db_conn *c);
+
 /* Pool figures for /metrics and /readyz. */
 struct core_db_stats {
     int size, connected, in_use, waiting;

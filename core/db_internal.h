@@ -15,6 +15,7 @@ struct core_db_conn {
     bool cancelling; /* a cancel request is being sent; under the mutex */
     bool prepared[CORE_DB_MAX_STMTS];
     struct core_db_err err;
+    PGresult *first;  /* the result of core_db_tx_first's statement, during the body */
     bool commit_sent; /* core_db_exec_commit sent COMMIT in this transaction */
     bool committed;   /* and it succeeded */
 };
@@ -23,6 +24,8 @@ struct core_db_conn {
  * when none is free in time or the database cannot be reached. */
 struct core_db_conn *core_db_acquire(struct core_db_err *err);
 void core_db_release(struct core_db_conn *c);
+/* Prepares st on c unless it already is; false (recorded) on failure. */
+bool core_db_prepare(struct core_db_conn *c, struct core_stmt *st);
 bool core_db_conn_lost(const struct core_db_conn *c);
 void core_db_record_error(struct core_db_conn *c, PGresult *res, const char *what);
 /* Closes every idle connection: after one was found dead (a server restart),

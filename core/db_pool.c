@@ -343,25 +343,30 @@ static unsigned stmt_id(struct core_stmt *st)
     return id; /* another thread assigned it first; fresh is simply unused */
 }
 
-PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
-                        const char *const *values, const int *lengths, const int *formats,
-                        int result_format)
+bool core_db_prepare(struct core_db_conn *c, struct core_stmt *st)
 {
     unsigned id = stmt_id(st);
     if (id >= CORE_DB_MAX_STMTS) {
         core_log_bug("more than %d prepared statements", CORE_DB_MAX_STMTS);
         abort();
     }
-    if (!c->prepared[id]) {
-        PGresult *p = PQprepare(c->pg, st->name, st->sql, 0, NULL);
-        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
-            core_db_record_error(c, p, st->name);
-            PQclear(p);
-            return NULL;
-        }
-        PQclear(p);
-        c->prepared[id] = true;
-    }
+    if (c->prepared[id])
+        return true;
+    PGresult *p = PQprepare(c->pg, st->name, st->sql, 0, NULL);
+    bool ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+    if (!ok)
+        core_db_record_error(c, p, st->name);
+    PQclear(p);
+    c->prepared[id] = ok;
+    return ok;
+}
+
+PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
+                        const char *const *values, const int *lengths, const int *formats,
+                        int result_format)
+{
+    if (!core_db_prepare(c, st))
+        return NULL;
     PGresult *r = PQexecPrepared(c->pg, st->name, n, values, lengths, formats, result_format);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
@@ -390,21 +395,8 @@ static PGresult *pipe_result(PGconn *pg)
 PGresult *core_db_exec_commit(struct core_db_conn *c, struct core_stmt *st, int n,
                               const char *const *values)
 {
-    unsigned id = stmt_id(st);
-    if (id >= CORE_DB_MAX_STMTS) {
-        core_log_bug("more than %d prepared statements", CORE_DB_MAX_STMTS);
-        abort();
-    }
-    if (!c->prepared[id]) {
-        PGresult *p = PQprepare(c->pg, st->name, st->sql, 0, NULL);
-        if (PQresultStatus(p) != PGRES_COMMAND_OK) {
-            core_db_record_error(c, p, st->name);
-            PQclear(p);
-            return NULL;
-        }
-        PQclear(p);
-        c->prepared[id] = true;
-    }
+    if (!core_db_prepare(c, st))
+        return NULL;
     c->commit_sent = true;
     if (!PQenterPipelineMode(c->pg) ||
         !PQsendQueryPrepared(c->pg, st->name, n, values, NULL, NULL, 0) ||

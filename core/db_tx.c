@@ -69,42 +69,63 @@ static void backoff(int attempt)
 
 enum phase { BEFORE_COMMIT, AT_COMMIT };
 
-/* BEGIN and the tenant context in one round trip (pipeline mode). */
-static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant)
+/* BEGIN, the tenant context and a first statement in one round trip
+ * (pipeline mode). The first statement's result is kept in c->first. */
+static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant,
+                  const struct core_db_first *first)
 {
+    if (first && !core_db_prepare(c, first->st))
+        return false;
     if (!PQenterPipelineMode(c->pg) ||
         !PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0) ||
         (tenant && !PQsendQueryParams(c->pg, set_tenant.sql, 1, NULL, &tenant, NULL, NULL, 0)) ||
+        (first && !PQsendQueryPrepared(c->pg, first->st->name, first->n, first->values, NULL, NULL,
+                                       first->result_format)) ||
         !PQpipelineSync(c->pg)) {
         core_db_record_error(c, NULL, "BEGIN");
         PQexitPipelineMode(c->pg);
         return false;
     }
     bool ok = true;
-    for (int i = 0; i < (tenant ? 2 : 1); i++) {
+    int sent = 1 + (tenant != NULL) + (first != NULL);
+    for (int i = 0; i < sent; i++) {
         PGresult *r = PQgetResult(c->pg), *extra;
         while ((extra = PQgetResult(c->pg)) != NULL)
             PQclear(extra);
         ExecStatusType s = PQresultStatus(r);
         if (ok && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-            core_db_record_error(c, r, i == 0 ? "BEGIN" : set_tenant.name);
+            core_db_record_error(c, r,
+                                 i == 0             ? "BEGIN"
+                                 : tenant && i == 1 ? set_tenant.name
+                                                    : first->st->name);
             ok = false;
         }
-        PQclear(r);
+        if (ok && first && i == sent - 1)
+            c->first = r;
+        else
+            PQclear(r);
     }
     PQclear(PQgetResult(c->pg)); /* the sync */
     PQexitPipelineMode(c->pg);
     return ok;
 }
 
+PGresult *core_db_first_result(struct core_db_conn *c)
+{
+    return c->first;
+}
+
 static enum core_db_rc run_once(struct core_db_conn *c, const char *tenant, enum core_tx_mode mode,
-                                core_db_tx_fn fn, void *arg, enum phase *phase)
+                                const struct core_db_first *first, core_db_tx_fn fn, void *arg,
+                                enum phase *phase)
 {
     *phase = BEFORE_COMMIT;
     c->commit_sent = c->committed = false;
-    if (!begin(c, mode, tenant))
+    if (!begin(c, mode, tenant, first))
         goto rollback;
     enum core_db_rc rc = fn(c, arg);
+    PQclear(c->first);
+    c->first = NULL;
     if (c->commit_sent)
         *phase = AT_COMMIT;
     if (rc == CORE_DB_OK && c->committed)
@@ -135,6 +156,13 @@ rollback:
 enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn, void *arg,
                            struct core_db_err *err)
 {
+    return core_db_tx_first(tenant, mode, NULL, fn, arg, err);
+}
+
+enum core_db_rc core_db_tx_first(const char *tenant, enum core_tx_mode mode,
+                                 const struct core_db_first *first, core_db_tx_fn fn, void *arg,
+                                 struct core_db_err *err)
+{
     struct core_db_err local;
     if (!err)
         err = &local;
@@ -150,7 +178,7 @@ enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_t
         if (!c)
             return CORE_DB_UNAVAILABLE;
         enum phase phase;
-        enum core_db_rc rc = run_once(c, tenant, mode, fn, arg, &phase);
+        enum core_db_rc rc = run_once(c, tenant, mode, first, fn, arg, &phase);
         bool conn_lost = core_db_conn_lost(c);
         *err = c->err;
         core_db_release(c);

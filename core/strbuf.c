@@ -26,7 +26,9 @@ static bool grow(struct strbuf *sb, size_t n)
         size_t alloc = sb->alloc ? sb->alloc : 64;
         while (alloc < need)
             alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
-        if (alloc > sb->cap + 1)
+        /* never more than the cap allows (cap + 1 overflows for an uncapped
+         * buffer, which then grew by exactly what was added, every time) */
+        if (sb->cap < SIZE_MAX && alloc > sb->cap + 1)
             alloc = sb->cap + 1 >= need ? sb->cap + 1 : need;
         sb->buf = xrealloc(sb->buf, alloc);
         sb->alloc = alloc;
