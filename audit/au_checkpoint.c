@@ -211,7 +211,21 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     return CORE_DB_OK;
 }
 
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool keys_load_locked(void);
+
+/* One load at a time (the listener, the checkpointer and a signer may all
+ * ask): otherwise an older read could replace a newer one. */
 bool au_keys_load(void)
+{
+    pthread_mutex_lock(&load_mu);
+    bool ok = keys_load_locked();
+    pthread_mutex_unlock(&load_mu);
+    return ok;
+}
+
+static bool keys_load_locked(void)
 {
     struct load_arg a = {0};
     struct core_db_err err;

@@ -70,8 +70,12 @@ static int print_report(const struct au_report *r, bool json, const char *what)
                               (json_int_t)r->uncovered);
         json_object_set_new(j, "first_bad_seq",
                             r->first_bad >= 0 ? json_integer(r->first_bad) : json_null());
+        /* set when the bad entry is known only to lie in first_bad_seq..this */
+        json_object_set_new(j, "first_bad_last",
+                            r->bad_last >= 0 ? json_integer(r->bad_last) : json_null());
         json_object_set_new(j, "problem", r->ok ? json_null() : json_string(r->problem));
         core_cli_print_json(j);
+        json_decref(j);
     } else if (r->ok) {
         printf("%s: intact: %llu entries, %llu checkpoints verified, root %s\n", what,
                (unsigned long long)r->entries, (unsigned long long)r->checkpoints, root);
@@ -80,7 +84,10 @@ static int print_report(const struct au_report *r, bool json, const char *what)
                    (unsigned long long)r->uncovered);
     } else {
         printf("%s: TAMPERED: %s\n", what, r->problem);
-        if (r->first_bad >= 0)
+        if (r->first_bad >= 0 && r->bad_last >= 0)
+            printf("%s: first bad entry: somewhere in %lld..%lld\n", what, (long long)r->first_bad,
+                   (long long)r->bad_last);
+        else if (r->first_bad >= 0)
             printf("%s: first bad entry: %lld\n", what, (long long)r->first_bad);
     }
     return r->ok ? 0 : 1;
@@ -402,14 +409,13 @@ static int cmd_checkpoint(int argc, char **argv, bool rotate)
                             "unavailable\n");
         } else {
             json_t *j = au_checkpoint_json(&cp);
-            if (json) {
+            if (json)
                 core_cli_print_json(j);
-            } else {
+            else
                 printf("checkpoint %s: tree size %llu, root %s, %s\n", made ? "made" : "unchanged",
                        (unsigned long long)cp.tree_size,
                        json_string_value(json_object_get(j, "root_hash")), cp.time);
-                json_decref(j);
-            }
+            json_decref(j);
             rc = 0;
         }
     }

@@ -32,28 +32,99 @@ static void problem(struct au_report *r, int64_t seq, const char *fmt, ...)
     va_end(ap);
 }
 
+/*
+ * Input read in blocks, with lines bounded: getline() would hold a line of
+ * any length in memory, and fgets() stops seeing a line at a NUL byte (so
+ * bytes after one would go unchecked).
+ */
+struct input {
+    FILE *in;
+    char *buf;
+    size_t cap, start, end;
+    bool eof;
+};
+
+static void input_fill(struct input *t)
+{
+    if (t->start > 0) {
+        memmove(t->buf, t->buf + t->start, t->end - t->start);
+        t->end -= t->start;
+        t->start = 0;
+    }
+    size_t got = t->end < t->cap ? fread(t->buf + t->end, 1, t->cap - t->end, t->in) : 0;
+    if (got == 0)
+        t->eof = true;
+    t->end += got;
+}
+
+static int input_getc(struct input *t)
+{
+    if (t->start == t->end) {
+        if (t->eof)
+            return EOF;
+        input_fill(t);
+        if (t->start == t->end)
+            return EOF;
+    }
+    return (unsigned char)t->buf[t->start++];
+}
+
+/* The next line without its end (\n, \r\n), or NULL at the end. A line
+ * longer than FIELD_MAX is skipped whole and reported with *too_long. */
+static char *input_line(struct input *t, size_t *len, bool *too_long)
+{
+    *too_long = false;
+    for (;;) {
+        char *p = t->buf + t->start;
+        char *nl = memchr(p, '\n', t->end - t->start);
+        size_t have = nl ? (size_t)(nl - p) : t->end - t->start;
+        if (have > FIELD_MAX) {
+            /* drop it up to its end */
+            *too_long = true;
+            while (!nl && !t->eof) {
+                t->start = t->end;
+                input_fill(t);
+                nl = memchr(t->buf + t->start, '\n', t->end - t->start);
+            }
+            t->start = nl ? (size_t)(nl - t->buf) + 1 : t->end;
+            *len = 0;
+            return t->buf;
+        }
+        if (nl || (t->eof && have > 0)) {
+            t->start += have + (nl != NULL);
+            while (have && p[have - 1] == '\r')
+                have--;
+            *len = have;
+            return p;
+        }
+        if (t->eof)
+            return NULL;
+        input_fill(t);
+    }
+}
+
 /* One CSV record (RFC 4180); false at the end of input. Fields are
  * malloc'd into f[0..*n). *bad when the record is malformed or too big. */
-static bool csv_record(FILE *in, char **f, int max, int *n, bool *bad, long *line)
+static bool csv_record(struct input *in, char **f, int max, int *n, bool *bad, long *line)
 {
     struct strbuf cur;
     strbuf_init(&cur, FIELD_MAX);
     *n = 0;
     *bad = false;
-    int c = getc(in);
+    int c = input_getc(in);
     if (c == EOF) {
         strbuf_release(&cur);
         return false;
     }
     bool quoted = false, was_quoted = false;
-    for (;; c = getc(in)) {
+    for (;; c = input_getc(in)) {
         if (quoted) {
             if (c == EOF) {
                 *bad = true;
                 break;
             }
             if (c == '"') {
-                int d = getc(in);
+                int d = input_getc(in);
                 if (d == '"') {
                     strbuf_add(&cur, "\"", 1);
                     continue;
@@ -63,6 +134,8 @@ static bool csv_record(FILE *in, char **f, int max, int *n, bool *bad, long *lin
             } else {
                 if (c == '\n')
                     (*line)++;
+                if (c == 0)
+                    *bad = true; /* no cell holds a NUL byte */
                 char ch = (char)c;
                 strbuf_add(&cur, &ch, 1);
                 continue;
@@ -73,23 +146,28 @@ static bool csv_record(FILE *in, char **f, int max, int *n, bool *bad, long *lin
             continue;
         }
         if (c == ',' || c == '\n' || c == '\r' || c == EOF) {
-            if (*n < max)
-                f[(*n)++] = strbuf_detach(&cur, NULL);
-            else
+            /* a field over the cap is a bad record, not a truncated field */
+            if (cur.toobig)
                 *bad = true;
+            if (*n < max) {
+                f[(*n)++] = strbuf_detach(&cur, NULL);
+            } else {
+                *bad = true;
+                strbuf_release(&cur);
+            }
             strbuf_init(&cur, FIELD_MAX);
             was_quoted = false;
             if (c == ',')
                 continue;
-            if (c == '\r' && (c = getc(in)) != '\n')
+            if (c == '\r' && (c = input_getc(in)) != '\n')
                 *bad = true;
             if (c == '\n')
                 (*line)++;
             break;
         }
         char ch = (char)c;
-        if (was_quoted)
-            *bad = true; /* text after a closing quote */
+        if (was_quoted || c == 0)
+            *bad = true; /* text after a closing quote, or a NUL byte */
         strbuf_add(&cur, &ch, 1);
     }
     if (cur.toobig)
@@ -261,7 +339,7 @@ bool au_verify_file(FILE *in, json_t *checkpoint, au_key_fn key, void *key_arg, 
 {
     memset(r, 0, sizeof *r);
     r->ok = true;
-    r->first_bad = -1;
+    r->first_bad = r->bad_last = -1;
     struct au_checkpoint cp;
     const char *why;
     if (!au_checkpoint_parse(checkpoint, &cp, &why)) {
@@ -308,22 +386,23 @@ bool au_verify_file(FILE *in, json_t *checkpoint, au_key_fn key, void *key_arg, 
                 k ? "the checkpoint's signature does not verify"
                   : "the checkpoint's key is not in the JWKS");
 
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, in);
-    if (n > 0 && strncmp(line, "seq,", 4) == 0) {
-        struct strbuf hdr;
-        strbuf_init(&hdr, SIZE_MAX);
-        au_csv_header(&hdr);
-        if ((size_t)n != hdr.len || memcmp(line, hdr.buf, hdr.len) != 0)
+    struct input t = {.in = in, .cap = 2 * (FIELD_MAX + 1)};
+    t.buf = xmalloc(t.cap);
+    size_t len;
+    bool too_long;
+    char *line = input_line(&t, &len, &too_long);
+    struct strbuf hdr;
+    strbuf_init(&hdr, SIZE_MAX);
+    au_csv_header(&hdr);
+    if (line && len >= 4 && memcmp(line, "seq,", 4) == 0) {
+        if (len != hdr.len - 2 || memcmp(line, hdr.buf, len) != 0)
             problem(r, -1, "line 1: not the CSV header of an audit export");
-        strbuf_release(&hdr);
         x.line = 2;
         char *f[AU_CSV_NCOLS + 1];
         int nf;
         bool bad;
         long start = x.line;
-        while (csv_record(in, f, AU_CSV_NCOLS + 1, &nf, &bad, &x.line)) {
+        while (csv_record(&t, f, AU_CSV_NCOLS + 1, &nf, &bad, &x.line)) {
             long here = x.line;
             x.line = start;
             if (bad)
@@ -335,19 +414,17 @@ bool au_verify_file(FILE *in, json_t *checkpoint, au_key_fn key, void *key_arg, 
             x.line = start = here;
         }
     } else {
-        while (n > 0) {
-            size_t len = (size_t)n;
-            while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-                len--;
-            if (len > FIELD_MAX)
+        while (line) {
+            if (too_long)
                 problem(r, (int64_t)x.expect, "line %ld: longer than any entry", x.line);
             else if (len)
                 jsonl_line(&x, line, len);
             x.line++;
-            n = getline(&line, &cap, in);
+            line = input_line(&t, &len, &too_long);
         }
     }
-    free(line);
+    strbuf_release(&hdr);
+    free(t.buf);
     if (ferror(in)) {
         xsnprintf(r->problem, sizeof r->problem, "the export cannot be read");
         free(x.leaves);
@@ -366,10 +443,12 @@ bool au_verify_file(FILE *in, json_t *checkpoint, au_key_fn key, void *key_arg, 
                                       (const au_hash *)proof, plen, cp.root);
             memcpy(r->root, cp.root, AU_HASH);
         }
-        if (!root_ok)
+        if (!root_ok) {
+            r->bad_last = (int64_t)x.end - 1;
             problem(r, (int64_t)x.first,
                     "the entries do not form the tree the checkpoint signed (size %llu)",
                     (unsigned long long)cp.tree_size);
+        }
     }
     r->tree_size = cp.tree_size;
     free(x.leaves);

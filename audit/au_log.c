@@ -310,7 +310,7 @@ static enum core_db_rc batch_tx(struct core_db_conn *c, struct batch *b)
     struct au_frontier f;
     int64_t taken;
     /* the head, locked: sent with BEGIN when the batch is its own transaction */
-    PGresult *head = core_db_first_result(c);
+    PGresult *head = core_db_first_result(c, &au_head_lock_stmt);
     if (head ? !head_parse(head, &f, &taken) : !au_head_read(c, true, &f, &taken))
         return CORE_DB_ERROR;
     b->first_seq = f.size;
@@ -450,7 +450,7 @@ static struct core_stmt au_pending_stmt =
 
 struct takeover {
     size_t moved;
-    bool more;
+    bool more, none;
 };
 
 static enum core_db_rc takeover_tx(struct core_db_conn *c, void *arg)
@@ -468,19 +468,30 @@ static enum core_db_rc takeover_tx(struct core_db_conn *c, void *arg)
     if (!r)
         return CORE_DB_ERROR;
     int rows = PQntuples(r);
+    t->none = rows == 0;
     if (rows == 0) {
         PQclear(r);
         return CORE_DB_ROLLBACK;
     }
+    struct strbuf canon;
+    strbuf_init(&canon, AU_ENTRY_MAX - 1024);
     struct au_entry *es = xcalloc((size_t)rows, sizeof *es);
     const struct au_entry **ep = xcalloc((size_t)rows, sizeof *ep);
     long last = 0;
     for (int i = 0; i < rows; i++) {
         core_parse_long(PQgetvalue(r, i, 0), 0, LONG_MAX, &last);
-        json_t *d = json_loads(PQgetvalue(r, i, 5), 0, NULL);
-        if (!json_is_object(d)) {
+        const char *text = PQgetvalue(r, i, 5);
+        json_t *d = json_loads(text, 0, NULL);
+        canon.len = 0;
+        if (!json_is_object(d) || !au_canonical(d, &canon, 0)) {
+            /* not representable in the log (a fraction, a huge number, too
+             * big): kept as a digest of what it was, never dropped */
+            unsigned char h[32];
+            char hex[65];
+            core_sha256(text, strlen(text), h);
+            core_hex(h, sizeof h, hex);
             json_decref(d);
-            d = json_object();
+            d = json_pack("{s:s, s:b}", "detail_sha256", hex, "detail_unrepresentable", 1);
         }
         /* what the pending row knew, kept in the entry */
         json_object_set_new(d, "pending_id", json_integer(last));
@@ -491,6 +502,7 @@ static enum core_db_rc takeover_tx(struct core_db_conn *c, void *arg)
                                   .detail = d};
         ep[i] = &es[i];
     }
+    strbuf_release(&canon);
     struct batch b = {.e = ep, .n = (size_t)rows, .pending_taken = last};
     enum core_db_rc rc = batch_tx(c, &b);
     for (int i = 0; i < rows; i++)
@@ -510,8 +522,12 @@ bool au_takeover(void)
         struct takeover t = {0};
         struct core_db_err err;
         enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, takeover_tx, &t, &err);
-        if (rc == CORE_DB_ROLLBACK)
+        if (rc == CORE_DB_ROLLBACK && t.none)
             break;
+        if (rc == CORE_DB_ROLLBACK) {
+            core_log_bug("pending audit events could not be taken over: an entry was refused");
+            return false;
+        }
         if (rc != CORE_DB_OK) {
             core_warn("pending audit events not taken over yet: %s", err.message);
             return false;

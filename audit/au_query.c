@@ -74,6 +74,13 @@ long au_query_page(const char *context, const struct au_filter *f, long limit, a
 
 void au_render_jsonl(struct strbuf *out, const char *canonical, size_t len, const char *leaf_b64)
 {
+    if (len < 2 || canonical[len - 1] != '}') {
+        /* not an object (a damaged row): shown as it is, for verify-file
+         * to report */
+        strbuf_add(out, canonical, len);
+        strbuf_add(out, "\n", 1);
+        return;
+    }
     /* the canonical object with leaf_hash added as its last member */
     strbuf_add(out, canonical, len - 1);
     strbuf_addf(out, ",\"leaf_hash\":\"%s\"}\n", leaf_b64);
@@ -213,5 +220,5 @@ bool au_time_param_ok(const char *t)
     if ((t[i] == 'Z' || t[i] == 'z') && i + 1 == n)
         return true;
     return (t[i] == '+' || t[i] == '-') && n - i == 6 && digits(t + i + 1, 2) && t[i + 3] == ':' &&
-           digits(t + i + 4, 2) && num(t + i + 1, 2) <= 23 && num(t + i + 4, 2) <= 59;
+           digits(t + i + 4, 2) && num(t + i + 1, 2) <= 15 && num(t + i + 4, 2) <= 59;
 }

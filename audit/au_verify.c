@@ -27,7 +27,10 @@ EVP_PKEY *au_jwks_key(void *jwks, const char *kid)
     {
         const char *id = json_string_value(json_object_get(k, "kid"));
         const char *alg = json_string_value(json_object_get(k, "alg"));
-        if (!id || strcmp(id, kid) != 0 || (alg && strcmp(alg, "ES256") != 0))
+        const char *use = json_string_value(json_object_get(k, "use"));
+        /* only the log's own keys sign checkpoints, never a token key */
+        if (!id || strcmp(id, kid) != 0 || strncmp(id, "audit-", 6) != 0 ||
+            (alg && strcmp(alg, "ES256") != 0) || (use && strcmp(use, "sig") != 0))
             continue;
         const char *why;
         EVP_PKEY *p = core_jwk_import(k, &why);
@@ -62,6 +65,21 @@ bool au_embedded_seq(const char *s, size_t len, int64_t *out)
 }
 
 static void problem(struct au_report *r, int64_t seq, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* A problem known only to lie somewhere in entries first..last. */
+static void problem_range(struct au_report *r, uint64_t first, uint64_t last, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
+static void problem_range(struct au_report *r, uint64_t first, uint64_t last, const char *fmt, ...)
+{
+    if (!r->ok)
+        return;
+    r->ok = false;
+    r->first_bad = (int64_t)first;
+    r->bad_last = (int64_t)last;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->problem, sizeof r->problem, fmt, ap);
+    va_end(ap);
+}
 static void problem(struct au_report *r, int64_t seq, const char *fmt, ...)
 {
     if (!r->ok)
@@ -140,10 +158,186 @@ static uint64_t be64(const char *p)
     return v;
 }
 
+/*
+ * The columns beside the canonical bytes (what auditors filter on, and what
+ * row-level security decides by) are not covered by the hash, so they are
+ * compared with the entry's members. A small scanner finds the top-level
+ * members of canonical bytes; a string with escapes is decoded by jansson.
+ */
+enum {
+    M_TIME,
+    M_KIND,
+    M_TENANT,
+    M_CTENANT,
+    M_CCLIENT,
+    M_PROVIDER,
+    M_AGREEMENT,
+    M_PURPOSE,
+    M_DECISION,
+    M_RESIDENT,
+    M__N
+};
+static const char *const member_names[M__N] = {
+    "time",     "kind",      "tenant",  "consumer.tenant", "consumer.client",
+    "provider", "agreement", "purpose", "decision",        "resident"};
+
+struct span {
+    const char *p; /* the value's text (a string with its quotes), NULL: absent */
+    size_t n;
+};
+
+/* The end of the JSON value at p (canonical bytes: no whitespace). */
+static const char *value_end(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"') {
+        for (p++; p < end; p++) {
+            if (*p == '\\')
+                p++;
+            else if (*p == '"')
+                return p + 1;
+        }
+        return NULL;
+    }
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        for (; p < end; p++) {
+            if (*p == '"') {
+                p = value_end(p, end);
+                if (!p)
+                    return NULL;
+                p--;
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+            } else if ((*p == '}' || *p == ']') && --depth == 0) {
+                return p + 1;
+            }
+        }
+        return NULL;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']')
+        p++;
+    return p;
+}
+
+/* Finds the members of the object at [p, end) named in names (n of them). */
+static bool members(const char *p, const char *end, const char *const *names, size_t n,
+                    struct span *out)
+{
+    if (p >= end || *p != '{')
+        return false;
+    for (p++; p < end && *p != '}';) {
+        const char *k = p, *ke = value_end(p, end);
+        if (!ke || *k != '"' || ke >= end || *ke != ':')
+            return false;
+        const char *v = ke + 1, *ve = value_end(v, end);
+        if (!ve)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (names[i] && strlen(names[i]) == (size_t)(ke - k - 2) &&
+                memcmp(names[i], k + 1, (size_t)(ke - k - 2)) == 0)
+                out[i] = (struct span){v, (size_t)(ve - v)};
+        p = ve < end && *ve == ',' ? ve + 1 : ve;
+    }
+    return p < end;
+}
+
+/* A column (NULL: SQL NULL) equals a member (a JSON string, or null). */
+static bool same(const char *col, int col_len, struct span v)
+{
+    if (!v.p)
+        return false;
+    if (v.n == 4 && memcmp(v.p, "null", 4) == 0)
+        return col == NULL;
+    if (!col || v.n < 2 || v.p[0] != '"')
+        return false;
+    if (!memchr(v.p, '\\', v.n))
+        return (size_t)col_len == v.n - 2 && memcmp(col, v.p + 1, v.n - 2) == 0;
+    json_t *j = json_loadb(v.p, v.n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    bool eq = json_is_string(j) && json_string_length(j) == (size_t)col_len &&
+              memcmp(json_string_value(j), col, (size_t)col_len) == 0;
+    json_decref(j);
+    return eq;
+}
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The entry's time ("2026-11-26T07:57:01.123456Z") as PostgreSQL's binary
+ * timestamptz: microseconds since 2000-01-01 UTC. */
+static bool time_micros(struct span v, int64_t *out)
+{
+    static const char shape[] = "\"dddd-dd-ddTdd:dd:dd.ddddddZ\"";
+    if (!v.p || v.n != sizeof shape - 1)
+        return false;
+    for (size_t i = 0; i < v.n; i++)
+        if (shape[i] == 'd' ? !(v.p[i] >= '0' && v.p[i] <= '9') : v.p[i] != shape[i])
+            return false;
+    const char *t = v.p + 1;
+    int f[7];
+    static const int at[7] = {0, 5, 8, 11, 14, 17, 20}, width[7] = {4, 2, 2, 2, 2, 2, 6};
+    for (int i = 0; i < 7; i++) {
+        f[i] = 0;
+        for (int k = 0; k < width[i]; k++)
+            f[i] = f[i] * 10 + (t[at[i] + k] - '0');
+    }
+    int64_t days = days_from_civil(f[0], f[1], f[2]) - days_from_civil(2000, 1, 1);
+    *out = ((days * 24 + f[3]) * 60 + f[4]) * 60 * 1000000 + (int64_t)f[5] * 1000000 + f[6];
+    return true;
+}
+
+/* Compares the row's columns (fields 3..) with the entry's members. */
+static void check_columns(struct chunk *ch, uint64_t seq, const char *canon, size_t clen,
+                          const char *const *field, const int *len)
+{
+    static const char *const top[] = {"time",      "kind",    "tenant",   "consumer", "provider",
+                                      "agreement", "purpose", "decision", "resident"};
+    struct span t[ARRAY_SIZE(top)] = {0}, cons[2] = {0};
+    static const char *const cnames[2] = {"tenant", "client"};
+    const char *end = canon + clen;
+    if (!members(canon, end, top, ARRAY_SIZE(top), t)) {
+        chunk_problem(ch, (int64_t)seq, "entry %llu is not a JSON object", (unsigned long long)seq);
+        return;
+    }
+    bool cnull = t[3].p && t[3].n == 4 && memcmp(t[3].p, "null", 4) == 0;
+    if (t[3].p && !cnull && !members(t[3].p, t[3].p + t[3].n, cnames, 2, cons)) {
+        chunk_problem(ch, (int64_t)seq, "entry %llu has a malformed consumer",
+                      (unsigned long long)seq);
+        return;
+    }
+    if (cnull)
+        cons[0] = cons[1] = t[3];
+    struct span v[M__N] = {t[0], t[1], t[2], cons[0], cons[1], t[4], t[5], t[6], t[7], t[8]};
+    int64_t us;
+    if (!field[3] || len[3] != 8 || !time_micros(v[M_TIME], &us) || (int64_t)be64(field[3]) != us) {
+        chunk_problem(ch, (int64_t)seq,
+                      "entry %llu: its time column differs from the entry (changed after it was "
+                      "written)",
+                      (unsigned long long)seq);
+        return;
+    }
+    for (int i = M_KIND; i < M__N; i++)
+        if (!same(field[3 + i], len[3 + i], v[i])) {
+            chunk_problem(ch, (int64_t)seq,
+                          "entry %llu: its %s column differs from the entry (changed after it "
+                          "was written: who may see it, or how it is found, was altered)",
+                          (unsigned long long)seq, member_names[i]);
+            return;
+        }
+}
+
 static bool chunk_row(void *arg, int nf, const char *const *field, const int *len)
 {
     struct chunk *ch = arg;
-    if (nf != 3 || !field[0] || len[0] != 8 || !field[1]) {
+    if (nf != 3 + M__N || !field[0] || len[0] != 8 || !field[1]) {
         chunk_problem(ch, (int64_t)ch->expect, "a stored entry row is malformed");
         return false;
     }
@@ -173,6 +367,8 @@ static bool chunk_row(void *arg, int nf, const char *const *field, const int *le
                       "entry %llu was altered: its bytes do not hash to its "
                       "leaf hash",
                       (unsigned long long)seq);
+    else
+        check_columns(ch, seq, canon, clen, field, len);
     au_frontier_append(&ch->local, leaf, NULL, NULL);
     ch->rows++;
     ch->expect = seq + 1;
@@ -224,7 +420,9 @@ static enum core_db_rc chunk_tx(struct core_db_conn *c, void *arg)
         ch->nsnaps++;
     }
     /* COPY takes no parameters: the bounds are numbers of our own */
-    char *sql = xasprintf("COPY (SELECT seq, canonical, leaf_hash FROM audit_entries "
+    char *sql = xasprintf("COPY (SELECT seq, canonical, leaf_hash, time, kind, tenant, "
+                          "consumer_tenant, consumer_client, provider, agreement, purpose, "
+                          "decision, resident FROM audit_entries "
                           "WHERE seq >= %s AND seq < %s ORDER BY seq) TO STDOUT (FORMAT binary)",
                           lo, hi);
     bool ok = core_db_copy_out(c, sql, chunk_row, ch);
@@ -308,7 +506,7 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
 {
     memset(r, 0, sizeof *r);
     r->ok = true;
-    r->first_bad = -1;
+    r->first_bad = r->bad_last = -1;
     struct head_arg h = {0};
     struct core_db_err err;
     if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_SNAPSHOT, head_tx, &h, &err) != CORE_DB_OK) {
@@ -346,7 +544,7 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
     /* join the chunks in order */
     struct au_frontier g = {0};
     uint64_t last_good = 0, prev_good = 0;
-    bool db_failed = false;
+    bool db_failed = false, broken = false;
     for (size_t i = 0; i < v.nchunks && !db_failed; i++) {
         struct chunk *ch = &v.chunks[i];
         pthread_mutex_lock(&v.mu);
@@ -371,7 +569,7 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
                         (unsigned long long)sn->cp.tree_size, sn->cp.kid);
                 continue;
             }
-            if (!sn->have)
+            if (!sn->have || broken)
                 continue; /* its entries are missing: reported with the chunk */
             struct au_frontier f = g;
             for (size_t j = 0; j < sn->local.count; j++)
@@ -381,19 +579,21 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
             /* the last size known good below this one */
             uint64_t below = last_good < sn->cp.tree_size ? last_good : prev_good;
             if (CRYPTO_memcmp(root, sn->cp.root, AU_HASH) != 0 && sn->held) {
-                problem(r, (int64_t)below,
-                        "entries %llu to %llu do not form the tree of the checkpoint you hold "
-                        "(size %llu): the log was rewritten",
-                        (unsigned long long)below, (unsigned long long)sn->cp.tree_size - 1,
-                        (unsigned long long)sn->cp.tree_size);
+                problem_range(
+                    r, below, sn->cp.tree_size - 1,
+                    "entries %llu to %llu do not form the tree of the checkpoint you hold "
+                    "(size %llu): the log was rewritten",
+                    (unsigned long long)below, (unsigned long long)sn->cp.tree_size - 1,
+                    (unsigned long long)sn->cp.tree_size);
                 continue;
             }
             if (CRYPTO_memcmp(root, sn->cp.root, AU_HASH) != 0) {
-                problem(r, (int64_t)last_good,
-                        "entries %llu to %llu do not form the tree signed at size %llu: one of "
-                        "them was changed, inserted, deleted or moved",
-                        (unsigned long long)last_good, (unsigned long long)sn->cp.tree_size - 1,
-                        (unsigned long long)sn->cp.tree_size);
+                problem_range(
+                    r, last_good, sn->cp.tree_size - 1,
+                    "entries %llu to %llu do not form the tree signed at size %llu: one of "
+                    "them was changed, inserted, deleted or moved",
+                    (unsigned long long)last_good, (unsigned long long)sn->cp.tree_size - 1,
+                    (unsigned long long)sn->cp.tree_size);
                 continue;
             }
             if (sn->cp.tree_size > last_good) {
@@ -403,9 +603,14 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
         }
         if (ch->bad >= 0)
             problem(r, ch->bad, "%s", ch->problem);
-        if (ch->hi - ch->lo == CHUNK && ch->local.count == 1) {
+        if (ch->local.size != ch->hi - ch->lo) {
+            /* entries are missing (reported above): the tree past this point
+             * cannot be rebuilt, so later checkpoints are not compared */
+            broken = true;
+        } else if (ch->hi - ch->lo == CHUNK) {
             au_frontier_append_subtree(&g, CHUNK_LEVEL, ch->local.hash[0]);
         } else {
+            /* the last chunk, partial: its subtrees follow the complete ones */
             for (size_t j = 0; j < ch->local.count; j++)
                 memcpy(g.hash[g.count++], ch->local.hash[j], AU_HASH);
             g.size += ch->local.size;
@@ -439,8 +644,9 @@ bool au_verify_db(au_key_fn key, void *key_arg, const struct au_checkpoint *held
                 "%lld entries lie beyond the log's head (%llu entries): inserted, or the head "
                 "was set back",
                 (long long)h.beyond, (unsigned long long)size);
-    if (r->ok && (g.size != size || g.count != h.head.count ||
-                  CRYPTO_memcmp(g.hash, h.head.hash, g.count * AU_HASH) != 0))
+    if (r->ok && !broken &&
+        (g.size != size || g.count != h.head.count ||
+         CRYPTO_memcmp(g.hash, h.head.hash, g.count * AU_HASH) != 0))
         problem(r, (int64_t)last_good, "the log's head does not match the tree its entries form");
     r->tree_size = g.size;
     au_frontier_root(&g, r->root);

@@ -20,6 +20,7 @@ struct au_report {
     uint64_t tree_size;   /* the tree the entries form */
     au_hash root;
     int64_t first_bad;  /* the first bad entry's seq, -1 when none is known */
+    int64_t bad_last;   /* >= 0: it is known only to lie in first_bad..bad_last */
     uint64_t uncovered; /* entries after the last checkpoint */
     char problem[512];  /* what is wrong, in a sentence */
 };

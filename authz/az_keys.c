@@ -304,7 +304,11 @@ bool az_keys_rotate(const char *actor, char *err, size_t errlen)
 {
     struct rotate_arg a = {actor, json_array(), json_array()};
     struct core_db_err e;
-    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_SERIALIZABLE, rotate_tx, &a, &e);
+    /* READ COMMITTED: the audit event takes the log's head lock, which under
+     * SERIALIZABLE fails whenever an append commits meanwhile. Two rotations
+     * at once: the second finds no active key to retire, and its new one is
+     * refused by the one-active-key index (an error, nothing half done). */
+    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, &a, &e);
     json_decref(a.retired);
     json_decref(a.created);
     if (rc != CORE_DB_OK) {

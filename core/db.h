@@ -136,7 +136,8 @@ enum core_db_rc core_db_tx(const char *tenant, enum core_tx_mode mode, core_db_t
  * BEGIN and the tenant context, all three in one round trip (libpq pipeline
  * mode): for hot transactions whose first statement does not depend on
  * anything the body computes. The body reads its result with
- * core_db_first_result(c) (borrowed, valid until the body returns).
+ * core_db_first_result(c, st) (borrowed, valid until the body returns; NULL
+ * unless this transaction's first statement was st).
  */
 struct core_db_first {
     struct core_stmt *st;
@@ -147,7 +148,7 @@ struct core_db_first {
 enum core_db_rc core_db_tx_first(const char *tenant, enum core_tx_mode mode,
                                  const struct core_db_first *first, core_db_tx_fn fn, void *arg,
                                  struct core_db_err *err);
-PGresult *core_db_first_result(struct core_db_conn *c);
+PGresult *core_db_first_result(struct core_db_conn *c, const struct core_stmt *st);
 
 /* Pool figures for /metrics and /readyz. */
 struct core_db_stats {

@@ -15,9 +15,10 @@ struct core_db_conn {
     bool cancelling; /* a cancel request is being sent; under the mutex */
     bool prepared[CORE_DB_MAX_STMTS];
     struct core_db_err err;
-    PGresult *first;  /* the result of core_db_tx_first's statement, during the body */
-    bool commit_sent; /* core_db_exec_commit sent COMMIT in this transaction */
-    bool committed;   /* and it succeeded */
+    PGresult *first; /* the result of core_db_tx_first's statement, during the body */
+    const struct core_stmt *first_stmt; /* and which statement it was */
+    bool commit_sent;                   /* core_db_exec_commit sent COMMIT in this transaction */
+    bool committed;                     /* and it succeeded */
 };
 
 /* Borrows a connected connection (connecting if needed); NULL with err set

@@ -100,9 +100,10 @@ static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *te
                                                     : first->st->name);
             ok = false;
         }
-        if (ok && first && i == sent - 1)
+        if (ok && first && i == sent - 1) {
             c->first = r;
-        else
+            c->first_stmt = first->st;
+        } else
             PQclear(r);
     }
     PQclear(PQgetResult(c->pg)); /* the sync */
@@ -110,9 +111,9 @@ static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *te
     return ok;
 }
 
-PGresult *core_db_first_result(struct core_db_conn *c)
+PGresult *core_db_first_result(struct core_db_conn *c, const struct core_stmt *st)
 {
-    return c->first;
+    return c->first && c->first_stmt == st ? c->first : NULL;
 }
 
 static enum core_db_rc run_once(struct core_db_conn *c, const char *tenant, enum core_tx_mode mode,
@@ -126,6 +127,7 @@ static enum core_db_rc run_once(struct core_db_conn *c, const char *tenant, enum
     enum core_db_rc rc = fn(c, arg);
     PQclear(c->first);
     c->first = NULL;
+    c->first_stmt = NULL;
     if (c->commit_sent)
         *phase = AT_COMMIT;
     if (rc == CORE_DB_OK && c->committed)

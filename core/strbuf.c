@@ -17,7 +17,7 @@ void strbuf_release(struct strbuf *sb)
 
 static bool grow(struct strbuf *sb, size_t n)
 {
-    if (n > sb->cap || sb->len > sb->cap - n) {
+    if (n > sb->cap || sb->len > sb->cap - n || sb->len + n == SIZE_MAX) {
         sb->toobig = true;
         return false;
     }

@@ -355,11 +355,20 @@ static void test_takeover(void **state)
     long before = count();
     tsup_exec(conninfo, "INSERT INTO renkei.pending_events (kind, tenant, actor, detail) VALUES "
                         "('tenant.create', 'town_a', 'cli:old', '{\"name\": \"A\"}'),"
-                        "('client.create', NULL, 'cli:old', '{}')");
+                        "('client.create', NULL, 'cli:old', '{}'),"
+                        "('tenant.update', 'town_a', 'cli:odd', '{\"ratio\": 0.5}')");
     assert_true(au_takeover());
-    assert_int_equal(count(), before + 2);
+    assert_int_equal(count(), before + 3);
     assert_true(au_takeover()); /* once only */
-    assert_int_equal(count(), before + 2);
+    assert_int_equal(count(), before + 3);
+    /* a detail the log cannot hold (a fraction) is kept as its digest */
+    assert_string_equal(tsup_value(conninfo,
+                                   "SELECT (canonical::jsonb->'detail'->>"
+                                   "'detail_unrepresentable') || ',' || length("
+                                   "canonical::jsonb->'detail'->>'detail_sha256') FROM "
+                                   "renkei.audit_entries WHERE canonical::jsonb->>'actor' "
+                                   "= 'cli:odd'"),
+                        "true,64");
     assert_string_equal(tsup_value(conninfo, "SELECT string_agg(kind || ':' || coalesce(tenant, "
                                              "'-') || ':' || (canonical::jsonb->'detail'->>"
                                              "'pending_id' IS NOT NULL)::text, ',' ORDER BY seq) "

@@ -182,7 +182,7 @@ verify_json() {
   done
   run_renkei "${envs[@]}" audit verify --json "$@"
   VERIFY=$RUN_OUT
-  if ! jq -e 'type == "object" and (keys == ["checkpoints", "entries", "first_bad_seq", "ok", "problem", "root_hash", "tree_size", "uncovered"])' \
+  if ! jq -e 'type == "object" and (keys == ["checkpoints", "entries", "first_bad_last", "first_bad_seq", "ok", "problem", "root_hash", "tree_size", "uncovered"])' \
     >/dev/null 2>&1 <<<"$VERIFY"; then
     fail "audit verify --json $* (exit $RUN_STATUS) printed no report object: stdout [$RUN_OUT] stderr [$RUN_ERR]"
   fi

@@ -39,7 +39,10 @@ http GET /oauth2/jwks
 jwks_a=$(jq -S . <<<"$HTTP_BODY")
 at_b http GET /oauth2/jwks
 assert_eq "$jwks_a" "$(jq -S . <<<"$HTTP_BODY")" "both hubs publish the same keys"
-assert_jq '.keys | length == 2' "$jwks_a" "two keys (one per algorithm), created once"
+assert_jq '[.keys[] | select(.kid | startswith("audit-") | not)] | length == 2' "$jwks_a" \
+  "two token-signing keys (one per algorithm), created once"
+assert_jq '[.keys[] | select(.kid | startswith("audit-"))] | length == 1' "$jwks_a" \
+  "one audit checkpoint key, created once"
 
 # ---------------------------------------- revocation at A, refused at B
 
@@ -143,7 +146,7 @@ jwks_b_has() {
   [[ $(jq --arg k "$new_kid" '[.keys[].kid] | index($k) != null' <<<"$HTTP_BODY") == true ]]
 }
 check "within 10 s hub B's JWKS lists the new key" poll 10 jwks_b_has
-assert_jq "[.keys[].kid] | index(\"$old_kid\") != null and length == 4" "$HTTP_BODY" "hub B's JWKS keeps the retiring key (four keys)"
+assert_jq "[.keys[].kid | select(startswith(\"audit-\") | not)] | index(\"$old_kid\") != null and length == 4" "$HTTP_BODY" "hub B's JWKS keeps the retiring key (four keys)"
 kid_at_b() {
   at_b token_basic "$A_ID" "$A_SECRET"
   [[ $HTTP_STATUS == 200 && $(jwt_header "$(jq -r .access_token <<<"$HTTP_BODY")" | jq -r .kid) == "$new_kid" ]]
