@@ -123,32 +123,17 @@ static struct core_stmt au_keys_retire_stmt =
 
 static bool insert_key(struct core_db_conn *c, char *kid_out, size_t kid_len)
 {
-    EVP_PKEY *k = core_key_generate(CORE_ES256);
-    json_t *jwk = core_jwk_public(k);
-    char *thumb = core_jwk_thumbprint(jwk);
-    char *kid = xasprintf("audit-%s", thumb);
-    size_t pem_len;
-    char *pem = core_key_to_pem(k, &pem_len);
-    unsigned char *sealed;
-    size_t sealed_len;
-    core_seal(KEY_LABEL, kid, strlen(kid), pem, pem_len, &sealed, &sealed_len);
-    OPENSSL_cleanse(pem, pem_len);
-    free(pem);
-    char *jwk_text = json_dumps(jwk, JSON_COMPACT);
-    const char *v[] = {kid, jwk_text, (const char *)sealed};
-    int lengths[] = {0, 0, (int)sealed_len};
+    struct core_sealed_key k;
+    core_sealed_key_new(CORE_ES256, KEY_LABEL, "audit-", &k);
+    const char *v[] = {k.kid, k.jwk, (const char *)k.sealed};
+    int lengths[] = {0, 0, (int)k.sealed_len};
     int formats[] = {0, 0, 1};
     PGresult *r = core_db_execp(c, &au_keys_insert_stmt, 3, v, lengths, formats, 0);
     if (r)
         PQclear(r);
     if (kid_out)
-        xsnprintf(kid_out, kid_len, "%s", kid);
-    free(jwk_text);
-    free(sealed);
-    free(thumb);
-    free(kid);
-    json_decref(jwk);
-    EVP_PKEY_free(k);
+        xsnprintf(kid_out, kid_len, "%s", k.kid);
+    core_sealed_key_release(&k);
     return r != NULL;
 }
 
@@ -174,21 +159,11 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     for (int i = 0; i < rows; i++) {
         struct akey *k = &a->keys[a->n];
         xsnprintf(k->kid, sizeof k->kid, "%.*s", PQgetlength(r, i, 0), PQgetvalue(r, i, 0));
-        unsigned char *pem = NULL;
-        size_t pem_len = 0;
         /* The public half is derived from the sealed private half, not read
          * from public_jwk: only a holder of the master secret can add a key
          * that verifies. */
-        if (!core_open(KEY_LABEL, k->kid, strlen(k->kid), PQgetvalue(r, i, 1),
-                       (size_t)PQgetlength(r, i, 1), &pem, &pem_len)) {
-            core_error("audit key %s cannot be opened: was the master secret "
-                       "(RENKEI_SECRET_FILE) changed, or the row altered?",
-                       k->kid);
-            continue;
-        }
-        k->pkey = core_key_from_pem((char *)pem, pem_len);
-        OPENSSL_cleanse(pem, pem_len);
-        free(pem);
+        k->pkey = core_sealed_key_open(KEY_LABEL, "audit key", k->kid, PQgetvalue(r, i, 1),
+                                       (size_t)PQgetlength(r, i, 1));
         if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {
             EVP_PKEY_free(k->pkey);
             k->pkey = NULL;

@@ -63,30 +63,17 @@ static void keys_free(struct key *keys, size_t n)
  * 7638 thumbprint. False when the statement failed. */
 static bool insert_new_key(struct core_db_conn *c, enum core_alg alg, char *kid_out, size_t kid_len)
 {
-    EVP_PKEY *k = core_key_generate(alg);
-    json_t *jwk = core_jwk_public(k);
-    char *kid = core_jwk_thumbprint(jwk);
-    size_t pem_len;
-    char *pem = core_key_to_pem(k, &pem_len);
-    unsigned char *sealed;
-    size_t sealed_len;
-    core_seal(AZ_KEY_LABEL, kid, strlen(kid), pem, pem_len, &sealed, &sealed_len);
-    OPENSSL_cleanse(pem, pem_len);
-    free(pem);
-    char *jwk_text = json_dumps(jwk, JSON_COMPACT);
-    const char *v[] = {kid, core_alg_name(alg), jwk_text, (const char *)sealed};
-    int lengths[] = {0, 0, 0, (int)sealed_len};
+    struct core_sealed_key k;
+    core_sealed_key_new(alg, AZ_KEY_LABEL, "", &k);
+    const char *v[] = {k.kid, core_alg_name(alg), k.jwk, (const char *)k.sealed};
+    int lengths[] = {0, 0, 0, (int)k.sealed_len};
     int formats[] = {0, 0, 0, 1};
     PGresult *r = core_db_execp(c, &az_keys_insert_stmt, 4, v, lengths, formats, 0);
     if (r)
         PQclear(r);
     if (kid_out)
-        xsnprintf(kid_out, kid_len, "%s", kid);
-    free(jwk_text);
-    free(sealed);
-    free(kid);
-    json_decref(jwk);
-    EVP_PKEY_free(k);
+        xsnprintf(kid_out, kid_len, "%s", k.kid);
+    core_sealed_key_release(&k);
     return r != NULL;
 }
 
@@ -123,21 +110,10 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
             continue;
         size_t sealed_len;
         unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
-        unsigned char *pem = NULL;
-        size_t pem_len = 0;
-        bool opened = sealed && core_open(AZ_KEY_LABEL, k->kid, strlen(k->kid), sealed, sealed_len,
-                                          &pem, &pem_len);
+        k->pkey =
+            sealed ? core_sealed_key_open(AZ_KEY_LABEL, "signing key", k->kid, sealed, sealed_len)
+                   : NULL;
         PQfreemem(sealed);
-        if (!opened) {
-            core_logf(CORE_LOG_ERROR,
-                      "signing key %s cannot be opened: was the master secret "
-                      "(RENKEI_SECRET_FILE) changed?",
-                      k->kid);
-            continue;
-        }
-        k->pkey = core_key_from_pem((char *)pem, pem_len);
-        OPENSSL_cleanse(pem, pem_len);
-        free(pem);
         if (!k->pkey)
             continue;
         k->active = strcmp(PQgetvalue(r, i, 3), "active") == 0;

@@ -2,6 +2,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
@@ -227,6 +228,52 @@ EVP_PKEY *core_key_from_pem(const char *pem, size_t len)
     EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     return key;
+}
+
+/* ---- keys sealed with the master secret ---- */
+
+void core_sealed_key_new(enum core_alg alg, const char *label, const char *kid_prefix,
+                         struct core_sealed_key *out)
+{
+    EVP_PKEY *k = core_key_generate(alg);
+    json_t *jwk = core_jwk_public(k);
+    char *thumb = core_jwk_thumbprint(jwk);
+    out->kid = xasprintf("%s%s", kid_prefix, thumb);
+    out->jwk = json_dumps(jwk, JSON_COMPACT);
+    size_t pem_len;
+    char *pem = core_key_to_pem(k, &pem_len);
+    core_seal(label, out->kid, strlen(out->kid), pem, pem_len, &out->sealed, &out->sealed_len);
+    OPENSSL_cleanse(pem, pem_len);
+    free(pem);
+    free(thumb);
+    json_decref(jwk);
+    EVP_PKEY_free(k);
+}
+
+void core_sealed_key_release(struct core_sealed_key *k)
+{
+    free(k->kid);
+    free(k->jwk);
+    free(k->sealed);
+    memset(k, 0, sizeof *k);
+}
+
+EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *kid,
+                               const void *sealed, size_t len)
+{
+    unsigned char *pem = NULL;
+    size_t pem_len = 0;
+    if (!core_open(label, kid, strlen(kid), sealed, len, &pem, &pem_len)) {
+        core_logf(CORE_LOG_ERROR,
+                  "%s %s cannot be opened: was the master secret (RENKEI_SECRET_FILE) changed, "
+                  "or the row altered?",
+                  what, kid);
+        return NULL;
+    }
+    EVP_PKEY *k = core_key_from_pem((char *)pem, pem_len);
+    OPENSSL_cleanse(pem, pem_len);
+    free(pem);
+    return k;
 }
 
 /* ---- JWS ---- */

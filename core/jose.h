@@ -41,6 +41,27 @@ void core_es256_sign(EVP_PKEY *key, const void *data, size_t len, unsigned char 
 bool core_es256_verify(EVP_PKEY *key, const void *data, size_t len, const unsigned char *sig,
                        size_t sig_len);
 
+/*
+ * A signing key kept in the database with its private half sealed under the
+ * master secret (core_seal with label, the kid as associated data): what the
+ * token service and the audit log store for their keys.
+ */
+struct core_sealed_key {
+    char *kid; /* kid_prefix + RFC 7638 thumbprint */
+    char *jwk; /* the public JWK, compact JSON */
+    unsigned char *sealed;
+    size_t sealed_len;
+};
+/* Makes a new key pair of alg and seals it; release with
+ * core_sealed_key_release. */
+void core_sealed_key_new(enum core_alg alg, const char *label, const char *kid_prefix,
+                         struct core_sealed_key *out);
+void core_sealed_key_release(struct core_sealed_key *k);
+/* Opens a sealed private key; NULL (and an error logged naming what) when
+ * it does not open: another master secret, or the bytes were altered. */
+EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *kid,
+                               const void *sealed, size_t len);
+
 /* Signs header and claims (JSON objects; borrowed) with key under alg.
  * Returns the compact JWS (malloc'd). */
 char *core_jws_sign(EVP_PKEY *key, enum core_alg alg, json_t *header, json_t *claims);
