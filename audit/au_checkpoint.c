@@ -143,7 +143,7 @@ struct load_arg {
     bool created;
 };
 
-static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+static enum core_db_rc load_once(struct core_db_conn *c, void *p)
 {
     struct load_arg *a = p;
     keys_free(a->keys, a->n);
@@ -200,27 +200,30 @@ bool au_keys_load(void)
     return ok;
 }
 
+/* Reads the keys; when the first had to be created, reads them again, in
+ * the same transaction. */
+static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    enum core_db_rc rc = load_once(c, a);
+    if (rc != CORE_DB_OK || !a->created)
+        return rc;
+    rc = load_once(c, a);
+    a->created = true;
+    return rc;
+}
+
 static bool keys_load_locked(void)
 {
     struct load_arg a = {0};
     struct core_db_err err;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
-        if (rc == CORE_DB_ERROR && strcmp(err.sqlstate, "23505") == 0)
-            continue; /* another node created the first key at the same moment */
-        if (rc != CORE_DB_OK) {
-            keys_free(a.keys, a.n);
-            core_warn("audit keys not loaded: %s", err.message);
-            return false;
-        }
-        if (!a.created)
-            break;
-        core_info("created the audit checkpoint key");
-    }
-    if (a.created && core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+    if (core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
         keys_free(a.keys, a.n);
+        core_warn("audit keys not loaded: %s", err.message);
         return false;
     }
+    if (a.created)
+        core_info("created the audit checkpoint key");
     pthread_rwlock_wrlock(&ks.lock);
     keys_free(ks.keys, ks.n);
     ks.keys = a.keys;

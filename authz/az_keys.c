@@ -90,7 +90,7 @@ static void load_clear(struct load_arg *a)
     memset(a, 0, sizeof *a);
 }
 
-static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+static enum core_db_rc load_once(struct core_db_conn *c, void *p)
 {
     struct load_arg *a = p;
     load_clear(a);
@@ -142,30 +142,30 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     return CORE_DB_OK;
 }
 
+/* Reads the keys; when one had to be created first, reads them again, in
+ * the same transaction. */
+static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    enum core_db_rc rc = load_once(c, a);
+    if (rc != CORE_DB_OK || !a->created)
+        return rc;
+    rc = load_once(c, a);
+    a->created = true;
+    return rc;
+}
+
 bool az_keys_load(void)
 {
     struct load_arg a = {0};
     struct core_db_err err;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
-        /* 23505: another node created the first key at the same moment */
-        if (rc == CORE_DB_ERROR && strcmp(err.sqlstate, "23505") == 0)
-            continue;
-        if (rc != CORE_DB_OK) {
-            load_clear(&a);
-            core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
-            return false;
-        }
-        if (!a.created)
-            break;
+    if (core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+        load_clear(&a);
+        core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
+        return false;
+    }
+    if (a.created)
         core_info("created the first signing keys");
-    }
-    if (a.created) { /* load what was just created */
-        if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
-            load_clear(&a);
-            return false;
-        }
-    }
     pthread_rwlock_wrlock(&ks.lock);
     keys_free(ks.keys, ks.n);
     ks.keys = a.keys;

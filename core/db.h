@@ -150,6 +150,15 @@ enum core_db_rc core_db_tx_first(const char *tenant, enum core_tx_mode mode,
                                  struct core_db_err *err);
 PGresult *core_db_first_result(struct core_db_conn *c, const struct core_stmt *st);
 
+/*
+ * core_db_tx for a body that creates a row another node may create at the
+ * same moment (the first key, say): a unique violation (23505) means it lost
+ * that race, so the body runs again (up to 3 times) and then finds the
+ * winner's row.
+ */
+enum core_db_rc core_db_tx_racing(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn,
+                                  void *arg, struct core_db_err *err);
+
 /* Pool figures for /metrics and /readyz. */
 struct core_db_stats {
     int size, connected, in_use, waiting;

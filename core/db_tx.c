@@ -204,3 +204,18 @@ enum core_db_rc core_db_tx_first(const char *tenant, enum core_tx_mode mode,
         return rc;
     }
 }
+
+enum core_db_rc core_db_tx_racing(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn,
+                                  void *arg, struct core_db_err *err)
+{
+    struct core_db_err local;
+    if (!err)
+        err = &local;
+    enum core_db_rc rc = CORE_DB_ERROR;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = core_db_tx(tenant, mode, fn, arg, err);
+        if (rc != CORE_DB_ERROR || strcmp(err->sqlstate, "23505") != 0)
+            break;
+    }
+    return rc;
+}

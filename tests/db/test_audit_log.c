@@ -27,20 +27,12 @@
 #define EACH    2000
 
 static const char *conninfo;
-static char secret_dir[] = "/tmp/renkei-audit-XXXXXX";
 
 static int setup(void **state)
 {
     (void)state;
     core_log_set_level(CORE_LOG_ERROR);
-    if (!mkdtemp(secret_dir))
-        return -1;
-    char *path = xasprintf("%s/secret", secret_dir);
-    char *err = NULL;
-    bool ok = core_secret_load(path, &err);
-    free(path);
-    free(err);
-    if (!ok)
+    if (!tsup_secret_create())
         return -1;
     conninfo = tsup_db_create("t_audit_log");
     if (!conninfo)
@@ -56,11 +48,7 @@ static int teardown(void **state)
 {
     (void)state;
     tsup_db_drop();
-    core_secret_release();
-    char *cmd = xasprintf("rm -rf '%s'", secret_dir);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == 0 ? 0 : -1;
+    return tsup_secret_remove() ? 0 : -1;
 }
 
 static long count(void)

@@ -25,7 +25,6 @@
 
 static const char *conninfo;
 static struct core_router *router;
-static char secret_dir[] = "/tmp/renkei-tn-secret.XXXXXX";
 
 static bool test_verifier(struct core_req *req, struct core_principal *out)
 {
@@ -54,14 +53,7 @@ static int setup(void **state)
 {
     (void)state;
     core_log_set_level(CORE_LOG_ERROR);
-    if (!mkdtemp(secret_dir))
-        return -1;
-    char *path = xasprintf("%s/secret", secret_dir);
-    char *err = NULL;
-    bool ok = core_secret_load(path, &err);
-    free(path);
-    free(err);
-    if (!ok)
+    if (!tsup_secret_create())
         return -1;
     conninfo = tsup_db_create("t_tenants_api");
     if (!conninfo)
@@ -86,11 +78,7 @@ static int teardown(void **state)
     tn_cache_release();
     core_db_shutdown();
     tsup_db_drop();
-    core_secret_release();
-    char *cmd = xasprintf("rm -rf '%s'", secret_dir);
-    int rc = system(cmd);
-    free(cmd);
-    return rc == 0 ? 0 : -1;
+    return tsup_secret_remove() ? 0 : -1;
 }
 
 static const char *const AS_PLATFORM[] = {"Authorization: Bearer platform",

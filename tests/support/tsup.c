@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "core/config.h"
+#include "core/crypto.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/migrate.h"
@@ -288,4 +289,31 @@ void tsup_assert_error(struct tsup_resp *r, long status, const char *name)
     assert_int_equal(json_object_size(j), 2);
     json_decref(j);
     tsup_resp_release(r);
+}
+
+/* ---- the master secret ---- */
+
+static char secret_dir[] = "/tmp/renkei-test-secret.XXXXXX";
+
+bool tsup_secret_create(void)
+{
+    if (!mkdtemp(secret_dir))
+        return false;
+    char *path = xasprintf("%s/secret", secret_dir);
+    char *err = NULL;
+    bool ok = core_secret_load(path, &err);
+    if (!ok)
+        fprintf(stderr, "tsup: %s\n", err);
+    free(path);
+    free(err);
+    return ok;
+}
+
+bool tsup_secret_remove(void)
+{
+    core_secret_release();
+    char *cmd = xasprintf("rm -rf '%s'", secret_dir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc == 0;
 }

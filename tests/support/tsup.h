@@ -28,6 +28,14 @@ void tsup_exec(const char *conninfo, const char *sql);
  * buffer is reused by the next call. */
 const char *tsup_value(const char *conninfo, const char *sql);
 
+/* ---- the master secret ---- */
+
+/* Creates a master secret in a private temporary directory and loads it
+ * (core_secret_load); false on failure. */
+bool tsup_secret_create(void);
+/* Forgets it and removes the directory; false if it cannot be removed. */
+bool tsup_secret_remove(void);
+
 /* ---- HTTP ---- */
 
 /* Starts the core server on 127.0.0.1:<free port> with router. */
