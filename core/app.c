@@ -27,8 +27,8 @@ static const struct core_command command_table[] = {
 };
 
 /* What modules start with `serve` (caches, listeners), and stop after it. */
-static const core_module_fn start_table[] = {tn_cache_init, au_start, az_start};
-static const core_module_fn stop_table[] = {az_stop, au_stop, tn_cache_release};
+static const core_module_fn start_table[] = {tn_cache_init, au_start, az_start, xc_start};
+static const core_module_fn stop_table[] = {xc_stop, az_stop, au_stop, tn_cache_release};
 
 const struct core_app renkei_app = {
     .commands = command_table,

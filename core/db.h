@@ -71,6 +71,15 @@ PGresult *core_db_execp(struct core_db_conn *c, struct core_stmt *st, int n,
                         const char *const *values, const int *lengths, const int *formats,
                         int result_format);
 /*
+ * Runs SQL text built at run time (exchange's NGSI filters) with every input
+ * bound as a text parameter: sql must be constant pieces of the caller's
+ * own, never request input. Unprepared (plans depend on the parameters).
+ * Result or NULL as core_db_exec.
+ */
+PGresult *core_db_exec_sql(struct core_db_conn *c, const char *sql, int n,
+                           const char *const *values);
+
+/*
  * Runs a statement and COMMIT in one round trip (libpq pipeline mode), for a
  * transaction body whose last statement this is: the body must return
  * CORE_DB_OK right after, and the runner does not commit again. Returns the

@@ -14,7 +14,7 @@
  * black-holed would otherwise hold every worker). */
 #define DOWN_BACKOFF_US 1000000
 
-static const char *const session_setup = "SET search_path TO pg_catalog, renkei;"
+static const char *const session_setup = "SET search_path TO pg_catalog, renkei, public;"
                                          "SET TIME ZONE 'UTC';"
                                          "SET statement_timeout = '10s';"
                                          "SET synchronous_commit = on;"
@@ -381,6 +381,19 @@ PGresult *core_db_exec(struct core_db_conn *c, struct core_stmt *st, int n,
                        const char *const *values)
 {
     return core_db_execp(c, st, n, values, NULL, NULL, 0);
+}
+
+PGresult *core_db_exec_sql(struct core_db_conn *c, const char *sql, int n,
+                           const char *const *values)
+{
+    PGresult *r = PQexecParams(c->pg, sql, n, NULL, values, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        core_db_record_error(c, r, "dynamic");
+        PQclear(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* Reads one pipelined query's result (then its terminating NULL). */

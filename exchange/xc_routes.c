@@ -1,6 +1,22 @@
 #include "exchange/xc.h"
+#include "exchange/xc_http.h"
+#include "exchange/xc_subs.h"
 
 void xc_routes(struct core_router *r)
 {
-    (void)r;
+    xc_misc_routes(r);
+    xc_entities_routes(r);
+    xc_attrs_routes(r);
+    xc_op_routes(r);
+    xc_subs_routes(r);
+}
+
+void xc_start(void)
+{
+    xc_subs_start();
+}
+
+void xc_stop(void)
+{
+    xc_subs_stop();
 }

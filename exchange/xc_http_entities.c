@@ -1,0 +1,192 @@
+/*
+ * /v2/entities and /v2/entities/{id}: list with filters, create, read one,
+ * delete. Query parameters and errors follow Orion's manual.
+ */
+#include "exchange/xc_http.h"
+
+#define ALL_READ_OPTS                                                                              \
+    (XC_OPT_COUNT | XC_OPT_KEYVALUES | XC_OPT_VALUES | XC_OPT_UNIQUE | XC_OPT_SKIP_FORWARDING)
+
+/* A URL comma list of names (id=, type=) checked as Orion does. */
+static bool names_param(struct core_req *req, const char *param, size_t max, const char ***out,
+                        size_t *n)
+{
+    const char *s = core_req_query(req, param);
+    *out = NULL;
+    *n = 0;
+    if (!s)
+        return true;
+    if (!xc_split_list(req->pool, s, max, out, n)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /%s/", param);
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if (xc_check_name((*out)[i])) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid character in URI parameter");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool text_param(struct core_req *req, const char *name, size_t max, const char **out)
+{
+    *out = core_req_query(req, name);
+    if (*out && (!**out || strlen(*out) > max)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Empty or too long URI param /%s/", name);
+        return false;
+    }
+    return true;
+}
+
+static void get_entities(struct core_req *req)
+{
+    struct xc_ngsi n;
+    if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, ALL_READ_OPTS))
+        return;
+    struct xc_render r;
+    struct xc_selector sel = {0};
+    struct xc_query q = {.sel = &sel, .nsel = 1, .count = n.opts & XC_OPT_COUNT};
+    const char **ids, **types, **order;
+    size_t nids, ntypes, norder;
+    if (!xc_read_render(req, &n, &r) || !xc_read_page(req, &q.limit, &q.offset) ||
+        !names_param(req, "id", XC_IDS_MAX, &ids, &nids) ||
+        !names_param(req, "type", XC_LIST_MAX, &types, &ntypes) ||
+        !text_param(req, "idPattern", XC_PATTERN_MAX, &sel.id_pattern) ||
+        !text_param(req, "typePattern", XC_PATTERN_MAX, &sel.type_pattern) ||
+        !text_param(req, "q", 8192, &q.q) || !text_param(req, "mq", 8192, &q.mq) ||
+        !text_param(req, "georel", 1024, &q.georel) ||
+        !text_param(req, "geometry", 64, &q.geometry) ||
+        !text_param(req, "coords", 65536, &q.coords))
+        return;
+    const char *ob = core_req_query(req, "orderBy");
+    if (ob && !xc_split_list(req->pool, ob, XC_LIST_MAX, &order, &norder)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /orderBy/");
+        return;
+    }
+    if (ob) {
+        q.order_by = order;
+        q.norder = norder;
+    }
+    if (nids && sel.id_pattern) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Incompatible parameters: id, IdPattern");
+        return;
+    }
+    if (ntypes && sel.type_pattern) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Incompatible parameters: type, typePattern");
+        return;
+    }
+    sel.ids = ids;
+    sel.nids = nids;
+    sel.types = types;
+    sel.ntypes = ntypes;
+    struct xc_row *rows;
+    size_t nrows;
+    long total = -1;
+    char err[300] = "";
+    enum xc_rc rc = xc_store_query(&n, &q, &rows, &nrows, &total, err, sizeof err);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return;
+    }
+    xc_reply_rows(req, rows, nrows, &r, q.count ? total : -1);
+}
+
+static void post_entities(struct core_req *req)
+{
+    struct xc_ngsi n;
+    if (!xc_accept(req, false) ||
+        !xc_ngsi_begin(req, &n, XC_CREATE, XC_OPT_KEYVALUES | XC_OPT_UPSERT))
+        return;
+    json_t *body = xc_body_json(req);
+    if (!body)
+        return;
+    const char *id, *type, *why = NULL;
+    json_t *attrs;
+    if (!xc_entity_parse(body, n.opts & XC_OPT_KEYVALUES, &id, &type, &attrs, &why)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
+        return;
+    }
+    char err[300] = "";
+    enum xc_rc rc = xc_store_create(&n, id, type, attrs, n.opts & XC_OPT_UPSERT, err, sizeof err);
+    json_decref(attrs);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return;
+    }
+    core_reply_header(req, "Location",
+                      core_psprintf(req->pool, "/v2/entities/%s?type=%s", id, type));
+    core_reply_empty(req, 201);
+}
+
+bool xc_one_entity(struct core_req *req, const struct xc_ngsi *n, struct xc_row *out)
+{
+    const char *id, *type = NULL;
+    if (!xc_path_name(req, "id", "entity id", &id) || !text_param(req, "type", XC_NAME_MAX, &type))
+        return false;
+    if (type && xc_check_name(type)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid character in URI parameter");
+        return false;
+    }
+    struct xc_selector sel = {
+        .ids = &id, .nids = 1, .types = type ? &type : NULL, .ntypes = type ? 1 : 0};
+    struct xc_query q = {.sel = &sel, .nsel = 1, .limit = 2};
+    struct xc_row *rows;
+    size_t nrows;
+    char err[300] = "";
+    enum xc_rc rc = xc_store_query(n, &q, &rows, &nrows, NULL, err, sizeof err);
+    if (rc == XC_OK && nrows != 1)
+        rc = nrows ? XC_TOO_MANY : XC_NOT_FOUND;
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return false;
+    }
+    *out = rows[0];
+    return true;
+}
+
+static void get_entity(struct core_req *req)
+{
+    struct xc_ngsi n;
+    struct xc_render r;
+    struct xc_row row;
+    if (!xc_accept(req, false) ||
+        !xc_ngsi_begin(req, &n, XC_READ,
+                       XC_OPT_KEYVALUES | XC_OPT_VALUES | XC_OPT_UNIQUE | XC_OPT_SKIP_FORWARDING) ||
+        !xc_read_render(req, &n, &r) || !xc_one_entity(req, &n, &row))
+        return;
+    xc_reply_json(req, 200,
+                  xc_entity_render(row.id, row.type, row.attrs, row.created, row.modified, &r));
+}
+
+static void delete_entity(struct core_req *req)
+{
+    struct xc_ngsi n;
+    const char *id, *type;
+    if (!xc_ngsi_begin(req, &n, XC_WRITE, 0) || !xc_path_name(req, "id", "entity id", &id) ||
+        !text_param(req, "type", XC_NAME_MAX, &type))
+        return;
+    struct xc_update u = {.id = id, .type = type, .delete_entity = true};
+    char err[300] = "";
+    enum xc_rc rc = xc_store_update(&n, &u, err, sizeof err);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return;
+    }
+    core_reply_empty(req, 204);
+}
+
+void xc_entities_routes(struct core_router *r)
+{
+    static const struct core_route routes[] = {
+        {CORE_GET, "/v2/entities", get_entities, "NGSI-v2: list entities (filters, geo, order)",
+         "exchange", 0},
+        {CORE_POST, "/v2/entities", post_entities, "NGSI-v2: create an entity", "exchange",
+         XC_BODY_MAX},
+        {CORE_GET, "/v2/entities/{id}", get_entity, "NGSI-v2: read an entity", "exchange", 0},
+        {CORE_DELETE, "/v2/entities/{id}", delete_entity, "NGSI-v2: delete an entity", "exchange",
+         0},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        core_router_add(r, &routes[i]);
+}

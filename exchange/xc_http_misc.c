@@ -1,0 +1,90 @@
+/*
+ * GET /version (Orion's shape, so FIWARE tools that probe it recognise an
+ * NGSI-v2 broker), GET /v2 (entry points), and the entity types.
+ */
+#include "exchange/xc_http.h"
+
+/* The Orion release whose NGSI-v2 behaviour this store follows. */
+#define ORION_COMPAT "3.10.1"
+
+static uint64_t started_us;
+
+static void get_version(struct core_req *req)
+{
+    uint64_t up = (core_now_us() - started_us) / 1000000;
+    char uptime[64];
+    xsnprintf(uptime, sizeof uptime, "%llu d, %llu h, %llu m, %llu s",
+              (unsigned long long)(up / 86400), (unsigned long long)(up / 3600 % 24),
+              (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60));
+    json_t *orion = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "version", ORION_COMPAT,
+                              "uptime", uptime, "git_hash", "nogitversion", "compile_time", "",
+                              "compiled_by", "renkei", "compiled_in", "renkei", "release_date", "",
+                              "doc", "https://fiware-orion.rtfd.io/");
+    xc_reply_json(req, 200,
+                  json_pack("{s:o, s:{s:s}}", "orion", orion, "renkei", "version", RENKEI_VERSION));
+}
+
+static void get_v2(struct core_req *req)
+{
+    xc_reply_json(req, 200,
+                  json_pack("{s:s, s:s, s:s}", "entities_url", "/v2/entities", "types_url",
+                            "/v2/types", "subscriptions_url", "/v2/subscriptions"));
+}
+
+static void get_types(struct core_req *req)
+{
+    struct xc_ngsi n;
+    long limit, offset, total = -1;
+    json_t *out;
+    if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, XC_OPT_COUNT | XC_OPT_VALUES) ||
+        !xc_read_page(req, &limit, &offset))
+        return;
+    enum xc_rc rc = xc_store_types(&n, NULL, limit, offset, n.opts & XC_OPT_VALUES, &out, &total);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, NULL);
+        return;
+    }
+    if (n.opts & XC_OPT_COUNT)
+        core_reply_header(req, "Fiware-Total-Count", core_psprintf(req->pool, "%ld", total));
+    xc_reply_json(req, 200, out);
+}
+
+static void get_type(struct core_req *req)
+{
+    struct xc_ngsi n;
+    const char *type;
+    json_t *out;
+    if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, 0) ||
+        !xc_path_name(req, "type", "entity type", &type))
+        return;
+    enum xc_rc rc = xc_store_types(&n, type, 1, 0, false, &out, NULL);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, NULL);
+        return;
+    }
+    json_t *t = json_array_get(out, 0);
+    if (!t) {
+        json_decref(out);
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "Entity type not found");
+        return;
+    }
+    json_t *body = json_pack("{s:O, s:O}", "attrs", json_object_get(t, "attrs"), "count",
+                             json_object_get(t, "count"));
+    json_decref(out);
+    xc_reply_json(req, 200, body);
+}
+
+void xc_misc_routes(struct core_router *r)
+{
+    static const struct core_route routes[] = {
+        {CORE_GET, "/version", get_version, "NGSI-v2: broker version (Orion's shape)", "exchange",
+         0},
+        {CORE_GET, "/v2", get_v2, "NGSI-v2: entry points", "exchange", 0},
+        {CORE_GET, "/v2/types", get_types, "NGSI-v2: entity types with attributes and counts",
+         "exchange", 0},
+        {CORE_GET, "/v2/types/{type}", get_type, "NGSI-v2: one entity type", "exchange", 0},
+    };
+    started_us = core_now_us();
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        core_router_add(r, &routes[i]);
+}

@@ -1,0 +1,296 @@
+/*
+ * Batch operations: POST /v2/op/update (append, appendStrict, update,
+ * delete, replace over a list of entities; each applied on its own, as
+ * Orion does, with failures reported together) and POST /v2/op/query.
+ */
+#include "exchange/xc_http.h"
+
+static const struct {
+    const char *name;
+    enum xc_merge mode;
+    bool create;
+} actions[] = {
+    {"append", XC_MERGE_APPEND, true},  {"appendStrict", XC_MERGE_APPEND_STRICT, true},
+    {"update", XC_MERGE_UPDATE, false}, {"replace", XC_MERGE_REPLACE, false},
+    {"delete", XC_MERGE_DELETE, false},
+};
+
+struct batch_item {
+    const char *id, *type;
+    json_t *attrs;
+};
+
+static void items_free(void *p)
+{
+    struct batch_item *it = p;
+    for (; it->id; it++)
+        json_decref(it->attrs);
+}
+
+static void op_update(struct core_req *req)
+{
+    struct xc_ngsi n;
+    if (!xc_accept(req, false) ||
+        !xc_ngsi_begin(req, &n, XC_WRITE,
+                       XC_OPT_KEYVALUES | XC_OPT_FORCED_UPDATE | XC_OPT_OVERWRITE))
+        return;
+    json_t *body = xc_body_json(req);
+    if (!body)
+        return;
+    static const char *const members[] = {"actionType", "entities", NULL};
+    if (!core_req_json_members(req, body, members))
+        return;
+    const char *action = json_string_value(json_object_get(body, "actionType"));
+    json_t *ents = json_object_get(body, "entities");
+    size_t k = 0;
+    while (action && k < ARRAY_SIZE(actions) && strcmp(actions[k].name, action) != 0)
+        k++;
+    if (!action || k == ARRAY_SIZE(actions)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid update action type: %s",
+                         action ? action : "(missing)");
+        return;
+    }
+    if (!json_is_array(ents) || json_array_size(ents) == 0) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "entities must be a non-empty JSON array");
+        return;
+    }
+    if (json_array_size(ents) > XC_BATCH_MAX) {
+        core_reply_error(req, CORE_ERR_BODY_TOO_LARGE, "at most %d entities in one batch",
+                         XC_BATCH_MAX);
+        return;
+    }
+    /* everything is checked before anything is applied */
+    size_t count = json_array_size(ents);
+    struct batch_item *items = core_pcalloc(req->pool, (count + 1) * sizeof *items);
+    core_pool_cleanup(req->pool, items_free, items);
+    for (size_t i = 0; i < count; i++) {
+        const char *why = NULL;
+        json_t *e = json_array_get(ents, i);
+        bool kv = n.opts & XC_OPT_KEYVALUES;
+        if (!xc_entity_parse(e, kv, &items[i].id, &items[i].type, &items[i].attrs, &why)) {
+            items[i].id = NULL;
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
+            return;
+        }
+        if (!json_object_get(e, "type"))
+            items[i].type = NULL; /* an update of an existing entity: any type */
+    }
+    struct xc_ngsi create = n;
+    create.subtree[0] = false;
+    struct strbuf failed;
+    strbuf_init(&failed, 64 * 1024);
+    size_t nfailed = 0, nnotfound = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct batch_item *it = &items[i];
+        char err[300] = "";
+        enum xc_rc rc;
+        struct xc_update u = {.id = it->id,
+                              .type = it->type,
+                              .attrs = it->attrs,
+                              .mode = actions[k].mode,
+                              .overwrite = n.opts & XC_OPT_OVERWRITE,
+                              .forced = n.opts & XC_OPT_FORCED_UPDATE};
+        if (actions[k].mode == XC_MERGE_DELETE && json_object_size(it->attrs) == 0)
+            u.delete_entity = true;
+        if (actions[k].create) {
+            if (n.subtree[0] && strcmp(n.paths[0], "/") != 0) {
+                core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                                 "service path with wildcard /# is not allowed here");
+                strbuf_release(&failed);
+                return;
+            }
+            if (actions[k].mode == XC_MERGE_APPEND_STRICT) {
+                rc = xc_store_create(&create, it->id, it->type ? it->type : "Thing", it->attrs,
+                                     false, err, sizeof err);
+                if (rc == XC_EXISTS)
+                    rc = xc_store_update(&create, &u, err, sizeof err);
+            } else {
+                rc = xc_store_create(&create, it->id, it->type ? it->type : "Thing", it->attrs,
+                                     true, err, sizeof err);
+            }
+        } else {
+            rc = xc_store_update(&n, &u, err, sizeof err);
+        }
+        if (rc == XC_UNAVAILABLE || rc == XC_ERROR) {
+            strbuf_release(&failed);
+            xc_reply_rc(req, rc, err);
+            return;
+        }
+        if (rc == XC_OK && u.res.nmissing == 0)
+            continue;
+        nfailed++;
+        if (rc == XC_NOT_FOUND)
+            nnotfound++;
+        strbuf_addf(&failed, "%s%s - %s", failed.len ? ", " : "", it->id,
+                    rc == XC_OK          ? xc_name_list(req->pool, u.res.missing, u.res.nmissing)
+                    : rc == XC_NOT_FOUND ? "[entity itself]"
+                    : err[0]             ? err
+                                         : "cannot be applied");
+    }
+    if (nfailed == 0) {
+        core_reply_empty(req, 204);
+    } else if (nfailed == count && nnotfound == count) {
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "do not exist: %s", failed.buf);
+    } else {
+        core_reply_error(req, nfailed == count ? CORE_ERR_UNPROCESSABLE : CORE_ERR_PARTIAL_UPDATE,
+                         "%s: %s",
+                         actions[k].mode == XC_MERGE_APPEND_STRICT ? "one or more of the "
+                                                                     "attributes in the request "
+                                                                     "already exist"
+                                                                   : "do not exist",
+                         failed.buf);
+    }
+    strbuf_release(&failed);
+}
+
+/* A JSON array of names (attrs, metadata) as a list; false once 400 is queued. */
+static bool json_names(struct core_req *req, json_t *v, const char *what, const char ***out,
+                       size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v)
+        return true;
+    if (!json_is_array(v) || json_array_size(v) > XC_LIST_MAX) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s must be an array of at most %d names", what,
+                         XC_LIST_MAX);
+        return false;
+    }
+    const char **list = core_palloc(req->pool, (json_array_size(v) + 1) * sizeof *list);
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x)
+    {
+        const char *s = json_string_value(x);
+        if (!s || (strcmp(s, "*") != 0 && xc_check_name(s))) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid name in %s", what);
+            return false;
+        }
+        list[i] = s;
+    }
+    *out = list;
+    *n = json_array_size(v);
+    return (void)n, true;
+}
+
+static bool opt_string(struct core_req *req, json_t *obj, const char *key, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v)
+        return true;
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 65536) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s must be a non-empty string", key);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static void op_query(struct core_req *req)
+{
+    struct xc_ngsi n;
+    if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ,
+                                                 XC_OPT_COUNT | XC_OPT_KEYVALUES | XC_OPT_VALUES |
+                                                     XC_OPT_UNIQUE | XC_OPT_SKIP_FORWARDING))
+        return;
+    json_t *body = xc_body_json(req);
+    if (!body)
+        return;
+    static const char *const members[] = {"entities", "attrs", "expression", "metadata", NULL};
+    if (!core_req_json_members(req, body, members))
+        return;
+    struct xc_render r;
+    struct xc_query q = {.count = n.opts & XC_OPT_COUNT};
+    if (!xc_read_render(req, &n, &r) || !xc_read_page(req, &q.limit, &q.offset))
+        return;
+    const char **attrs, **md;
+    if (!json_names(req, json_object_get(body, "attrs"), "attrs", &attrs, &r.nattrs) ||
+        !json_names(req, json_object_get(body, "metadata"), "metadata", &md, &r.nmetadata))
+        return;
+    r.attrs = attrs;
+    r.metadata = md;
+    json_t *ents = json_object_get(body, "entities");
+    if (ents && (!json_is_array(ents) || json_array_size(ents) > XC_LIST_MAX)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "entities must be an array of at most %d",
+                         XC_LIST_MAX);
+        return;
+    }
+    size_t ns = ents ? json_array_size(ents) : 0;
+    struct xc_selector *sel = core_pcalloc(req->pool, (ns + 1) * sizeof *sel);
+    for (size_t i = 0; i < ns; i++) {
+        json_t *e = json_array_get(ents, i);
+        static const char *const keys[] = {"id", "idPattern", "type", "typePattern", NULL};
+        if (!core_req_json_members(req, e, keys))
+            return;
+        const char *id, *type;
+        if (!opt_string(req, e, "id", &id) ||
+            !opt_string(req, e, "idPattern", &sel[i].id_pattern) ||
+            !opt_string(req, e, "type", &type) ||
+            !opt_string(req, e, "typePattern", &sel[i].type_pattern))
+            return;
+        if ((id && sel[i].id_pattern) || (type && sel[i].type_pattern)) {
+            core_reply_error(
+                req, CORE_ERR_BAD_REQUEST,
+                "an entity is given by id or idPattern, type or typePattern, not both");
+            return;
+        }
+        if ((id && xc_check_name(id)) || (type && xc_check_name(type))) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid characters in entity id or type");
+            return;
+        }
+        if (id) {
+            const char **one = core_palloc(req->pool, sizeof *one);
+            one[0] = id;
+            sel[i].ids = one;
+            sel[i].nids = 1;
+        }
+        if (type) {
+            const char **one = core_palloc(req->pool, sizeof *one);
+            one[0] = type;
+            sel[i].types = one;
+            sel[i].ntypes = 1;
+        }
+    }
+    q.sel = sel;
+    q.nsel = ns;
+    json_t *expr = json_object_get(body, "expression");
+    if (expr) {
+        static const char *const keys[] = {"q", "mq", "georel", "geometry", "coords", NULL};
+        if (!core_req_json_members(req, expr, keys) || !opt_string(req, expr, "q", &q.q) ||
+            !opt_string(req, expr, "mq", &q.mq) || !opt_string(req, expr, "georel", &q.georel) ||
+            !opt_string(req, expr, "geometry", &q.geometry) ||
+            !opt_string(req, expr, "coords", &q.coords))
+            return;
+    }
+    const char *ob = core_req_query(req, "orderBy");
+    if (ob) {
+        const char **order;
+        if (!xc_split_list(req->pool, ob, XC_LIST_MAX, &order, &q.norder)) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /orderBy/");
+            return;
+        }
+        q.order_by = order;
+    }
+    struct xc_row *rows;
+    size_t nrows;
+    long total = -1;
+    char err[300] = "";
+    enum xc_rc rc = xc_store_query(&n, &q, &rows, &nrows, &total, err, sizeof err);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return;
+    }
+    xc_reply_rows(req, rows, nrows, &r, q.count ? total : -1);
+}
+
+void xc_op_routes(struct core_router *r)
+{
+    static const struct core_route routes[] = {
+        {CORE_POST, "/v2/op/update", op_update,
+         "NGSI-v2: batch append, appendStrict, update, replace or delete", "exchange", XC_BODY_MAX},
+        {CORE_POST, "/v2/op/query", op_query, "NGSI-v2: batch query", "exchange", XC_BODY_MAX},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        core_router_add(r, &routes[i]);
+}

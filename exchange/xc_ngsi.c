@@ -1,0 +1,315 @@
+/*
+ * The NGSI request context: correlator, token, tenant, service paths and
+ * options, checked in the order Orion reports them so clients see the
+ * errors they know.
+ */
+#include <ctype.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+#include "exchange/xc_ngsi.h"
+#include "tenants/tn.h"
+
+#define CORRELATOR_MAX 128
+
+static bool correlator_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CORRELATOR_MAX)
+        return false;
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+static void set_correlator(struct core_req *req, struct xc_ngsi *n)
+{
+    const char *c = core_req_header(req, "Fiware-Correlator");
+    if (c && correlator_ok(c)) {
+        n->correlator = c;
+    } else {
+        /* Orion's correlators are UUIDs: a random one in that shape */
+        unsigned char r[16];
+        core_random(r, sizeof r);
+        r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+        r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+        char hex[33];
+        core_hex(r, sizeof r, hex);
+        n->correlator = core_psprintf(req->pool, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+                                      hex + 12, hex + 16, hex + 20);
+    }
+    core_reply_header(req, "Fiware-Correlator", n->correlator);
+}
+
+/* One service path: "/a/b" or "/a/#" (when hash_ok). Fills path/subtree, or
+ * returns Orion's description of what is wrong. */
+static const char *parse_path(struct core_pool *pool, const char *s, size_t len, bool hash_ok,
+                              const char **path, bool *subtree)
+{
+    while (len && s[0] == ' ')
+        s++, len--;
+    while (len && s[len - 1] == ' ')
+        len--;
+    if (len == 0 || s[0] != '/')
+        return "Only /absolute/ Service Paths allowed [a service path must begin with /]";
+    *subtree = false;
+    if (len >= 2 && s[len - 1] == '#' && s[len - 2] == '/') {
+        if (!hash_ok)
+            return "service path with wildcard /# is not allowed here";
+        *subtree = true;
+        len -= 2;
+    }
+    if (len > 1 && s[len - 1] == '/')
+        len--;
+    size_t levels = 0, level_len = 0;
+    for (size_t i = 1; i < len; i++) {
+        char ch = s[i];
+        if (ch == '/') {
+            if (level_len == 0)
+                return "empty component in ServicePath";
+            level_len = 0;
+            continue;
+        }
+        if (level_len == 0 && ++levels > XC_PATH_LEVELS)
+            return "too many components in ServicePath";
+        if (++level_len > XC_PATH_LEVEL_MAX)
+            return "component-name too long in ServicePath";
+        if (!isalnum((unsigned char)ch) && ch != '_')
+            return "a component of ServicePath contains an illegal character";
+    }
+    *path = len <= 1 ? "/" : core_pstrndup(pool, s, len);
+    return NULL;
+}
+
+static bool parse_paths(struct core_req *req, struct xc_ngsi *n, enum xc_access access)
+{
+    const char *h = core_req_header(req, "Fiware-ServicePath");
+    if (!h || !*h) {
+        n->npaths = 1;
+        n->paths[0] = "/";
+        n->subtree[0] = access != XC_CREATE;
+        return true;
+    }
+    n->npaths = 0;
+    const char *p = h;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (n->npaths == XC_PATHS_MAX) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                             "too many service paths - a maximum of ten service paths is allowed");
+            return false;
+        }
+        const char *why = parse_path(req->pool, p, len, access != XC_CREATE, &n->paths[n->npaths],
+                                     &n->subtree[n->npaths]);
+        if (why) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
+            return false;
+        }
+        n->npaths++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (access != XC_READ && n->npaths > 1) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                         "more than one service path in context update request");
+        return false;
+    }
+    return true;
+}
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} options[] = {
+    {"count", XC_OPT_COUNT},
+    {"keyValues", XC_OPT_KEYVALUES},
+    {"values", XC_OPT_VALUES},
+    {"unique", XC_OPT_UNIQUE},
+    {"append", XC_OPT_APPEND},
+    {"upsert", XC_OPT_UPSERT},
+    {"forcedUpdate", XC_OPT_FORCED_UPDATE},
+    {"overwrite", XC_OPT_OVERWRITE},
+    {"skipForwarding", XC_OPT_SKIP_FORWARDING},
+};
+
+static bool parse_options(struct core_req *req, struct xc_ngsi *n, unsigned allowed)
+{
+    n->opts = 0;
+    const char *s = core_req_query(req, "options");
+    if (!s)
+        return true;
+    const char **parts;
+    size_t np;
+    if (!xc_split_list(req->pool, s, 16, &parts, &np)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /options/");
+        return false;
+    }
+    for (size_t i = 0; i < np; i++) {
+        size_t k = 0;
+        while (k < ARRAY_SIZE(options) && strcmp(options[k].name, parts[i]) != 0)
+            k++;
+        if (k == ARRAY_SIZE(options) || !(options[k].bit & allowed)) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /options/");
+            return false;
+        }
+        n->opts |= options[k].bit;
+    }
+    return true;
+}
+
+bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access access,
+                   unsigned allowed_opts)
+{
+    memset(n, 0, sizeof *n);
+    n->req = req;
+    set_correlator(req, n);
+    n->p = core_auth(req);
+    if (!n->p)
+        return false;
+    const char *scope = access == XC_READ ? "ngsi.read" : "ngsi.write";
+    if (!core_principal_has_scope(n->p, scope)) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope %s", scope);
+        return false;
+    }
+    if (!n->p->tenant || !core_tenant_id_ok(n->p->tenant)) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
+        return false;
+    }
+    const char *svc = core_req_header(req, "Fiware-Service");
+    if (svc && *svc) {
+        size_t len = strlen(svc);
+        char *lower = core_palloc(req->pool, len + 1);
+        for (size_t i = 0; i <= len; i++)
+            lower[i] = (char)tolower((unsigned char)svc[i]);
+        /* Orion's own rule (alphanumerics and underscore, up to 50) with the
+         * hub's tenant ids being lower case */
+        if (!core_tenant_id_ok(lower)) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "bad character in tenant name");
+            return false;
+        }
+        n->tenant = lower;
+    } else {
+        n->tenant = n->p->tenant;
+    }
+    if (strcmp(n->tenant, n->p->tenant) != 0) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN,
+                         "the token's town is %s: another town's data is reached only under a "
+                         "data-sharing agreement",
+                         n->p->tenant);
+        return false;
+    }
+    struct tn_brief b;
+    enum tn_rc rc = tn_brief(n->tenant, &b);
+    if (rc == TN_UNAVAILABLE) {
+        core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
+        return false;
+    }
+    if (rc != TN_OK) {
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "no town %s", n->tenant);
+        return false;
+    }
+    if (b.state != TN_ACTIVE) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "town %s is suspended", n->tenant);
+        return false;
+    }
+    if (!b.hosted) {
+        core_reply_error(req, CORE_ERR_NOT_IMPLEMENTED,
+                         "town %s runs its own city OS, which the hub does not host", n->tenant);
+        return false;
+    }
+    return parse_paths(req, n, access) && parse_options(req, n, allowed_opts);
+}
+
+void xc_reply_json(struct core_req *req, unsigned status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                      JSON_REAL_PRECISION(XC_REAL_PRECISION));
+    json_decref(body);
+    if (!text) {
+        core_log_bug("NGSI reply for %s %s cannot be serialized", req->method, req->path);
+        core_reply_error(req, CORE_ERR_INTERNAL, NULL);
+        return;
+    }
+    core_reply_bytes(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void xc_sql_paths(struct xc_sql *s, const struct xc_ngsi *n)
+{
+    xc_sql_add(s, "(");
+    for (int i = 0; i < n->npaths; i++) {
+        if (i)
+            xc_sql_add(s, " OR ");
+        if (n->subtree[i] && strcmp(n->paths[i], "/") == 0) {
+            xc_sql_add(s, "true");
+            continue;
+        }
+        xc_sql_add(s, "e.service_path = ");
+        xc_sql_param(s, n->paths[i]);
+        if (n->subtree[i]) {
+            /* "_" is a LIKE wildcard and may appear in a path: escaped */
+            struct strbuf like;
+            strbuf_init(&like, 2 * strlen(n->paths[i]) + 4);
+            for (const char *c = n->paths[i]; *c; c++) {
+                if (*c == '_')
+                    strbuf_adds(&like, "\\");
+                strbuf_add(&like, c, 1);
+            }
+            strbuf_adds(&like, "/%");
+            xc_sql_add(s, " OR e.service_path LIKE ");
+            xc_sql_param(s, like.buf);
+            strbuf_release(&like);
+        }
+    }
+    xc_sql_add(s, ")");
+}
+
+bool xc_has_forbidden(const char *s)
+{
+    for (; *s; s++)
+        if (strchr("<>\"'=;()", *s))
+            return true;
+    return false;
+}
+
+const char *xc_check_name(const char *s)
+{
+    if (!s || !*s)
+        return "empty";
+    size_t n = 0;
+    for (const char *c = s; *c; c++, n++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("&?/#<>\"'=;()", ch))
+            return "forbidden characters";
+    }
+    if (n > XC_NAME_MAX)
+        return "too long";
+    return NULL;
+}
+
+bool xc_split_list(struct core_pool *pool, const char *s, size_t max, const char ***out, size_t *n)
+{
+    size_t count = 1;
+    for (const char *c = s; *c; c++)
+        count += *c == ',';
+    *n = 0;
+    if (count > max)
+        return false;
+    const char **v = core_palloc(pool, count * sizeof *v);
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0)
+            return false;
+        v[(*n)++] = core_pstrndup(pool, p, len);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *out = v;
+    return true;
+}
