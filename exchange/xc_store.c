@@ -38,7 +38,8 @@ static bool pattern_ok(const char *p)
 static const char *array_literal(struct core_pool *pool, const char *const *v, size_t n)
 {
     struct strbuf sb;
-    strbuf_init(&sb, 0);
+    /* every name quoted, every byte possibly escaped */
+    strbuf_init(&sb, n * (2 * XC_NAME_MAX + 3) + 3);
     strbuf_adds(&sb, "{");
     for (size_t i = 0; i < n; i++) {
         strbuf_adds(&sb, i ? ",\"" : "\"");

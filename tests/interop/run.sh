@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119  # lib.sh's migrate and hub_start: no arguments needed
 # Interop tests: real third-party OAuth libraries (openid-client, jose; see
-# package.json) drive a running hub with node --test (tokens.test.mjs), and
-# an independent audit-log verifier checks what it serves (audit.test.mjs).
+# package.json) drive a running hub with node --test (tokens.test.mjs), an
+# independent audit-log verifier checks what it serves (audit.test.mjs), and
+# FIWARE's NGSI client ngsijs uses the hosted context store (ngsi.test.mjs).
 #
 # This script prepares what the tests need, the operator's way: a fresh
-# database (tests/integration/lib.sh), tenants kagawa and takamatsu, a
-# client_secret_basic and a client_secret_post client of takamatsu, an
-# "admin audit.read" client of kagawa and an initial access token for
-# dynamic registration; then it starts the hub and runs every
+# database (tests/integration/lib.sh), hosted tenants kagawa, takamatsu and
+# marugame, a client_secret_basic and a client_secret_post client of
+# takamatsu, an "admin audit.read" client of kagawa, an ngsijs client of
+# takamatsu and one of marugame, and an initial access token for dynamic
+# registration; then it starts the hub and runs every
 # tests/interop/*.test.mjs against it, with
 #   HUB_URL (also the issuer), CLIENT_ID, CLIENT_SECRET, CLIENT_POST_ID,
 #   CLIENT_POST_SECRET, IAT, AUDIT_CLIENT_ID, AUDIT_CLIENT_SECRET (a client
-#   of kagawa with scopes "admin audit.read")
+#   of kagawa with scopes "admin audit.read"), NGSI_CLIENT_ID,
+#   NGSI_CLIENT_SECRET (takamatsu, "ngsi.read ngsi.write"),
+#   NGSI_OTHER_CLIENT_ID, NGSI_OTHER_CLIENT_SECRET (marugame, the same scopes)
 # in the environment.  Its status is node's: any failed test fails it.
 #
 # Needs RENKEI_BIN and RENKEI_SRC (set by ctest), node on PATH and the npm
@@ -31,8 +35,9 @@ fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 assert_ge "$node_major" 20 "node is version 20 or later (node --test, global fetch)"
 
-if [[ ! -d $here/node_modules/openid-client || ! -d $here/node_modules/jose ]]; then
-  fail "$here/node_modules is missing (or lacks openid-client/jose): run ops/setup, which runs npm ci in tests/interop"
+if [[ ! -d $here/node_modules/openid-client || ! -d $here/node_modules/jose ||
+  ! -d $here/node_modules/ngsijs ]]; then
+  fail "$here/node_modules is missing (or lacks openid-client/jose/ngsijs): run ops/setup, which runs npm ci in tests/interop"
 fi
 if [[ $here/package-lock.json -nt $here/node_modules ]]; then
   fail "$here/node_modules is older than package-lock.json: run ops/setup again (npm ci in tests/interop)"
@@ -51,6 +56,8 @@ add_tenant() {
 }
 add_tenant kagawa --name 香川県 --hosted
 add_tenant takamatsu --name 高松市 --parent kagawa --hosted
+# Another town with a hosted store (ngsi.test.mjs: tenant isolation).
+add_tenant marugame --name 丸亀市 --parent kagawa --hosted
 
 # add_client_of TENANT SCOPES VAR_PREFIX NAME [ARGS...]: renkei client add
 # for TENANT with the client_credentials grant and SCOPES; sets
@@ -81,6 +88,10 @@ add_client CLIENT_POST "interop post" --auth-method client_secret_post
 assert_ne "$CLIENT_ID" "$CLIENT_POST_ID" "the two clients have different ids"
 # The platform's auditor (audit.test.mjs): creates tenants and reads the log.
 add_client_of kagawa "admin audit.read" AUDIT_CLIENT "interop auditor"
+# ngsijs's clients (ngsi.test.mjs): one of takamatsu, whose hosted store the
+# test fills, and one of marugame, which must see none of it.
+add_client NGSI_CLIENT "interop ngsijs"
+add_client_of marugame "ngsi.read ngsi.write" NGSI_OTHER_CLIENT "interop ngsijs marugame"
 
 run_renkei client initial-token --tenant takamatsu --uses 5 --json
 if [[ $RUN_STATUS != 0 ]]; then
@@ -111,6 +122,8 @@ node_status=0
   exec env HUB_URL="$HUB_URL" CLIENT_ID="$CLIENT_ID" CLIENT_SECRET="$CLIENT_SECRET" \
     CLIENT_POST_ID="$CLIENT_POST_ID" CLIENT_POST_SECRET="$CLIENT_POST_SECRET" IAT="$IAT" \
     AUDIT_CLIENT_ID="$AUDIT_CLIENT_ID" AUDIT_CLIENT_SECRET="$AUDIT_CLIENT_SECRET" \
+    NGSI_CLIENT_ID="$NGSI_CLIENT_ID" NGSI_CLIENT_SECRET="$NGSI_CLIENT_SECRET" \
+    NGSI_OTHER_CLIENT_ID="$NGSI_OTHER_CLIENT_ID" NGSI_OTHER_CLIENT_SECRET="$NGSI_OTHER_CLIENT_SECRET" \
     NO_COLOR=1 timeout 150 node --test --test-reporter=tap "${test_files[@]}"
 ) </dev/null || node_status=$?
 
