@@ -51,12 +51,26 @@ static bool value_clean(const json_t *v, int depth)
     return true;
 }
 
-static bool real_finite(const json_t *v)
+/* A number the store can give back as it was: finite, and (PostgreSQL
+ * prints a large whole number without exponent) inside the 64-bit integer
+ * range that JSON readers, jansson among them, accept. */
+static bool number_ok(const json_t *v, int depth)
 {
-    if (!json_is_real(v))
-        return true;
-    double d = json_real_value(v);
-    return d == d && d - d == 0;
+    if (depth > DEPTH_MAX)
+        return false;
+    size_t i;
+    const char *k;
+    json_t *x;
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        return d == d && d > -9.2e18 && d < 9.2e18;
+    }
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x) if (!number_ok(x, depth + 1)) return false;
+    } else if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) if (!number_ok(x, depth + 1)) return false;
+    }
+    return true;
 }
 
 /* {"type", "value"} of a metadata item or an attribute, from in (an object
@@ -101,8 +115,8 @@ static json_t *typed_value(const json_t *in, bool key_values, bool is_md, const 
                      : "Invalid characters in attribute value";
         return NULL;
     }
-    if (!real_finite(value)) {
-        *why = "invalid number";
+    if (!number_ok(value, 0)) {
+        *why = "numbers must be finite and within +-9.2e18";
         return NULL;
     }
     json_t *out = json_object();
@@ -160,7 +174,9 @@ json_t *xc_attrs_parse(const json_t *obj, bool key_values, const char **why)
         *why = "the attributes must be a JSON object";
         return NULL;
     }
-    if (json_object_size(obj) > XC_ATTRS_MAX) {
+    size_t count = json_object_size(obj);
+    count -= (json_object_get(obj, "id") != NULL) + (json_object_get(obj, "type") != NULL);
+    if (count > XC_ATTRS_MAX) {
         *why = "too many attributes";
         return NULL;
     }
@@ -176,7 +192,8 @@ json_t *xc_attrs_parse(const json_t *obj, bool key_values, const char **why)
             goto fail;
         }
         if (!strcmp(k, "dateCreated") || !strcmp(k, "dateModified") || !strcmp(k, "dateExpires")) {
-            *why = "attribute name is reserved: dateCreated and dateModified are system attributes";
+            *why = "attribute name is reserved: dateCreated, dateModified and dateExpires are "
+                   "system attributes (dateExpires, transient entities, is not supported)";
             goto fail;
         }
         json_t *a = xc_attr_parse(x, key_values, why);
@@ -218,8 +235,8 @@ bool xc_entity_parse(const json_t *body, bool key_values, const char **id, const
         return false;
     }
     *id = json_string_value(jid);
-    *type = jtype ? json_string_value(jtype) : "Thing";
-    w = xc_check_name(*type);
+    *type = jtype ? json_string_value(jtype) : NULL;
+    w = jtype ? xc_check_name(*type) : NULL;
     if (w) {
         *why = !strcmp(w, "too long") ? "entity type length: too long, max length supported: 256"
                : !strcmp(w, "empty")  ? "entity type length: 0, min length supported: 1"
@@ -319,6 +336,22 @@ void xc_attrs_merge(struct core_pool *pool, json_t *stored, const json_t *incomi
                 continue;
             }
             break;
+        case XC_MERGE_VALUE: {
+            if (!old) {
+                add_name(pool, &res->missing, &res->nmissing, cap, k);
+                continue;
+            }
+            json_t *before = json_incref(old);
+            json_t *a = json_pack("{s:O, s:O, s:O}", "type", json_object_get(old, "type"), "value",
+                                  json_object_get(in, "value"), "metadata",
+                                  json_object_get(old, "metadata"));
+            put_attr(stored, k, before, a, now, true);
+            json_decref(a);
+            if (forced || attr_differs(before, json_object_get(stored, k)))
+                add_name(pool, &res->changed, &res->nchanged, cap, k);
+            json_decref(before);
+            continue;
+        }
         case XC_MERGE_APPEND_STRICT:
             if (old) {
                 add_name(pool, &res->missing, &res->nmissing, cap, k);
@@ -339,14 +372,18 @@ void xc_attrs_merge(struct core_pool *pool, json_t *stored, const json_t *incomi
 
 const char *xc_name_list(struct core_pool *pool, const char *const *names, size_t n)
 {
+    /* descriptions stay readable: the first names, then how many more */
+    enum { SHOWN = 20 };
     struct strbuf sb;
-    strbuf_init(&sb, 64 * 1024);
+    strbuf_init(&sb, SHOWN * (XC_NAME_MAX + 2) + 64);
     strbuf_adds(&sb, "[ ");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < SHOWN; i++) {
         if (i)
             strbuf_adds(&sb, ", ");
         strbuf_adds(&sb, names[i]);
     }
+    if (n > SHOWN)
+        strbuf_addf(&sb, ", ... (%zu more)", n - SHOWN);
     strbuf_adds(&sb, " ]");
     const char *out = core_pstrdup(pool, sb.buf);
     strbuf_release(&sb);

@@ -21,8 +21,9 @@ json_t *xc_attr_parse(const json_t *in, bool key_values, const char **why);
  * a new object of stored attributes; NULL with *why. */
 json_t *xc_attrs_parse(const json_t *obj, bool key_values, const char **why);
 
-/* Parses an entity to create: id and type (default "Thing") checked, and its
- * attributes (new reference in *attrs). False with *why. */
+/* Parses an entity to create: id and type checked (*type NULL when the body
+ * gives none: "Thing" for a new entity), and its attributes (new reference
+ * in *attrs). False with *why. */
 bool xc_entity_parse(const json_t *body, bool key_values, const char **id, const char **type,
                      json_t **attrs, const char **why);
 
@@ -32,6 +33,7 @@ enum xc_merge {
     XC_MERGE_UPDATE,        /* replace existing ones only (PATCH) */
     XC_MERGE_REPLACE,       /* the given attributes become all of them (PUT) */
     XC_MERGE_DELETE,        /* remove the named attributes */
+    XC_MERGE_VALUE,         /* set the value of existing ones, keeping type and metadata */
 };
 
 /* What a merge did. */

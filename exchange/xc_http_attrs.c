@@ -130,8 +130,9 @@ static void get_attr(struct core_req *req)
     r.attrs = only;
     r.nattrs = 1;
     r.format = XC_NORMALIZED;
+    bool sys = !strcmp(name, "dateCreated") || !strcmp(name, "dateModified");
     json_t *e = xc_entity_render(row.id, row.type, row.attrs, row.created, row.modified, &r);
-    json_t *a = json_object_get(e, name);
+    json_t *a = sys || json_object_get(row.attrs, name) ? json_object_get(e, name) : NULL;
     if (!a) {
         json_decref(e);
         core_reply_error(req, CORE_ERR_NOT_FOUND, NO_SUCH_ATTR);
@@ -267,20 +268,8 @@ static void put_value(struct core_req *req)
             return;
         v = json_incref(body);
     }
-    /* the attribute keeps its type and metadata: read it first */
-    struct xc_row row;
-    if (!xc_one_entity(req, &n, &row)) {
-        json_decref(v);
-        return;
-    }
-    json_t *old = json_object_get(row.attrs, name);
-    if (!old) {
-        json_decref(v);
-        core_reply_error(req, CORE_ERR_NOT_FOUND, NO_SUCH_ATTR);
-        return;
-    }
-    json_t *in = json_pack("{s:O, s:o, s:O}", "type", json_object_get(old, "type"), "value", v,
-                           "metadata", json_object_get(old, "metadata"));
+    /* the attribute keeps its type and metadata: merged under the row lock */
+    json_t *in = json_pack("{s:o}", "value", v);
     const char *why = NULL;
     json_t *a = xc_attr_parse(in, false, &why);
     json_decref(in);
@@ -288,7 +277,7 @@ static void put_value(struct core_req *req)
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
         return;
     }
-    change_one(req, &n, id, type ? type : row.type, name, a, XC_MERGE_UPDATE);
+    change_one(req, &n, id, type, name, a, XC_MERGE_VALUE);
 }
 
 void xc_attrs_routes(struct core_router *r)

@@ -108,14 +108,24 @@ static void post_entities(struct core_req *req)
         return;
     }
     char err[300] = "";
-    enum xc_rc rc = xc_store_create(&n, id, type, attrs, n.opts & XC_OPT_UPSERT, err, sizeof err);
+    struct xc_create cr = {.id = id,
+                           .type = type,
+                           .attrs = attrs,
+                           .upsert = n.opts & XC_OPT_UPSERT,
+                           .mode = XC_MERGE_APPEND};
+    enum xc_rc rc = xc_store_create(&n, &cr, err, sizeof err);
     json_decref(attrs);
     if (rc != XC_OK) {
         xc_reply_rc(req, rc, err);
         return;
     }
-    core_reply_header(req, "Location",
-                      core_psprintf(req->pool, "/v2/entities/%s?type=%s", id, type));
+    if (!cr.created) { /* an upsert that updated */
+        core_reply_empty(req, 204);
+        return;
+    }
+    core_reply_header(
+        req, "Location",
+        core_psprintf(req->pool, "/v2/entities/%s?type=%s", id, type ? type : "Thing"));
     core_reply_empty(req, 201);
 }
 

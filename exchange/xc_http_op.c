@@ -3,6 +3,7 @@
  * delete, replace over a list of entities; each applied on its own, as
  * Orion does, with failures reported together) and POST /v2/op/query.
  */
+#include "exchange/xc_geo.h"
 #include "exchange/xc_http.h"
 
 static const struct {
@@ -72,11 +73,17 @@ static void op_update(struct core_req *req)
             core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
             return;
         }
-        if (!json_object_get(e, "type"))
-            items[i].type = NULL; /* an update of an existing entity: any type */
+        /* a bad location is the request's fault, found before anything is applied */
+        char *geojson = NULL;
+        char gerr[300] = "";
+        enum xc_geo_rc grc = xc_geo_location(items[i].attrs, &geojson, gerr, sizeof gerr);
+        free(geojson);
+        if (grc == XC_GEO_BAD || grc == XC_GEO_TOO_MANY) {
+            core_reply_error(req, grc == XC_GEO_BAD ? CORE_ERR_BAD_REQUEST : CORE_ERR_NO_RESOURCES,
+                             "%s", gerr);
+            return;
+        }
     }
-    struct xc_ngsi create = n;
-    create.subtree[0] = false;
     struct strbuf failed;
     strbuf_init(&failed, 64 * 1024);
     size_t nfailed = 0, nnotfound = 0;
@@ -93,21 +100,21 @@ static void op_update(struct core_req *req)
         if (actions[k].mode == XC_MERGE_DELETE && json_object_size(it->attrs) == 0)
             u.delete_entity = true;
         if (actions[k].create) {
-            if (n.subtree[0] && strcmp(n.paths[0], "/") != 0) {
+            if (n.subtree[0]) {
                 core_reply_error(req, CORE_ERR_BAD_REQUEST,
                                  "service path with wildcard /# is not allowed here");
                 strbuf_release(&failed);
                 return;
             }
-            if (actions[k].mode == XC_MERGE_APPEND_STRICT) {
-                rc = xc_store_create(&create, it->id, it->type ? it->type : "Thing", it->attrs,
-                                     false, err, sizeof err);
-                if (rc == XC_EXISTS)
-                    rc = xc_store_update(&create, &u, err, sizeof err);
-            } else {
-                rc = xc_store_create(&create, it->id, it->type ? it->type : "Thing", it->attrs,
-                                     true, err, sizeof err);
-            }
+            struct xc_create cr = {.id = it->id,
+                                   .type = it->type,
+                                   .attrs = it->attrs,
+                                   .upsert = true,
+                                   .mode = actions[k].mode,
+                                   .overwrite = u.overwrite,
+                                   .forced = u.forced};
+            rc = xc_store_create(&n, &cr, err, sizeof err);
+            u.res = cr.res;
         } else {
             rc = xc_store_update(&n, &u, err, sizeof err);
         }
@@ -168,9 +175,10 @@ static bool json_names(struct core_req *req, json_t *v, const char *what, const 
         }
         list[i] = s;
     }
-    *out = list;
+    /* an empty list means every name, as no list does */
+    *out = json_array_size(v) ? list : NULL;
     *n = json_array_size(v);
-    return (void)n, true;
+    return true;
 }
 
 static bool opt_string(struct core_req *req, json_t *obj, const char *key, const char **out)

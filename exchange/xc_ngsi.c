@@ -88,7 +88,7 @@ static bool parse_paths(struct core_req *req, struct xc_ngsi *n, enum xc_access 
     if (!h || !*h) {
         n->npaths = 1;
         n->paths[0] = "/";
-        n->subtree[0] = access != XC_CREATE;
+        n->subtree[0] = access == XC_READ; /* Orion: "/#" for queries, "/" for writes */
         return true;
     }
     n->npaths = 0;

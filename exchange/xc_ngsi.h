@@ -25,6 +25,7 @@
 #define XC_ATTRS_MAX      1000 /* attributes in one entity */
 #define XC_BATCH_MAX      1000 /* entities in one op/update */
 #define XC_BODY_MAX       (1024 * 1024)
+#define XC_ENTITY_MAX     (4 * 1024 * 1024) /* bytes of one entity's stored attributes */
 #define XC_REAL_PRECISION 15
 
 enum xc_opt {
@@ -58,7 +59,7 @@ struct xc_ngsi {
  * (ngsi.read for XC_READ, ngsi.write otherwise), picks the tenant
  * (Fiware-Service; another town's store is the exchange's business) and that
  * it is hosted here, parses Fiware-ServicePath (queries: up to 10 paths,
- * default "/#"; XC_WRITE: one path, "/#" allowed, default "/#"; XC_CREATE:
+ * default "/#"; XC_WRITE: one path, "/#" allowed, default "/"; XC_CREATE:
  * one exact path, default "/"), and options (only those in allowed_opts).
  * False once the error reply is queued.
  */
@@ -111,7 +112,7 @@ struct xc_change {
     const char *service_path;
     const char *id;
     const char *type;
-    const json_t *attrs; /* the entity after the change (NULL once deleted) */
+    const json_t *attrs; /* the entity after the change (a deleted one: as it was) */
     const char *created, *modified;
     const char *const *changed; /* attributes created, changed or deleted */
     size_t nchanged;

@@ -22,19 +22,19 @@
 #include "core/metrics.h"
 #include "exchange/xc_subs.h"
 
-#define CHANGES_MAX       10000 /* changes waiting for the matcher */
-#define JOBS_MAX          10000 /* deliveries queued, waiting to retry or in flight */
-#define INFLIGHT_MAX      64
-#define CONNECT_TIMEOUT   2000L /* ms */
-#define TOTAL_TIMEOUT     5000L /* ms */
-#define FLUSH_US          1000000
-#define STALE_US          1000000 /* cache age trusted while NOTIFY is not received */
-#define MATCHER_DRAIN_US  2000000
-#define SENDER_DRAIN_US   3000000
-#define DELTAS_MAX        4096
-#define CACHE_SLOTS       256
-#define WARN_EVERY_US     10000000
-#define CORRELATOR_MAX    160
+#define CHANGES_MAX      10000 /* changes waiting for the matcher */
+#define JOBS_MAX         10000 /* deliveries queued, waiting to retry or in flight */
+#define INFLIGHT_MAX     64
+#define CONNECT_TIMEOUT  2000L /* ms */
+#define TOTAL_TIMEOUT    5000L /* ms */
+#define FLUSH_US         1000000
+#define STALE_US         1000000 /* cache age trusted while NOTIFY is not received */
+#define MATCHER_DRAIN_US 2000000
+#define SENDER_DRAIN_US  3000000
+#define DELTAS_MAX       4096
+#define CACHE_SLOTS      256
+#define WARN_EVERY_US    10000000
+#define CORRELATOR_MAX   160
 
 /* Delay before each retry: a failed delivery is tried four times in all
  * over about 20 s, then counted as failed. */
@@ -265,8 +265,8 @@ static struct tcache *tenant_subs(const char *tenant)
     pthread_mutex_lock(&st.mu);
     struct tcache *t = find_locked(tenant, true);
     uint64_t now = core_now_us();
-    bool reload = !t->loaded || t->dirty ||
-                  (!core_db_listen_connected() && now - t->loaded_us > STALE_US);
+    bool reload =
+        !t->loaded || t->dirty || (!core_db_listen_connected() && now - t->loaded_us > STALE_US);
     t->dirty = false;
     pthread_mutex_unlock(&st.mu);
     if (!reload)
@@ -385,10 +385,9 @@ static const char *format_name(enum xc_format f)
  * others are the transfer's, set by libcurl. */
 static bool protected_header(const char *name)
 {
-    static const char *const names[] = {"Fiware-Correlator", "Ngsiv2-AttrsFormat",
-                                        "Content-Length",    "Host",
-                                        "Transfer-Encoding", "Connection",
-                                        "Expect",            NULL};
+    static const char *const names[] = {
+        "Fiware-Correlator", "Ngsiv2-AttrsFormat", "Content-Length", "Host",
+        "Transfer-Encoding", "Connection",         "Expect",         NULL};
     for (const char *const *n = names; *n; n++)
         if (strcasecmp(*n, name) == 0)
             return true;
@@ -412,10 +411,8 @@ static struct curl_slist *build_headers(const struct xc_sub *s, const struct cha
                                         const char *correlator)
 {
     const char *defaults[][2] = {
-        {"Content-Type", "application/json"},
-        {"Accept", "application/json"},
-        {"User-Agent", "renkei/" RENKEI_VERSION},
-        {"Fiware-Service", c->tenant},
+        {"Content-Type", "application/json"},     {"Accept", "application/json"},
+        {"User-Agent", "renkei/" RENKEI_VERSION}, {"Fiware-Service", c->tenant},
         {"Fiware-ServicePath", c->path},
     };
     struct curl_slist *l = NULL;
@@ -465,7 +462,8 @@ static char *build_url(const struct xc_sub *s)
     json_t *v;
     json_object_foreach(s->qs, key, v)
     {
-        char *k = curl_easy_escape(NULL, key, 0), *e = curl_easy_escape(NULL, json_string_value(v), 0);
+        char *k = curl_easy_escape(NULL, key, 0),
+             *e = curl_easy_escape(NULL, json_string_value(v), 0);
         if (!k || !e) {
             core_log_bug("out of memory escaping a notification query");
             abort();
@@ -509,8 +507,8 @@ static char *build_body(const struct xc_sub *s, const struct change *c, size_t *
         r.nmetadata = s->nmetadata;
     }
     json_t *empty = c->attrs ? NULL : json_object();
-    json_t *entity = xc_entity_render(c->id, c->type, c->attrs ? c->attrs : empty, c->created,
-                                      c->modified, &r);
+    json_t *entity =
+        xc_entity_render(c->id, c->type, c->attrs ? c->attrs : empty, c->created, c->modified, &r);
     json_decref(empty);
     free(only);
     json_t *body = json_pack("{s:s, s:[o]}", "subscriptionId", s->id, "data", entity);
@@ -607,18 +605,19 @@ static void match(const struct change *c)
         drop(1, "cannot read the subscriptions of a town");
         return;
     }
+    const struct xc_change ch = {
+        .entity_created = c->created_entity,
+        .entity_deleted = c->deleted_entity,
+        .changed = (const char *const *)c->changed,
+        .nchanged = c->nchanged,
+    };
     for (size_t i = 0; i < t->n; i++) {
         struct xc_sub *s = &t->subs[i];
         int64_t now = now_ms();
         if (s->status == XC_SUB_INACTIVE || (s->has_expires && now >= s->expires_ms))
             continue;
         if (!xc_sub_path_match(s->service_path, c->path) ||
-            !xc_sub_entity_match(s, c->id, c->type) || !xc_sub_condition_match(s, &(struct xc_change){
-                                                           .entity_created = c->created_entity,
-                                                           .entity_deleted = c->deleted_entity,
-                                                           .changed = (const char *const *)c->changed,
-                                                           .nchanged = c->nchanged,
-                                                       }))
+            !xc_sub_entity_match(s, c->id, c->type) || !xc_sub_condition_match(s, &ch))
             continue;
         if (s->q || s->mq || s->georel) {
             /* a deleted entity is no longer there to evaluate the

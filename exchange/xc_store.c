@@ -203,19 +203,25 @@ static enum xc_rc db_rc(enum core_db_rc rc, const struct core_db_err *e, char *e
     return XC_ERROR;
 }
 
-static void row_read(struct core_pool *pool, PGresult *r, int i, struct xc_row *row)
+static bool row_read(struct core_pool *pool, PGresult *r, int i, struct xc_row *row)
 {
     row->id = core_pstrdup(pool, PQgetvalue(r, i, 0));
     row->type = core_pstrdup(pool, PQgetvalue(r, i, 1));
     row->path = core_pstrdup(pool, PQgetvalue(r, i, 2));
-    row->attrs = json_loads(PQgetvalue(r, i, 3), JSON_DECODE_ANY, NULL);
+    row->attrs = json_loads(PQgetvalue(r, i, 3), 0, NULL);
     if (!json_is_object(row->attrs)) {
+        /* input checks keep every stored number readable; if one is not,
+         * the row is reported, never read as empty (a write would then
+         * wipe it) */
         json_decref(row->attrs);
-        row->attrs = json_object();
+        row->attrs = NULL;
+        core_log_bug("entity %s of tenant row cannot be read back as JSON", row->id);
+        return false;
     }
     core_pool_cleanup(pool, json_cleanup, row->attrs);
     row->created = core_pstrdup(pool, PQgetvalue(r, i, 4));
     row->modified = core_pstrdup(pool, PQgetvalue(r, i, 5));
+    return true;
 }
 
 /* ---- queries ---- */
@@ -237,8 +243,12 @@ static enum core_db_rc query_body(struct core_db_conn *c, void *arg)
         return CORE_DB_ERROR;
     int n = PQntuples(r);
     t->rows = core_pcalloc(t->pool, (size_t)(n ? n : 1) * sizeof *t->rows);
-    for (int i = 0; i < n; i++)
-        row_read(t->pool, r, i, &t->rows[i]);
+    for (int i = 0; i < n; i++) {
+        if (!row_read(t->pool, r, i, &t->rows[i])) {
+            PQclear(r);
+            return CORE_DB_ROLLBACK;
+        }
+    }
     t->nrows = (size_t)n;
     PQclear(r);
     if (t->count) {
@@ -283,6 +293,10 @@ enum xc_rc xc_store_query(const struct xc_ngsi *n, const struct xc_query *q, str
     struct core_db_err dberr;
     enum core_db_rc drc =
         core_db_tx(n->tenant, q->count ? CORE_TX_SNAPSHOT : CORE_TX_READ, query_body, &t, &dberr);
+    if (drc == CORE_DB_ROLLBACK) {
+        rc = XC_ERROR;
+        goto cleanup;
+    }
     if (drc != CORE_DB_OK) {
         rc = db_rc(drc, &dberr, err, errlen);
         goto cleanup;
@@ -360,6 +374,14 @@ static enum core_db_rc write_row(struct core_db_conn *c, struct write_tx *t, str
     if (!location(t, attrs, &geojson))
         return CORE_DB_ROLLBACK;
     char *text = json_dumps(attrs, JSON_COMPACT | JSON_REAL_PRECISION(XC_REAL_PRECISION));
+    if (strlen(text) > XC_ENTITY_MAX) {
+        free(text);
+        free(geojson);
+        t->rc = XC_TOO_LARGE;
+        xsnprintf(t->why, sizeof t->why, "an entity's attributes may take at most %d bytes",
+                  XC_ENTITY_MAX);
+        return CORE_DB_ROLLBACK;
+    }
     const char *v[] = {t->n->tenant, path, id, type, text, geojson, now};
     PGresult *r = core_db_exec(c, st, 7, v);
     free(text);
@@ -384,8 +406,12 @@ static enum core_db_rc update_body(struct core_db_conn *c, struct write_tx *t, c
         t->rc = n == 0 ? XC_NOT_FOUND : XC_TOO_MANY;
         return CORE_DB_ROLLBACK;
     }
-    row_read(t->pool, r, 0, &t->row);
+    bool readable = row_read(t->pool, r, 0, &t->row);
     PQclear(r);
+    if (!readable) {
+        t->rc = XC_ERROR;
+        return CORE_DB_ROLLBACK;
+    }
     if (u->delete_entity) {
         const char *v[] = {t->n->tenant, t->row.path, t->row.id, t->row.type};
         r = core_db_exec(c, &st_delete, 4, v);
@@ -416,6 +442,32 @@ static enum core_db_rc update_body(struct core_db_conn *c, struct write_tx *t, c
     return rc;
 }
 
+static enum core_db_rc insert_body(struct core_db_conn *c, struct write_tx *t, const char *now)
+{
+    json_t *attrs = json_deep_copy(t->new_attrs);
+    core_pool_cleanup(t->pool, json_cleanup, attrs);
+    xc_attrs_stamp(attrs, now);
+    const char *type = t->type ? t->type : "Thing";
+    bool inserted = false;
+    enum core_db_rc rc =
+        write_row(c, t, &st_insert, t->n->paths[0], t->id, type, attrs, now, &inserted);
+    if (rc != CORE_DB_OK)
+        return rc;
+    if (!inserted) {
+        t->rc = XC_EXISTS;
+        return CORE_DB_ROLLBACK;
+    }
+    t->row = (struct xc_row){.id = t->id,
+                             .type = type,
+                             .path = t->n->paths[0],
+                             .created = core_pstrdup(t->pool, now),
+                             .modified = core_pstrdup(t->pool, now),
+                             .attrs = attrs};
+    t->created = true;
+    t->rc = XC_OK;
+    return CORE_DB_OK;
+}
+
 static enum core_db_rc write_body(struct core_db_conn *c, void *arg)
 {
     struct write_tx *t = arg;
@@ -428,30 +480,22 @@ static enum core_db_rc write_body(struct core_db_conn *c, void *arg)
         memset(&t->u->res, 0, sizeof t->u->res);
     if (!t->create)
         return update_body(c, t, now);
-    json_t *attrs = json_deep_copy(t->new_attrs);
-    core_pool_cleanup(t->pool, json_cleanup, attrs);
-    xc_attrs_stamp(attrs, now);
-    bool inserted = false;
-    enum core_db_rc rc =
-        write_row(c, t, &st_insert, t->n->paths[0], t->id, t->type, attrs, now, &inserted);
-    if (rc != CORE_DB_OK)
-        return rc;
-    if (inserted) {
-        t->row = (struct xc_row){.id = t->id,
-                                 .type = t->type,
-                                 .path = t->n->paths[0],
-                                 .created = core_pstrdup(t->pool, now),
-                                 .modified = core_pstrdup(t->pool, now),
-                                 .attrs = attrs};
-        t->created = true;
-        t->rc = XC_OK;
-        return CORE_DB_OK;
+    if (!t->upsert)
+        return insert_body(c, t, now);
+    /* an upsert finds the entity by id (and type when given: an entity of
+     * another type is the one meant when none is) before creating one */
+    enum core_db_rc rc = update_body(c, t, now);
+    if (rc == CORE_DB_ROLLBACK && t->rc == XC_NOT_FOUND) {
+        memset(&t->u->res, 0, sizeof t->u->res);
+        rc = insert_body(c, t, now);
+        if (rc == CORE_DB_ROLLBACK && t->rc == XC_EXISTS) {
+            /* another request created it between our look and our insert:
+             * the runner's retry finds it */
+            t->rc = XC_ERROR;
+            return CORE_DB_ERROR;
+        }
     }
-    if (!t->upsert) {
-        t->rc = XC_EXISTS;
-        return CORE_DB_ROLLBACK;
-    }
-    return update_body(c, t, now);
+    return rc;
 }
 
 /* The row-locking select of one entity by id (and type) in n's paths. */
@@ -474,14 +518,14 @@ static void select_for_update(struct xc_sql *s, const struct xc_ngsi *n, const c
 static void announce(const struct xc_ngsi *n, const struct write_tx *t, const char *const *changed,
                      size_t nchanged)
 {
-    if (!t->created && !t->deleted && nchanged == 0)
-        return;
+    /* an update that changed nothing still reaches subscriptions to
+     * entityUpdate; a deleted entity goes with its last content */
     struct xc_change ch = {
         .tenant = n->tenant,
         .service_path = t->row.path,
         .id = t->row.id,
         .type = t->row.type,
-        .attrs = t->deleted ? NULL : t->row.attrs,
+        .attrs = t->row.attrs,
         .created = t->row.created,
         .modified = t->row.modified,
         .changed = changed,
@@ -505,37 +549,44 @@ static enum xc_rc run_write(const struct xc_ngsi *n, struct write_tx *t, char *e
     return db_rc(drc, &dberr, err, errlen);
 }
 
-enum xc_rc xc_store_create(const struct xc_ngsi *n, const char *id, const char *type, json_t *attrs,
-                           bool upsert, char *err, size_t errlen)
+enum xc_rc xc_store_create(const struct xc_ngsi *n, struct xc_create *cr, char *err, size_t errlen)
 {
     struct core_pool *pool = n->req->pool;
     struct xc_sql sel;
     xc_sql_init(&sel, pool);
-    struct xc_update u = {.id = id, .type = type, .attrs = attrs, .mode = XC_MERGE_APPEND};
+    struct xc_update u = {.id = cr->id,
+                          .type = cr->type,
+                          .attrs = cr->attrs,
+                          .mode = cr->mode,
+                          .overwrite = cr->overwrite,
+                          .forced = cr->forced};
     /* an upsert finds the existing entity in the one path it names */
     struct xc_ngsi exact = *n;
     exact.subtree[0] = false;
-    select_for_update(&sel, &exact, id, type);
+    select_for_update(&sel, &exact, cr->id, cr->type);
     struct write_tx t = {.n = n,
                          .pool = pool,
-                         .id = id,
-                         .type = type,
-                         .new_attrs = attrs,
+                         .id = cr->id,
+                         .type = cr->type,
+                         .new_attrs = cr->attrs,
                          .create = true,
-                         .upsert = upsert,
+                         .upsert = cr->upsert,
                          .u = &u,
                          .select = &sel};
     enum xc_rc rc = run_write(n, &t, err, errlen);
     xc_sql_release(&sel);
+    cr->created = t.created;
+    cr->res = u.res;
     if (rc == XC_OK) {
         if (t.created) {
-            const char **names = core_palloc(pool, (json_object_size(attrs) + 1) * sizeof *names);
+            const char **names =
+                core_palloc(pool, (json_object_size(cr->attrs) + 1) * sizeof *names);
             size_t k = 0;
             const char *name;
             json_t *a;
-            json_object_foreach(attrs, name, a) names[k++] = name;
+            json_object_foreach((json_t *)cr->attrs, name, a) names[k++] = name;
             announce(n, &t, names, k);
-        } else {
+        } else if (u.res.nmissing != json_object_size(cr->attrs)) {
             announce(n, &t, u.res.changed, u.res.nchanged);
         }
     }
@@ -692,6 +743,9 @@ void xc_reply_rc(struct core_req *req, enum xc_rc rc, const char *err)
         return;
     case XC_BAD:
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", e ? e : "bad request");
+        return;
+    case XC_TOO_LARGE:
+        core_reply_error(req, CORE_ERR_BODY_TOO_LARGE, "%s", e ? e : "the entity is too large");
         return;
     case XC_TOO_MANY_GEO:
         core_reply_error(req, CORE_ERR_NO_RESOURCES, "%s",

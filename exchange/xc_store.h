@@ -16,6 +16,7 @@ enum xc_rc {
     XC_EXISTS,       /* create: already there */
     XC_BAD,          /* the request cannot be applied; err says why (400) */
     XC_TOO_MANY_GEO, /* more than one location attribute (413) */
+    XC_TOO_LARGE,    /* the entity would outgrow XC_ENTITY_MAX (413) */
     XC_UNAVAILABLE,  /* the database cannot be reached */
     XC_ERROR,        /* anything else: logged */
 };
@@ -54,10 +55,22 @@ struct xc_query {
 enum xc_rc xc_store_query(const struct xc_ngsi *n, const struct xc_query *q, struct xc_row **rows,
                           size_t *nrows, long *total, char *err, size_t errlen);
 
-/* Creates an entity in n's (single, exact) path; attrs in stored form,
- * stamped here. upsert: an existing entity gets the attributes appended. */
-enum xc_rc xc_store_create(const struct xc_ngsi *n, const char *id, const char *type, json_t *attrs,
-                           bool upsert, char *err, size_t errlen);
+/* An entity to create. */
+struct xc_create {
+    const char *id;
+    const char *type;    /* NULL: none given (created as "Thing"; an upsert matches any type) */
+    const json_t *attrs; /* stored form, stamped here */
+    bool upsert;         /* an existing entity gets the attributes merged by mode */
+    enum xc_merge mode;  /* XC_MERGE_APPEND or XC_MERGE_APPEND_STRICT */
+    bool overwrite, forced;
+    /* filled in: */
+    bool created;
+    struct xc_merge_result res;
+};
+
+/* Creates an entity in n's (single, exact) path. XC_EXISTS when it exists
+ * and !upsert. */
+enum xc_rc xc_store_create(const struct xc_ngsi *n, struct xc_create *cr, char *err, size_t errlen);
 
 /* A change to one existing entity. */
 struct xc_update {

@@ -279,8 +279,7 @@ static bool compile_pattern(const char *pattern, regex_t *re)
     return regcomp(re, pattern, REG_EXTENDED | REG_NOSUB) == 0;
 }
 
-static bool parse_entities(const json_t *v, struct xc_sub *s, json_t *out, char *err,
-                           size_t errlen)
+static bool parse_entities(const json_t *v, struct xc_sub *s, json_t *out, char *err, size_t errlen)
 {
     static const char *const keys[] = {"id", "idPattern", "type", "typePattern", NULL};
     if (!json_is_array(v)) {
@@ -329,7 +328,7 @@ static bool parse_entities(const json_t *v, struct xc_sub *s, json_t *out, char 
             return false;
         if (id && (why = xc_check_name(id))) {
             snprintf(err, errlen,
-                     strcmp(why, "empty") == 0       ? "/entities/ element id is empty"
+                     strcmp(why, "empty") == 0      ? "/entities/ element id is empty"
                      : strcmp(why, "too long") == 0 ? "max id length exceeded in /entities/ "
                                                       "vector item /id/"
                                                     : "forbidden characters in /entities/ vector "
@@ -396,8 +395,8 @@ static bool check_expression(const struct xc_sub *s, char *err, size_t errlen)
     if (ok && s->georel) {
         bool present = false;
         const char *order = NULL;
-        ok = xc_geo_compile_expression(&sql, s->georel, s->geometry, s->coords, &present, &order, err,
-                            errlen);
+        ok = xc_geo_compile_expression(&sql, s->georel, s->geometry, s->coords, &present, &order,
+                                       err, errlen);
     }
     if (ok && !xc_sql_ok(&sql)) {
         snprintf(err, errlen, "expression is too complex");
@@ -425,9 +424,7 @@ static bool parse_expression(const json_t *v, struct xc_sub *s, json_t *out, cha
     char **slot[] = {&s->q, &s->mq, &s->georel, &s->geometry, &s->coords};
     for (size_t i = 0; i < ARRAY_SIZE(slot); i++) {
         const char *str;
-        char what[16];
-        snprintf(what, sizeof what, "%s", keys[i]);
-        if (!opt_string(v, keys[i], what, &str, err, errlen))
+        if (!opt_string(v, keys[i], keys[i], &str, err, errlen))
             return false;
         if (!str)
             continue;
@@ -507,8 +504,9 @@ static bool parse_condition(const json_t *v, struct xc_sub *s, json_t *out, char
             while (name && k < ARRAY_SIZE(alts) && strcmp(alts[k].name, name) != 0)
                 k++;
             if (!name || k == ARRAY_SIZE(alts)) {
-                snprintf(err, errlen, "alterationTypes element is not one of entityCreate, "
-                                      "entityChange, entityUpdate, entityDelete");
+                snprintf(err, errlen,
+                         "alterationTypes element is not one of entityCreate, "
+                         "entityChange, entityUpdate, entityDelete");
                 return false;
             }
             if (!(s->alteration & alts[k].bit))
@@ -621,8 +619,9 @@ static bool check_url(const char *url, bool custom, char *err, size_t errlen)
 {
     struct core_url u;
     if (xc_has_forbidden(url)) {
-        snprintf(err, errlen, custom ? "forbidden characters in custom /url/"
-                                     : "forbidden characters in http field /url/");
+        snprintf(err, errlen,
+                 custom ? "forbidden characters in custom /url/"
+                        : "forbidden characters in http field /url/");
         return false;
     }
     if (strlen(url) > XC_SUB_URL_MAX) {
@@ -642,8 +641,8 @@ static bool parse_callback(const json_t *v, bool custom, struct xc_sub *s, json_
 {
     static const char *const http_keys[] = {"url", NULL};
     static const char *const custom_keys[] = {"url", "headers", "qs", "method", NULL};
-    static const char *const methods[] = {"GET",    "PUT",     "POST",  "DELETE", "PATCH",
-                                          "HEAD",   "OPTIONS", "TRACE", NULL};
+    static const char *const methods[] = {"GET",  "PUT",     "POST",  "DELETE", "PATCH",
+                                          "HEAD", "OPTIONS", "TRACE", NULL};
     const char *what = custom ? "httpCustom" : "http";
     if (!json_is_object(v)) {
         snprintf(err, errlen, "%s notification is not an object", what);
@@ -653,8 +652,9 @@ static bool parse_callback(const json_t *v, bool custom, struct xc_sub *s, json_
      * does not implement: refused rather than silently sent differently */
     if (custom && (json_object_get(v, "payload") || json_object_get(v, "json") ||
                    json_object_get(v, "ngsi"))) {
-        snprintf(err, errlen, "custom notification payloads (payload, json, ngsi) are not "
-                              "supported by this broker");
+        snprintf(err, errlen,
+                 "custom notification payloads (payload, json, ngsi) are not "
+                 "supported by this broker");
         return false;
     }
     if (!known_members(v, custom ? custom_keys : http_keys, NULL,
@@ -707,12 +707,12 @@ static bool parse_callback(const json_t *v, bool custom, struct xc_sub *s, json_
 static bool parse_notification(const json_t *v, struct xc_sub *s, json_t *out, char *err,
                                size_t errlen)
 {
-    static const char *const keys[] = {"attrs",    "exceptAttrs",      "attrsFormat", "metadata",
-                                       "http",     "httpCustom",       "covered",
-                                       "onlyChangedAttrs", NULL};
-    static const char *const counters[] = {"timesSent",   "lastNotification",  "lastSuccess",
-                                           "lastSuccessCode", "lastFailure", "lastFailureReason",
-                                           "failsCounter", NULL};
+    static const char *const keys[] = {"attrs", "exceptAttrs", "attrsFormat", "metadata",
+                                       "http",  "httpCustom",  "covered",     "onlyChangedAttrs",
+                                       NULL};
+    static const char *const counters[] = {
+        "timesSent",   "lastNotification",  "lastSuccess",  "lastSuccessCode",
+        "lastFailure", "lastFailureReason", "failsCounter", NULL};
     if (!json_is_object(v)) {
         snprintf(err, errlen, "notification is not an object");
         return false;
@@ -768,7 +768,8 @@ static bool parse_notification(const json_t *v, struct xc_sub *s, json_t *out, c
     else if (strcmp(fmt, "values") == 0)
         s->format = XC_VALUES;
     else {
-        snprintf(err, errlen, "invalid attrsFormat, accepted values: normalized, keyValues, values");
+        snprintf(err, errlen,
+                 "invalid attrsFormat, accepted values: normalized, keyValues, values");
         return false;
     }
     json_object_set_new(out, "attrsFormat", json_string(fmt ? fmt : "normalized"));
@@ -814,7 +815,7 @@ static bool opt_count(const json_t *doc, const char *key, long long max, long lo
 bool xc_sub_parse(const json_t *doc, const char *service_path, struct xc_sub *out, char *err,
                   size_t errlen)
 {
-    static const char *const keys[] = {"description", "subject",    "notification", "expires",
+    static const char *const keys[] = {"description", "subject",    "notification",  "expires",
                                        "status",      "throttling", "maxFailsLimit", NULL};
     memset(out, 0, sizeof *out);
     out->alteration = XC_ALT_CREATE | XC_ALT_CHANGE;

@@ -59,7 +59,7 @@ struct xc_sub {
     size_t ncond;
     char *q, *mq, *georel, *geometry, *coords; /* NULL when not given */
     unsigned alteration;                       /* XC_ALT_*; default create|change */
-    char **attrs; /* notification attrs, or exceptAttrs when except */
+    char **attrs;                              /* notification attrs, or exceptAttrs when except */
     size_t nattrs;
     bool except;
     char **metadata;
@@ -67,18 +67,18 @@ struct xc_sub {
     bool has_metadata;
     enum xc_format format;
     bool only_changed;
-    bool custom;       /* httpCustom rather than http */
+    bool custom; /* httpCustom rather than http */
     char *url;
-    char *method;      /* NULL: POST */
-    json_t *headers;   /* httpCustom headers, qs (NULL when none) */
+    char *method;    /* NULL: POST */
+    json_t *headers; /* httpCustom headers, qs (NULL when none) */
     json_t *qs;
     long long throttling; /* seconds, 0: none */
     long long max_fails;  /* maxFailsLimit, 0: none */
     enum xc_sub_status status;
     bool has_expires;
-    int64_t expires_ms;   /* Unix time in ms */
-    json_t *spec;         /* what is stored: description, subject, notification, throttling,
-                           * maxFailsLimit, in Orion's rendering order */
+    int64_t expires_ms; /* Unix time in ms */
+    json_t *spec;       /* what is stored: description, subject, notification, throttling,
+                         * maxFailsLimit, in Orion's rendering order */
     /* the matcher's own state */
     int64_t last_notification_ms;
 };
@@ -116,7 +116,7 @@ bool xc_sub_condition_match(const struct xc_sub *s, const struct xc_change *ch);
  * absent; times already in Orion's format). */
 struct xc_sub_row {
     const char *id;
-    const char *spec; /* JSON text */
+    const char *spec;   /* JSON text */
     const char *status; /* "active", "inactive", "oneshot" or "expired" */
     const char *expires;
     long long times_sent;
@@ -173,14 +173,14 @@ enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s
 struct xc_subs_delta {
     char tenant[51];
     char id[25];
-    long long sent;             /* notifications (not attempts) */
-    int64_t last_notification;  /* ms, 0: none */
-    int64_t last_success;       /* ms, 0: none */
+    long long sent;            /* notifications (not attempts) */
+    int64_t last_notification; /* ms, 0: none */
+    int64_t last_success;      /* ms, 0: none */
     int last_success_code;
-    int64_t last_failure;       /* ms, 0: none */
+    int64_t last_failure; /* ms, 0: none */
     char last_failure_reason[160];
-    bool reset;                 /* a success: failsCounter restarts from fails */
-    int fails;                  /* failed attempts (after the last success, if reset) */
+    bool reset; /* a success: failsCounter restarts from fails */
+    int fails;  /* failed attempts (after the last success, if reset) */
 };
 /* Adds deltas (all of one tenant) to the stored counters in one transaction;
  * subscriptions gone since are skipped. Those over their maxFailsLimit

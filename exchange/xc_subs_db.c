@@ -15,22 +15,31 @@
 
 #define SUB_COLUMNS                                                                                \
     "s.id, s.spec::text, "                                                                         \
-    "CASE WHEN s.expires IS NOT NULL AND s.expires <= now() THEN 'expired' ELSE s.status END, "    \
-    ISO("s.expires") ", s.times_sent, s.fails_counter, " ISO("s.last_notification") ", "           \
-    ISO("s.last_success") ", " ISO("s.last_failure") ", s.last_failure_reason, "                   \
-    "s.last_success_code, s.status, s.service_path "                                               \
-    "FROM ngsi_subscriptions s "
+    "CASE WHEN s.expires IS NOT NULL AND s.expires <= now() THEN 'expired' ELSE s.status "         \
+    "END, " ISO("s.expires") ", s.times_sent, s.fails_counter, " ISO(                              \
+        "s.last_notification") ", " ISO("s.last_success") ", " ISO("s.last_failure") ", "          \
+                                                                                     "s.last_"     \
+                                                                                     "failure_"    \
+                                                                                     "reason, "    \
+                                                                                     "s.last_"     \
+                                                                                     "success_"    \
+                                                                                     "code, "      \
+                                                                                     "s.status, "  \
+                                                                                     "s.service_"  \
+                                                                                     "path "       \
+                                                                                     "FROM "       \
+                                                                                     "ngsi_"       \
+                                                                                     "subscriptio" \
+                                                                                     "ns s "
 
 /* Paths filter: $2 is NULL (every path) or a text[] of stored paths. */
-static struct core_stmt xc_subs_db_list_rows_stmt =
-    CORE_STMT("xc_subs_db_list_rows",
-              "SELECT " SUB_COLUMNS "WHERE s.tenant_id = $1 "
-              "AND ($2::text[] IS NULL OR s.service_path = ANY ($2::text[])) "
-              "ORDER BY s.created_at, s.id LIMIT $3 OFFSET $4");
-static struct core_stmt xc_subs_db_list_count_stmt =
-    CORE_STMT("xc_subs_db_list_count",
-              "SELECT count(*) FROM ngsi_subscriptions s WHERE s.tenant_id = $1 "
-              "AND ($2::text[] IS NULL OR s.service_path = ANY ($2::text[]))");
+static struct core_stmt xc_subs_db_list_rows_stmt = CORE_STMT(
+    "xc_subs_db_list_rows", "SELECT " SUB_COLUMNS "WHERE s.tenant_id = $1 "
+                            "AND ($2::text[] IS NULL OR s.service_path = ANY ($2::text[])) "
+                            "ORDER BY s.created_at, s.id LIMIT $3 OFFSET $4");
+static struct core_stmt xc_subs_db_list_count_stmt = CORE_STMT(
+    "xc_subs_db_list_count", "SELECT count(*) FROM ngsi_subscriptions s WHERE s.tenant_id = $1 "
+                             "AND ($2::text[] IS NULL OR s.service_path = ANY ($2::text[]))");
 static struct core_stmt xc_subs_db_get_stmt =
     CORE_STMT("xc_subs_db_get", "SELECT " SUB_COLUMNS "WHERE s.tenant_id = $1 AND s.id = $2");
 /* Two inserts at once must not both pass the count: they queue on a lock of
@@ -38,23 +47,22 @@ static struct core_stmt xc_subs_db_get_stmt =
 static struct core_stmt xc_subs_db_lock_stmt = CORE_STMT(
     "xc_subs_db_lock",
     "SELECT pg_advisory_xact_lock(hashtextextended('renkei.ngsi_subscriptions:' || $1, 0))");
-static struct core_stmt xc_subs_db_insert_stmt = CORE_STMT(
-    "xc_subs_db_insert",
-    "INSERT INTO ngsi_subscriptions (tenant_id, id, service_path, spec, status, expires) "
-    "SELECT $1, $2, $3, $4::jsonb, $5, $6::timestamptz "
-    "WHERE (SELECT count(*) FROM ngsi_subscriptions WHERE tenant_id = $1) < $7::int");
+static struct core_stmt xc_subs_db_insert_stmt =
+    CORE_STMT("xc_subs_db_insert",
+              "INSERT INTO ngsi_subscriptions (tenant_id, id, service_path, spec, status, expires) "
+              "SELECT $1, $2, $3, $4::jsonb, $5, $6::timestamptz "
+              "WHERE (SELECT count(*) FROM ngsi_subscriptions WHERE tenant_id = $1) < $7::int");
 static struct core_stmt xc_subs_db_update_stmt =
     CORE_STMT("xc_subs_db_update", "UPDATE ngsi_subscriptions SET spec = $3::jsonb, status = $4, "
                                    "expires = $5::timestamptz WHERE tenant_id = $1 AND id = $2");
 static struct core_stmt xc_subs_db_delete_stmt = CORE_STMT(
     "xc_subs_db_delete", "DELETE FROM ngsi_subscriptions WHERE tenant_id = $1 AND id = $2");
 static struct core_stmt xc_subs_db_load_stmt = CORE_STMT(
-    "xc_subs_db_load",
-    "SELECT id, service_path, spec::text, status, "
-    "(extract(epoch FROM expires) * 1000)::bigint, "
-    "(extract(epoch FROM last_notification) * 1000)::bigint "
-    "FROM ngsi_subscriptions WHERE tenant_id = $1 AND status <> 'inactive' "
-    "AND (expires IS NULL OR expires > now()) ORDER BY created_at, id");
+    "xc_subs_db_load", "SELECT id, service_path, spec::text, status, "
+                       "(extract(epoch FROM expires) * 1000)::bigint, "
+                       "(extract(epoch FROM last_notification) * 1000)::bigint "
+                       "FROM ngsi_subscriptions WHERE tenant_id = $1 AND status <> 'inactive' "
+                       "AND (expires IS NULL OR expires > now()) ORDER BY created_at, id");
 static struct core_stmt xc_subs_db_deactivate_stmt =
     CORE_STMT("xc_subs_db_deactivate",
               "UPDATE ngsi_subscriptions SET status = 'inactive' WHERE tenant_id = $1 AND id = $2 "
@@ -487,8 +495,8 @@ enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s
         bool present = false;
         const char *order = NULL;
         xc_sql_add(&sql, " AND (");
-        ok = xc_geo_compile_expression(&sql, s->georel, s->geometry, s->coords, &present, &order, err,
-                            sizeof err);
+        ok = xc_geo_compile_expression(&sql, s->georel, s->geometry, s->coords, &present, &order,
+                                       err, sizeof err);
         xc_sql_add(&sql, present ? ")" : "true)");
     }
     enum xc_subs_rc rc = XC_SUBS_ERROR;

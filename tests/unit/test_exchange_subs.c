@@ -7,7 +7,7 @@
 #include "exchange/xc_subs.h"
 
 #define MINIMAL                                                                                    \
-    "{\"subject\": {\"entities\": [{\"idPattern\": \".*\", \"type\": \"Room\"}]}, "               \
+    "{\"subject\": {\"entities\": [{\"idPattern\": \".*\", \"type\": \"Room\"}]}, "                \
     "\"notification\": {\"http\": {\"url\": \"http://localhost:1234/notify\"}}}"
 
 /* Parses text; returns whether it passed, with err filled otherwise. */
@@ -50,10 +50,11 @@ static void test_minimal(void **state)
     assert_false(s.custom);
     /* the stored shape: defaults spelled out as Orion shows them */
     char *spec = json_dumps(s.spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    assert_string_equal(spec, "{\"subject\":{\"entities\":[{\"idPattern\":\".*\",\"type\":\"Room\"}],"
-                              "\"condition\":{\"attrs\":[]}},\"notification\":{\"attrs\":[],"
-                              "\"onlyChangedAttrs\":false,\"attrsFormat\":\"normalized\","
-                              "\"http\":{\"url\":\"http://localhost:1234/notify\"}}}");
+    assert_string_equal(spec,
+                        "{\"subject\":{\"entities\":[{\"idPattern\":\".*\",\"type\":\"Room\"}],"
+                        "\"condition\":{\"attrs\":[]}},\"notification\":{\"attrs\":[],"
+                        "\"onlyChangedAttrs\":false,\"attrsFormat\":\"normalized\","
+                        "\"http\":{\"url\":\"http://localhost:1234/notify\"}}}");
     free(spec);
     xc_sub_release(&s);
 }
@@ -66,7 +67,8 @@ static void test_full(void **state)
         "{\"idPattern\": \"^Gauge\", \"typePattern\": \"^Water\"}], \"condition\": {\"attrs\": "
         "[\"level\", \"level\"], \"expression\": {\"q\": \"level>2\"}, \"alterationTypes\": "
         "[\"entityCreate\", \"entityDelete\"]}}, \"notification\": {\"httpCustom\": {\"url\": "
-        "\"https://example.jp/n\", \"headers\": {\"X-Town\": \"kagawa\"}, \"qs\": {\"k\": \"v w\"}, "
+        "\"https://example.jp/n\", \"headers\": {\"X-Town\": \"kagawa\"}, \"qs\": {\"k\": \"v "
+        "w\"}, "
         "\"method\": \"PUT\"}, \"exceptAttrs\": [\"secret\"], \"attrsFormat\": \"keyValues\", "
         "\"metadata\": [\"accuracy\"], \"onlyChangedAttrs\": true, \"timesSent\": 3}, "
         "\"expires\": \"2040-01-01T14:00:00.00Z\", \"status\": \"oneshot\", \"throttling\": 5, "
@@ -382,13 +384,14 @@ static void test_render(void **state)
     assert_non_null(o);
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     assert_string_equal(
-        text, "{\"id\":\"0123456789abcdef01234567\",\"description\":\"d\",\"subject\":{\"entities\":"
-              "[{\"id\":\"a\"}],\"condition\":{\"attrs\":[]}},\"notification\":{\"attrs\":[],"
-              "\"onlyChangedAttrs\":false,\"attrsFormat\":\"normalized\",\"http\":{\"url\":"
-              "\"http://a\"},\"timesSent\":2,\"lastNotification\":\"2020-01-01T00:00:00.000Z\","
-              "\"lastFailure\":\"2020-01-01T00:00:00.000Z\",\"lastFailureReason\":\"Couldn't "
-              "connect to server\",\"failsCounter\":1},\"expires\":\"2020-01-01T00:00:00.000Z\","
-              "\"status\":\"expired\",\"throttling\":5}");
+        text,
+        "{\"id\":\"0123456789abcdef01234567\",\"description\":\"d\",\"subject\":{\"entities\":"
+        "[{\"id\":\"a\"}],\"condition\":{\"attrs\":[]}},\"notification\":{\"attrs\":[],"
+        "\"onlyChangedAttrs\":false,\"attrsFormat\":\"normalized\",\"http\":{\"url\":"
+        "\"http://a\"},\"timesSent\":2,\"lastNotification\":\"2020-01-01T00:00:00.000Z\","
+        "\"lastFailure\":\"2020-01-01T00:00:00.000Z\",\"lastFailureReason\":\"Couldn't "
+        "connect to server\",\"failsCounter\":1},\"expires\":\"2020-01-01T00:00:00.000Z\","
+        "\"status\":\"expired\",\"throttling\":5}");
     free(text);
     json_decref(o);
 }
