@@ -452,9 +452,22 @@ static void render_one(json_t *out, const char *name, const json_t *a, const cha
         json_object_set_new(out, name, value);
         break;
     case XC_VALUES:
-    case XC_UNIQUE:
         json_array_append_new(out, value);
         break;
+    case XC_UNIQUE: {
+        /* Orion drops repeated values within the entity */
+        size_t i;
+        json_t *seen;
+        json_array_foreach(out, i, seen)
+        {
+            if (json_equal(seen, value)) {
+                json_decref(value);
+                return;
+            }
+        }
+        json_array_append_new(out, value);
+        break;
+    }
     }
 }
 

@@ -1184,16 +1184,17 @@ static void add_dwithin(struct xc_sql *w, const char *g, double meters)
     char num[32];
     xsnprintf(num, sizeof num, "%.17g", meters);
     const char *m = xc_sql_param_ref(w, num);
-    xc_sql_add(w, "(public.geography(e.geom) OPERATOR(public.&&) public._ST_Expand("
-                  "public.geography(");
+    xc_sql_add(w, "(e.geog OPERATOR(public.&&) public._ST_Expand(public.geography(");
     add_geom(w, g);
     xc_sql_add(w, "), ");
     xc_sql_add(w, m);
-    xc_sql_add(w, "::float8) AND public.ST_DWithin(public.geography(e.geom), public.geography(");
+    /* on the sphere, as Orion's MongoDB measures; the constant goes first so
+     * PostGIS builds its search tree once per query, not once per row */
+    xc_sql_add(w, "::float8) AND public.ST_DWithin(public.geography(");
     add_geom(w, g);
-    xc_sql_add(w, "), ");
+    xc_sql_add(w, "), e.geog, ");
     xc_sql_add(w, m);
-    xc_sql_add(w, "::float8))");
+    xc_sql_add(w, "::float8, false))");
 }
 
 static void emit(struct xc_sql *w, const struct query *q, const char *gjson, const char **order)
@@ -1209,11 +1210,11 @@ static void emit(struct xc_sql *w, const struct query *q, const char *gjson, con
         if (q->has_min && q->min > 0) {
             char num[32];
             xsnprintf(num, sizeof num, "%.17g", q->min);
-            xc_sql_add(w, "NOT public.ST_DWithin(public.geography(e.geom), public.geography(");
+            xc_sql_add(w, "NOT public.ST_DWithin(public.geography(");
             add_geom(w, g);
-            xc_sql_add(w, "), ");
+            xc_sql_add(w, "), e.geog, ");
             xc_sql_param(w, num);
-            xc_sql_add(w, "::float8)");
+            xc_sql_add(w, "::float8, false)");
         } else if (q->has_min) {
             /* at least 0 m away: every entity that has a location */
             xc_sql_add(w, "e.geom IS NOT NULL");
@@ -1221,7 +1222,7 @@ static void emit(struct xc_sql *w, const struct query *q, const char *gjson, con
         xc_sql_add(w, ")");
         /* <-> on geography is what the GIST index orders by (KNN) */
         *order = core_psprintf(w->pool,
-                               "public.geography(e.geom) OPERATOR(public.<->) public.geography("
+                               "e.geog OPERATOR(public.<->) public.geography("
                                "public.ST_SetSRID(public.ST_GeomFromGeoJSON(%s::text), 4326))",
                                g);
         break;

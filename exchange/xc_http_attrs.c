@@ -229,8 +229,8 @@ static void get_value(struct core_req *req)
     free(text);
 }
 
-/* A text/plain value: a quoted string, a number, true, false or null; any
- * other text is taken as a string. NULL when it cannot be a value. */
+/* A text/plain value as Orion reads one: a quoted string, a number, true,
+ * false or null; anything else is refused. */
 static json_t *text_value(const char *body, size_t len)
 {
     json_t *v = json_loadb(body, len, JSON_DECODE_ANY, NULL);
@@ -238,7 +238,7 @@ static json_t *text_value(const char *body, size_t len)
         json_decref(v);
         return NULL;
     }
-    return v ? v : json_stringn(body, len);
+    return v;
 }
 
 static void put_value(struct core_req *req)
@@ -252,14 +252,16 @@ static void put_value(struct core_req *req)
     const char *ct = core_req_header(req, "Content-Type");
     json_t *v;
     if (!req->body || req->body_len == 0) {
-        core_reply_error(req, CORE_ERR_LENGTH_REQUIRED,
+        core_reply_error(req, CORE_ERR_CONTENT_LENGTH_REQUIRED,
                          "Zero/No Content-Length in PUT/POST/PATCH request");
         return;
     }
     if (ct && !strncasecmp(ct, "text/plain", 10)) {
         v = text_value(req->body, req->body_len);
         if (!v) {
-            core_reply_error(req, CORE_ERR_BAD_REQUEST, "a text/plain value cannot be JSON");
+            core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                             "a text/plain value is a number, true, false, null or a string in "
+                             "double quotes");
             return;
         }
     } else {

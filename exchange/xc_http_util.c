@@ -47,7 +47,7 @@ bool xc_accept(struct core_req *req, bool text_ok)
 json_t *xc_body_json(struct core_req *req)
 {
     if (!req->body || req->body_len == 0) {
-        core_reply_error(req, CORE_ERR_LENGTH_REQUIRED,
+        core_reply_error(req, CORE_ERR_CONTENT_LENGTH_REQUIRED,
                          "Zero/No Content-Length in PUT/POST/PATCH request");
         return NULL;
     }
@@ -139,16 +139,6 @@ void xc_reply_rows(struct core_req *req, const struct xc_row *rows, size_t n,
     for (size_t i = 0; i < n; i++) {
         json_t *e = xc_entity_render(rows[i].id, rows[i].type, rows[i].attrs, rows[i].created,
                                      rows[i].modified, r);
-        if (r->format == XC_UNIQUE) {
-            size_t k;
-            json_t *seen;
-            bool dup = false;
-            json_array_foreach(arr, k, seen) if (json_equal(seen, e)) dup = true;
-            if (dup) {
-                json_decref(e);
-                continue;
-            }
-        }
         json_array_append_new(arr, e);
     }
     if (total >= 0)

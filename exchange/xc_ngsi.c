@@ -23,11 +23,11 @@ static bool correlator_ok(const char *s)
     return true;
 }
 
-static void set_correlator(struct core_req *req, struct xc_ngsi *n)
+const char *xc_correlator(struct core_req *req)
 {
-    const char *c = core_req_header(req, "Fiware-Correlator");
+    const char *c = core_req_header(req, "Fiware-Correlator"), *out;
     if (c && correlator_ok(c)) {
-        n->correlator = c;
+        out = c;
     } else {
         /* Orion's correlators are UUIDs: a random one in that shape */
         unsigned char r[16];
@@ -36,10 +36,11 @@ static void set_correlator(struct core_req *req, struct xc_ngsi *n)
         r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
         char hex[33];
         core_hex(r, sizeof r, hex);
-        n->correlator = core_psprintf(req->pool, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
-                                      hex + 12, hex + 16, hex + 20);
+        out = core_psprintf(req->pool, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+                            hex + 16, hex + 20);
     }
-    core_reply_header(req, "Fiware-Correlator", n->correlator);
+    core_reply_header(req, "Fiware-Correlator", out);
+    return out;
 }
 
 /* One service path: "/a/b" or "/a/#" (when hash_ok). Fills path/subtree, or
@@ -165,7 +166,7 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
 {
     memset(n, 0, sizeof *n);
     n->req = req;
-    set_correlator(req, n);
+    n->correlator = xc_correlator(req);
     n->p = core_auth(req);
     if (!n->p)
         return false;

@@ -66,6 +66,10 @@ struct xc_ngsi {
 bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access access,
                    unsigned allowed_opts);
 
+/* Echoes the request's Fiware-Correlator (or a new UUID) on the reply and
+ * returns it (pool string). */
+const char *xc_correlator(struct core_req *req);
+
 /* Replies body (reference stolen) as NGSI does: numbers printed to 15
  * significant digits, Content-Type application/json. */
 void xc_reply_json(struct core_req *req, unsigned status, json_t *body);

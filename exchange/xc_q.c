@@ -686,6 +686,10 @@ static bool rhs_parse(struct core_pool *pool, const char *rhs, struct q_item *it
                       size_t errlen)
 {
     bool binary_eq = it->op == Q_EQ || it->op == Q_NE;
+    /* Orion refuses its forbidden characters in the values of a filter
+     * (patterns after ~= aside); the single quote is the quoting here */
+    if (strpbrk(rhs, "<>\"=;()"))
+        return fail(err, errlen, "forbidden characters in String Filter");
     const char *dd = find_dotdot(rhs);
     bool comma = has_outside_quotes(rhs, ',');
     if (dd) {

@@ -538,9 +538,9 @@ static void assert_refused(const char *georel, const char *geometry, const char 
 #define G(n) "public.ST_SetSRID(public.ST_GeomFromGeoJSON($" #n "::text), 4326)"
 /* within $m metres of the point $g: the geography index's && and the test */
 #define NEAR(g, m)                                                                                 \
-    "(public.geography(e.geom) OPERATOR(public.&&) public._ST_Expand(public.geography(" G(         \
-        g) "), $" #m "::float8) AND public.ST_DWithin(public.geography(e.geom), "                  \
-           "public.geography(" G(g) "), $" #m "::float8))"
+    "(e.geog OPERATOR(public.&&) public._ST_Expand(public.geography(" G(                           \
+        g) "), $" #m "::float8) AND public.ST_DWithin(public.geography(" G(g) "), e.geog, $" #m    \
+                                                                              "::float8, false))"
 
 static void test_query_absent(void **state)
 {
@@ -590,15 +590,15 @@ static void test_query_near(void **state)
     assert_int_equal(q.w.nparams, 2);
     assert_geojson(q.w.params[0], "{\"type\": \"Point\", \"coordinates\": [134.0467, 34.3503]}");
     assert_string_equal(q.w.params[1], "2000");
-    assert_string_equal(q.order, "public.geography(e.geom) OPERATOR(public.<->) "
-                                 "public.geography(" G(1) ")");
+    assert_string_equal(q.order, "e.geog OPERATOR(public.<->) public.geography(" G(1) ")");
     q_done(&q);
 
     q_run(&q, false, "minDistance:500;near;maxDistance:2.5e3", "point", " 34.3503 , 134.0467 ");
     assert_true(q.ok);
     assert_string_equal(q.w.text.buf,
-                        "(" NEAR(1, 2) " AND NOT public.ST_DWithin(public.geography(e.geom), "
-                                       "public.geography(" G(1) "), $3::float8))");
+                        "(" NEAR(1, 2) " AND NOT public.ST_DWithin(public.geography(" G(
+                            1) "), "
+                               "e.geog, $3::float8, false))");
     assert_string_equal(q.w.params[1], "2500");
     assert_string_equal(q.w.params[2], "500");
     assert_non_null(q.order);
@@ -662,8 +662,7 @@ static void test_query_shapes(void **state)
     assert_true(xc_geo_compile(&q.w, "near;maxDistance:10", "point", "1,2", &q.present, &q.order,
                                q.err, sizeof q.err));
     assert_string_equal(q.w.text.buf, "e.type = $1 AND (" NEAR(2, 3) ")");
-    assert_string_equal(q.order,
-                        "public.geography(e.geom) OPERATOR(public.<->) public.geography(" G(2) ")");
+    assert_string_equal(q.order, "e.geog OPERATOR(public.<->) public.geography(" G(2) ")");
     q_done(&q);
 }
 

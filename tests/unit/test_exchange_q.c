@@ -99,7 +99,6 @@ static void test_operators(void **state)
         ";a==1",
         "a>='m'",
         "a<b",
-        "a==b=c",
         "a==x:y",
         "a==2017-06-01T12",
         "a==2017-06-01T12:30",
@@ -130,6 +129,13 @@ static void test_refused(void **state)
     bad_q(";", XC_Q_ATTRS, "empty q");
     bad_q("   ", XC_Q_ATTRS, "empty q");
     bad_q("a==1;;b==2", XC_Q_ATTRS, "empty q-item");
+    /* Orion's forbidden characters in values, not in patterns */
+    bad_q("a==b=c", XC_Q_ATTRS, "forbidden characters in String Filter");
+    bad_q("color==a<b", XC_Q_ATTRS, "forbidden characters in String Filter");
+    bad_q("t>>3", XC_Q_ATTRS, "forbidden characters in String Filter");
+    bad_q("a.b=='x(y)'", XC_Q_METADATA, "forbidden characters in String Filter");
+    bad_q("a==\"x", XC_Q_ATTRS, "forbidden characters in String Filter");
+    ok_q("a~=^(x|y)$", XC_Q_ATTRS);
     bad_q("a==1; ;b==2", XC_Q_ATTRS, "empty q-item");
     bad_q("a==1;;", XC_Q_ATTRS, "empty q-item");
     bad_q("a==", XC_Q_ATTRS, "empty right-hand-side");
@@ -329,8 +335,8 @@ static void test_sql_shape(void **state)
           (const char *[]){"{\"a\":{\"value\":0.5e3}}", NULL});
     shape("a=='20'", XC_Q_ATTRS, "((e.attrs @> $1::jsonb OR e.attrs @> $2::jsonb))", 2,
           (const char *[]){"{\"a\":{\"value\":\"20\"}}", NULL});
-    shape("a==\"x\\y", XC_Q_ATTRS, "((e.attrs @> $1::jsonb OR e.attrs @> $2::jsonb))", 2,
-          (const char *[]){"{\"a\":{\"value\":\"\\\"x\\\\y\"}}", NULL});
+    shape("a==x\\y", XC_Q_ATTRS, "((e.attrs @> $1::jsonb OR e.attrs @> $2::jsonb))", 2,
+          (const char *[]){"{\"a\":{\"value\":\"x\\\\y\"}}", NULL});
     shape("a==true", XC_Q_ATTRS, "((e.attrs @> $1::jsonb OR e.attrs @> $2::jsonb))", 2,
           (const char *[]){"{\"a\":{\"value\":true}}", NULL});
     shape("a==null", XC_Q_ATTRS, "((e.attrs @> $1::jsonb OR e.attrs @> $2::jsonb))", 2,

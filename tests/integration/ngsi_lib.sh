@@ -1,0 +1,116 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # tokens set for the tests that source this file
+# Helpers for the NGSI-v2 tests (test_ngsi_*.sh), sourced after lib.sh and
+# authz_lib.sh.  The expectations in those tests come from Orion's documented
+# behaviour (the NGSI-v2 specification and the Orion manual), not from the
+# hub's code.
+#
+#   ngsi_setup                  the demo prefecture (kagawa; towns takamatsu
+#                               and kanonji, all hosted), NGSI clients and
+#                               their tokens, a running hub:
+#                                 TOK_KJ     kanonji, ngsi.read ngsi.write
+#                                 TOK_KJ_RO  kanonji, ngsi.read
+#                                 TOK_KJ_WO  kanonji, ngsi.write
+#                                 TOK_TK     takamatsu, ngsi.read ngsi.write
+#                               NGSI_TOKEN (the token ngsi sends) = TOK_KJ
+#   ngsi METHOD PATH [CURL ARGS...]
+#                               http with "Authorization: Bearer $NGSI_TOKEN"
+#   ngsi_json METHOD PATH BODY [CURL ARGS...]
+#                               ngsi with BODY as application/json
+#   ngsi_get PATH [NAME=VALUE]... [-- CURL ARGS...]
+#                               GET PATH with each NAME=VALUE URL-encoded into
+#                               the query string
+#   ngsi_create BODY [CURL ARGS...]
+#                               POST /v2/entities that must answer 201
+#   ids                         the ids of the entities in the last body, as
+#                               a compact JSON array
+#   assert_ids EXPECTED MSG     ids == EXPECTED (a compact JSON array)
+#
+# RENKEI_TEST_CONTINUE=1 turns a failed assertion into a report that does not
+# stop the test (the test still fails at its end, through ngsi_finish): handy
+# to list every departure from Orion in one run.  Later checks may then fail
+# only because an earlier one did.
+
+NGSI_TOKEN=
+_ngsi_soft_failures=0
+
+if [[ ${RENKEI_TEST_CONTINUE:-} == 1 ]]; then
+  fail() {
+    _ngsi_soft_failures=$((_ngsi_soft_failures + 1))
+    echo "FAIL (continuing): $(_trunc "$*")" >&2
+    return 0
+  }
+fi
+
+# ngsi_finish: ends a test that ran with RENKEI_TEST_CONTINUE=1 with status 1
+# when any assertion failed.
+ngsi_finish() {
+  if ((_ngsi_soft_failures > 0)); then
+    _failed_msg="$_ngsi_soft_failures failed assertions"
+    echo "FAIL: $_ngsi_soft_failures assertions failed (RENKEI_TEST_CONTINUE=1)" >&2
+    exit 1
+  fi
+}
+
+ngsi_setup() {
+  az_setup
+  client_add --tenant kanonji --name kj-ngsi --grant client_credentials --scope "ngsi.read ngsi.write"
+  local kj=("$CID" "$CSECRET")
+  client_add --tenant kanonji --name kj-reader --grant client_credentials --scope "ngsi.read"
+  local kj_ro=("$CID" "$CSECRET")
+  client_add --tenant kanonji --name kj-writer --grant client_credentials --scope "ngsi.write"
+  local kj_wo=("$CID" "$CSECRET")
+  client_add --tenant takamatsu --name tk-ngsi --grant client_credentials --scope "ngsi.read ngsi.write"
+  local tk=("$CID" "$CSECRET")
+  hub_start
+  get_token "${kj[@]}"
+  TOK_KJ=$TOKEN
+  get_token "${kj_ro[@]}"
+  TOK_KJ_RO=$TOKEN
+  get_token "${kj_wo[@]}"
+  TOK_KJ_WO=$TOKEN
+  get_token "${tk[@]}"
+  TOK_TK=$TOKEN
+  NGSI_TOKEN=$TOK_KJ
+}
+
+ngsi() {
+  local method=$1 path=$2
+  shift 2
+  http "$method" "$path" -H "Authorization: Bearer $NGSI_TOKEN" "$@"
+}
+
+ngsi_json() {
+  local method=$1 path=$2 body=$3
+  shift 3
+  ngsi "$method" "$path" -H 'Content-Type: application/json' --data-binary "$body" "$@"
+}
+
+ngsi_get() {
+  local path=$1
+  shift
+  local -a enc=()
+  while (($#)) && [[ $1 != -- ]]; do
+    enc+=(--data-urlencode "$1")
+    shift
+  done
+  [[ ${1:-} == -- ]] && shift
+  ngsi GET "$path" -G "${enc[@]}" "$@"
+}
+
+ngsi_create() {
+  local body=$1
+  shift
+  ngsi_json POST /v2/entities "$body" "$@"
+  assert_status 201 "create $(jq -c '{id, type}' <<<"$body" 2>/dev/null || echo "$body")"
+}
+
+ids() {
+  jq -c '[.[].id]' <<<"$HTTP_BODY"
+}
+
+assert_ids() {
+  local got
+  got=$(jq -c '[.[].id]' <<<"$HTTP_BODY" 2>/dev/null || echo "not an array: $HTTP_BODY")
+  assert_eq "$1" "$got" "$2"
+}
