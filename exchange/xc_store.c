@@ -179,10 +179,10 @@ static bool order_sql(struct xc_sql *s, const struct xc_query *q, const char *ne
         xc_sql_add(s, desc ? " DESC NULLS LAST, " : " ASC NULLS FIRST, ");
     }
     if (!q->norder && near) {
-        /* a tie-breaker after the distance would make PostgreSQL sort the
-         * whole town instead of reading the geography index in order */
+        /* nearest first; e.seq keeps pages stable among equal distances
+         * (it costs a sort of the matches, which a maxDistance bounds) */
         xc_sql_add(s, near);
-        return true;
+        xc_sql_add(s, ", ");
     }
     xc_sql_add(s, "e.seq");
     return true;
