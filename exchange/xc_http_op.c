@@ -84,60 +84,67 @@ static void op_update(struct core_req *req)
             return;
         }
     }
+    if (actions[k].create && n.subtree[0]) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                         "service path with wildcard /# is not allowed here");
+        return;
+    }
+    /* one transaction for the whole batch (one commit, not one per entity);
+     * an entity that cannot be applied is reported and the rest go on */
+    struct xc_batch_item *bi = core_pcalloc(req->pool, (count + 1) * sizeof *bi);
+    struct xc_update *us = core_pcalloc(req->pool, (count + 1) * sizeof *us);
+    struct xc_create *cs = core_pcalloc(req->pool, (count + 1) * sizeof *cs);
+    for (size_t i = 0; i < count; i++) {
+        struct batch_item *it = &items[i];
+        us[i] = (struct xc_update){.id = it->id,
+                                   .type = it->type,
+                                   .attrs = it->attrs,
+                                   .mode = actions[k].mode,
+                                   .overwrite = n.opts & XC_OPT_OVERWRITE,
+                                   .forced = n.opts & XC_OPT_FORCED_UPDATE};
+        if (actions[k].mode == XC_MERGE_DELETE && json_object_size(it->attrs) == 0)
+            us[i].delete_entity = true;
+        if (actions[k].create) {
+            cs[i] = (struct xc_create){.id = it->id,
+                                       .type = it->type,
+                                       .attrs = it->attrs,
+                                       .upsert = true,
+                                       .mode = actions[k].mode,
+                                       .overwrite = us[i].overwrite,
+                                       .forced = us[i].forced};
+            bi[i].cr = &cs[i];
+        } else {
+            bi[i].u = &us[i];
+        }
+    }
+    char err[300] = "";
+    enum xc_rc brc = xc_store_batch(&n, bi, count, err, sizeof err);
+    if (brc != XC_OK) {
+        xc_reply_rc(req, brc, err);
+        return;
+    }
     struct strbuf failed;
     strbuf_init(&failed, 64 * 1024);
     size_t nfailed = 0, nnotfound = 0;
     for (size_t i = 0; i < count; i++) {
-        struct batch_item *it = &items[i];
-        char err[300] = "";
-        enum xc_rc rc;
-        struct xc_update u = {.id = it->id,
-                              .type = it->type,
-                              .attrs = it->attrs,
-                              .mode = actions[k].mode,
-                              .overwrite = n.opts & XC_OPT_OVERWRITE,
-                              .forced = n.opts & XC_OPT_FORCED_UPDATE};
-        if (actions[k].mode == XC_MERGE_DELETE && json_object_size(it->attrs) == 0)
-            u.delete_entity = true;
-        if (actions[k].create) {
-            if (n.subtree[0]) {
-                core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                                 "service path with wildcard /# is not allowed here");
-                strbuf_release(&failed);
-                return;
-            }
-            struct xc_create cr = {.id = it->id,
-                                   .type = it->type,
-                                   .attrs = it->attrs,
-                                   .upsert = true,
-                                   .mode = actions[k].mode,
-                                   .overwrite = u.overwrite,
-                                   .forced = u.forced};
-            rc = xc_store_create(&n, &cr, err, sizeof err);
-            u.res = cr.res;
-        } else {
-            rc = xc_store_update(&n, &u, err, sizeof err);
-        }
-        if (rc == XC_UNAVAILABLE || rc == XC_ERROR) {
-            strbuf_release(&failed);
-            xc_reply_rc(req, rc, err);
-            return;
-        }
-        if (rc == XC_OK && u.res.nmissing == 0)
+        enum xc_rc rc = bi[i].rc;
+        const struct xc_merge_result *res = bi[i].cr ? &cs[i].res : &us[i].res;
+        if (rc == XC_OK && res->nmissing == 0)
             continue;
         nfailed++;
         if (rc == XC_NOT_FOUND)
             nnotfound++;
-        strbuf_addf(&failed, "%s%s - %s", failed.len ? ", " : "", it->id,
-                    rc == XC_OK          ? xc_name_list(req->pool, u.res.missing, u.res.nmissing)
+        strbuf_addf(&failed, "%s%s - %s", failed.len ? ", " : "", items[i].id,
+                    rc == XC_OK          ? xc_name_list(req->pool, res->missing, res->nmissing)
                     : rc == XC_NOT_FOUND ? "[entity itself]"
-                    : err[0]             ? err
+                    : bi[i].why[0]       ? bi[i].why
                                          : "cannot be applied");
     }
+    const char *list = failed.buf ? failed.buf : "";
     if (nfailed == 0) {
         core_reply_empty(req, 204);
     } else if (nfailed == count && nnotfound == count) {
-        core_reply_error(req, CORE_ERR_NOT_FOUND, "do not exist: %s", failed.buf);
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "do not exist: %s", list);
     } else {
         core_reply_error(req, nfailed == count ? CORE_ERR_UNPROCESSABLE : CORE_ERR_PARTIAL_UPDATE,
                          "%s: %s",
@@ -145,7 +152,7 @@ static void op_update(struct core_req *req)
                                                                      "attributes in the request "
                                                                      "already exist"
                                                                    : "do not exist",
-                         failed.buf);
+                         list);
     }
     strbuf_release(&failed);
 }

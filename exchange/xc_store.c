@@ -484,18 +484,17 @@ static enum core_db_rc write_body(struct core_db_conn *c, void *arg)
         return insert_body(c, t, now);
     /* an upsert finds the entity by id (and type when given: an entity of
      * another type is the one meant when none is) before creating one */
-    enum core_db_rc rc = update_body(c, t, now);
-    if (rc == CORE_DB_ROLLBACK && t->rc == XC_NOT_FOUND) {
+    for (int attempt = 0;; attempt++) {
+        enum core_db_rc rc = update_body(c, t, now);
+        if (rc != CORE_DB_ROLLBACK || t->rc != XC_NOT_FOUND)
+            return rc;
         memset(&t->u->res, 0, sizeof t->u->res);
         rc = insert_body(c, t, now);
-        if (rc == CORE_DB_ROLLBACK && t->rc == XC_EXISTS) {
-            /* another request created it between our look and our insert:
-             * the runner's retry finds it */
-            t->rc = XC_ERROR;
-            return CORE_DB_ERROR;
-        }
+        /* another request created it between our look and our insert: the
+         * next look (a new snapshot, READ COMMITTED) finds it */
+        if (rc != CORE_DB_ROLLBACK || t->rc != XC_EXISTS || attempt == 2)
+            return rc;
     }
-    return rc;
 }
 
 /* The row-locking select of one entity by id (and type) in n's paths. */
@@ -549,48 +548,86 @@ static enum xc_rc run_write(const struct xc_ngsi *n, struct write_tx *t, char *e
     return db_rc(drc, &dberr, err, errlen);
 }
 
-enum xc_rc xc_store_create(const struct xc_ngsi *n, struct xc_create *cr, char *err, size_t errlen)
+/* What one create needs beside its write_tx. */
+struct create_ctx {
+    struct xc_ngsi exact;
+    struct xc_sql sel;
+    struct xc_update u;
+    struct write_tx t;
+};
+
+static void create_prepare(struct create_ctx *x, const struct xc_ngsi *n, struct xc_create *cr)
 {
     struct core_pool *pool = n->req->pool;
-    struct xc_sql sel;
-    xc_sql_init(&sel, pool);
-    struct xc_update u = {.id = cr->id,
-                          .type = cr->type,
-                          .attrs = cr->attrs,
-                          .mode = cr->mode,
-                          .overwrite = cr->overwrite,
-                          .forced = cr->forced};
+    xc_sql_init(&x->sel, pool);
+    x->u = (struct xc_update){.id = cr->id,
+                              .type = cr->type,
+                              .attrs = cr->attrs,
+                              .mode = cr->mode,
+                              .overwrite = cr->overwrite,
+                              .forced = cr->forced};
     /* an upsert finds the existing entity in the one path it names */
-    struct xc_ngsi exact = *n;
-    exact.subtree[0] = false;
-    select_for_update(&sel, &exact, cr->id, cr->type);
-    struct write_tx t = {.n = n,
-                         .pool = pool,
-                         .id = cr->id,
-                         .type = cr->type,
-                         .new_attrs = cr->attrs,
-                         .create = true,
-                         .upsert = cr->upsert,
-                         .u = &u,
-                         .select = &sel};
-    enum xc_rc rc = run_write(n, &t, err, errlen);
-    xc_sql_release(&sel);
-    cr->created = t.created;
-    cr->res = u.res;
-    if (rc == XC_OK) {
-        if (t.created) {
-            const char **names =
-                core_palloc(pool, (json_object_size(cr->attrs) + 1) * sizeof *names);
-            size_t k = 0;
-            const char *name;
-            json_t *a;
-            json_object_foreach((json_t *)cr->attrs, name, a) names[k++] = name;
-            announce(n, &t, names, k);
-        } else if (u.res.nmissing != json_object_size(cr->attrs)) {
-            announce(n, &t, u.res.changed, u.res.nchanged);
-        }
+    x->exact = *n;
+    x->exact.subtree[0] = false;
+    select_for_update(&x->sel, &x->exact, cr->id, cr->type);
+    x->t = (struct write_tx){.n = n,
+                             .pool = pool,
+                             .id = cr->id,
+                             .type = cr->type,
+                             .new_attrs = cr->attrs,
+                             .create = true,
+                             .upsert = cr->upsert,
+                             .u = &x->u,
+                             .select = &x->sel};
+}
+
+static void create_finish(struct create_ctx *x, const struct xc_ngsi *n, struct xc_create *cr,
+                          enum xc_rc rc)
+{
+    struct core_pool *pool = n->req->pool;
+    xc_sql_release(&x->sel);
+    cr->created = x->t.created;
+    cr->res = x->u.res;
+    if (rc != XC_OK)
+        return;
+    if (x->t.created) {
+        const char **names = core_palloc(pool, (json_object_size(cr->attrs) + 1) * sizeof *names);
+        size_t k = 0;
+        const char *name;
+        json_t *a;
+        json_object_foreach((json_t *)cr->attrs, name, a) names[k++] = name;
+        announce(n, &x->t, names, k);
+    } else if (x->u.res.nmissing != json_object_size(cr->attrs)) {
+        announce(n, &x->t, x->u.res.changed, x->u.res.nchanged);
     }
+}
+
+enum xc_rc xc_store_create(const struct xc_ngsi *n, struct xc_create *cr, char *err, size_t errlen)
+{
+    struct create_ctx x;
+    create_prepare(&x, n, cr);
+    enum xc_rc rc = run_write(n, &x.t, err, errlen);
+    create_finish(&x, n, cr, rc);
     return rc;
+}
+
+static void update_finish(const struct xc_ngsi *n, struct write_tx *t, struct xc_update *u,
+                          enum xc_rc rc)
+{
+    struct core_pool *pool = n->req->pool;
+    if (rc != XC_OK)
+        return;
+    if (t->deleted) {
+        const char **names =
+            core_palloc(pool, (json_object_size(t->row.attrs) + 1) * sizeof *names);
+        size_t k = 0;
+        const char *name;
+        json_t *a;
+        json_object_foreach(t->row.attrs, name, a) names[k++] = name;
+        announce(n, t, names, k);
+    } else if (u->res.nmissing != json_object_size(u->attrs) || u->mode == XC_MERGE_REPLACE) {
+        announce(n, t, u->res.changed, u->res.nchanged);
+    }
 }
 
 enum xc_rc xc_store_update(const struct xc_ngsi *n, struct xc_update *u, char *err, size_t errlen)
@@ -602,20 +639,70 @@ enum xc_rc xc_store_update(const struct xc_ngsi *n, struct xc_update *u, char *e
     struct write_tx t = {.n = n, .pool = pool, .u = u, .select = &sel};
     enum xc_rc rc = run_write(n, &t, err, errlen);
     xc_sql_release(&sel);
-    if (rc == XC_OK) {
-        if (t.deleted) {
-            const char **names =
-                core_palloc(pool, (json_object_size(t.row.attrs) + 1) * sizeof *names);
-            size_t k = 0;
-            const char *name;
-            json_t *a;
-            json_object_foreach(t.row.attrs, name, a) names[k++] = name;
-            announce(n, &t, names, k);
-        } else if (u->res.nmissing != json_object_size(u->attrs) || u->mode == XC_MERGE_REPLACE) {
-            announce(n, &t, u->res.changed, u->res.nchanged);
+    update_finish(n, &t, u, rc);
+    return rc;
+}
+
+/* ---- batches ---- */
+
+struct batch_tx {
+    struct xc_batch_item *items;
+    size_t count;
+    struct create_ctx *cx;
+    struct write_tx *ut;
+    struct xc_sql *usel;
+};
+
+/* Every item in one transaction: an item that cannot be applied has changed
+ * nothing (each write body decides before its first write), so it is only
+ * recorded; a statement that fails fails the batch, and the runner may run
+ * it all again. */
+static enum core_db_rc batch_body(struct core_db_conn *c, void *arg)
+{
+    struct batch_tx *b = arg;
+    for (size_t i = 0; i < b->count; i++) {
+        struct write_tx *t = b->items[i].cr ? &b->cx[i].t : &b->ut[i];
+        enum core_db_rc rc = write_body(c, t);
+        if (rc == CORE_DB_ERROR || rc == CORE_DB_UNAVAILABLE)
+            return rc;
+    }
+    return CORE_DB_OK;
+}
+
+enum xc_rc xc_store_batch(const struct xc_ngsi *n, struct xc_batch_item *items, size_t count,
+                          char *err, size_t errlen)
+{
+    struct core_pool *pool = n->req->pool;
+    struct batch_tx b = {.items = items,
+                         .count = count,
+                         .cx = core_pcalloc(pool, (count + 1) * sizeof *b.cx),
+                         .ut = core_pcalloc(pool, (count + 1) * sizeof *b.ut),
+                         .usel = core_pcalloc(pool, (count + 1) * sizeof *b.usel)};
+    for (size_t i = 0; i < count; i++) {
+        if (items[i].cr) {
+            create_prepare(&b.cx[i], n, items[i].cr);
+        } else {
+            xc_sql_init(&b.usel[i], pool);
+            select_for_update(&b.usel[i], n, items[i].u->id, items[i].u->type);
+            b.ut[i] =
+                (struct write_tx){.n = n, .pool = pool, .u = items[i].u, .select = &b.usel[i]};
         }
     }
-    return rc;
+    struct core_db_err dberr;
+    enum core_db_rc drc = core_db_tx(n->tenant, CORE_TX_WRITE, batch_body, &b, &dberr);
+    enum xc_rc batch_rc = drc == CORE_DB_OK ? XC_OK : db_rc(drc, &dberr, err, errlen);
+    for (size_t i = 0; i < count; i++) {
+        struct write_tx *t = items[i].cr ? &b.cx[i].t : &b.ut[i];
+        items[i].rc = batch_rc == XC_OK ? t->rc : batch_rc;
+        items[i].why = core_pstrdup(pool, batch_rc == XC_OK ? t->why : "");
+        if (items[i].cr) {
+            create_finish(&b.cx[i], n, items[i].cr, items[i].rc);
+        } else {
+            xc_sql_release(&b.usel[i]);
+            update_finish(n, t, items[i].u, items[i].rc);
+        }
+    }
+    return batch_rc;
 }
 
 /* ---- types ---- */

@@ -88,6 +88,22 @@ struct xc_update {
  * (u->res.missing says which; the caller reports them as Orion does). */
 enum xc_rc xc_store_update(const struct xc_ngsi *n, struct xc_update *u, char *err, size_t errlen);
 
+/* One item of a batch: a create (cr set) or an update (u set). */
+struct xc_batch_item {
+    struct xc_create *cr;
+    struct xc_update *u;
+    /* filled in: */
+    enum xc_rc rc;
+    const char *why; /* pool */
+};
+
+/* Applies every item in one transaction (one commit for the lot): an item
+ * that cannot be applied is recorded in its rc and changes nothing; the
+ * call's own result is XC_OK unless the database failed the whole batch
+ * (then every item carries that failure and nothing was applied). */
+enum xc_rc xc_store_batch(const struct xc_ngsi *n, struct xc_batch_item *items, size_t count,
+                          char *err, size_t errlen);
+
 /* Entity types with their attributes' names and types, and counts; one
  * type when type is set (XC_NOT_FOUND when it has no entity). Rows in
  * *out (pool): {"type", "attrs": {name: {"types": [...]}}, "count"}. */

@@ -62,7 +62,10 @@ CREATE TABLE renkei.ngsi_entities (
 CREATE UNIQUE INDEX ngsi_entities_order ON renkei.ngsi_entities (tenant_id, seq);
 CREATE INDEX ngsi_entities_type ON renkei.ngsi_entities (tenant_id, type, seq);
 CREATE INDEX ngsi_entities_path ON renkei.ngsi_entities (tenant_id, service_path text_pattern_ops);
-CREATE INDEX ngsi_entities_attrs ON renkei.ngsi_entities USING gin (attrs);
+-- fastupdate off: sensors update all the time, and entries waiting in the
+-- pending list are scanned by every query until a vacuum moves them (a
+-- filtered query went from 2 ms to 11 ms after a run of updates)
+CREATE INDEX ngsi_entities_attrs ON renkei.ngsi_entities USING gin (attrs) WITH (fastupdate = off);
 CREATE INDEX ngsi_entities_geom ON renkei.ngsi_entities USING gist (geom);
 CREATE INDEX ngsi_entities_geog ON renkei.ngsi_entities USING gist (geog);
 ALTER TABLE renkei.ngsi_entities ENABLE ROW LEVEL SECURITY;
