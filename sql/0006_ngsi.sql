@@ -10,8 +10,8 @@ RESET ROLE;
 CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public;
 
 -- Row-level security lets the planner use an index for a condition only
--- when the condition's function is LEAKPROOF; jsonb containment and key
--- existence (the q filters' GIN index) and PostGIS's bounding-box operators
+-- when the condition's function is LEAKPROOF; jsonb containment (the q
+-- filters' GIN index) and PostGIS's bounding-box operators
 -- (the geo filters' GIST indexes) are not marked so, which
 -- would make every filtered query of the service role scan the town's whole
 -- table. None of them can reveal a row through an error or side effect (the
@@ -24,13 +24,12 @@ DO $$
 BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF;
-        ALTER FUNCTION pg_catalog.jsonb_exists(jsonb, text) LEAKPROOF;
         ALTER FUNCTION public.geography_overlaps(public.geography, public.geography) LEAKPROOF;
         ALTER FUNCTION public.geometry_overlaps(public.geometry, public.geometry) LEAKPROOF;
         ALTER FUNCTION public.geometry_within(public.geometry, public.geometry) LEAKPROOF;
         ALTER FUNCTION public.geometry_same(public.geometry, public.geometry) LEAKPROOF;
     ELSE
-        RAISE NOTICE 'not a superuser: jsonb_contains and jsonb_exists and the PostGIS bounding-box operators stay not LEAKPROOF, so filters under row-level security cannot use their indexes';
+        RAISE NOTICE 'not a superuser: jsonb_contains and the PostGIS bounding-box operators stay not LEAKPROOF, so filters under row-level security cannot use their indexes';
     END IF;
 END
 $$;
@@ -62,10 +61,15 @@ CREATE TABLE renkei.ngsi_entities (
 CREATE UNIQUE INDEX ngsi_entities_order ON renkei.ngsi_entities (tenant_id, seq);
 CREATE INDEX ngsi_entities_type ON renkei.ngsi_entities (tenant_id, type, seq);
 CREATE INDEX ngsi_entities_path ON renkei.ngsi_entities (tenant_id, service_path text_pattern_ops);
+-- jsonb_path_ops: one entry per path and value, so {"station":{"value":"S42"}}
+-- is one lookup (the default opclass looks up "station", "value" and "S42"
+-- apart and intersects; "value" is in every row: 2.5 ms against 0.06 ms at
+-- 10,000 entities). It serves @> only: existence (q=attr) is a filter.
 -- fastupdate off: sensors update all the time, and entries waiting in the
 -- pending list are scanned by every query until a vacuum moves them (a
--- filtered query went from 2 ms to 11 ms after a run of updates)
-CREATE INDEX ngsi_entities_attrs ON renkei.ngsi_entities USING gin (attrs) WITH (fastupdate = off);
+-- filtered query went from 2 ms to 11 ms after a run of updates).
+CREATE INDEX ngsi_entities_attrs ON renkei.ngsi_entities USING gin (attrs jsonb_path_ops)
+    WITH (fastupdate = off);
 CREATE INDEX ngsi_entities_geom ON renkei.ngsi_entities USING gist (geom);
 CREATE INDEX ngsi_entities_geog ON renkei.ngsi_entities USING gist (geog);
 ALTER TABLE renkei.ngsi_entities ENABLE ROW LEVEL SECURITY;
