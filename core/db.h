@@ -168,6 +168,24 @@ PGresult *core_db_first_result(struct core_db_conn *c, const struct core_stmt *s
 enum core_db_rc core_db_tx_racing(const char *tenant, enum core_tx_mode mode, core_db_tx_fn fn,
                                   void *arg, struct core_db_err *err);
 
+/*
+ * A read of up to CORE_DB_READ_MAX statements built at run time (SQL as for
+ * core_db_exec_sql) in one transaction of mode (CORE_TX_READ or
+ * CORE_TX_SNAPSHOT) with the tenant context, sent with BEGIN and COMMIT in
+ * one round trip (pipeline mode): for the hot reads whose statements do not
+ * depend on each other. out[i] receives statement i's result (caller
+ * PQclear()s each). A lost connection is retried once on a fresh one.
+ */
+#define CORE_DB_READ_MAX 4
+struct core_db_query {
+    const char *sql;
+    int n;
+    const char *const *values;
+};
+enum core_db_rc core_db_read(const char *tenant, enum core_tx_mode mode,
+                             const struct core_db_query *qs, int nq, PGresult **out,
+                             struct core_db_err *err);
+
 /* Pool figures for /metrics and /readyz. */
 struct core_db_stats {
     int size, connected, in_use, waiting;

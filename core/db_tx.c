@@ -219,3 +219,99 @@ enum core_db_rc core_db_tx_racing(const char *tenant, enum core_tx_mode mode, co
     }
     return rc;
 }
+
+/* One pipelined read on c: BEGIN, the tenant context, the statements and
+ * COMMIT. False with the error recorded on c (and the transaction rolled
+ * back when the connection is still there). */
+static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant,
+                      const struct core_db_query *qs, int nq, PGresult **out)
+{
+    if (!PQenterPipelineMode(c->pg) ||
+        !PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0) ||
+        (tenant && !PQsendQueryParams(c->pg, set_tenant.sql, 1, NULL, &tenant, NULL, NULL, 0))) {
+        core_db_record_error(c, NULL, "BEGIN");
+        PQexitPipelineMode(c->pg);
+        return false;
+    }
+    for (int i = 0; i < nq; i++) {
+        if (!PQsendQueryParams(c->pg, qs[i].sql, qs[i].n, NULL, qs[i].values, NULL, NULL, 0)) {
+            core_db_record_error(c, NULL, "dynamic");
+            PQexitPipelineMode(c->pg);
+            return false;
+        }
+    }
+    if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQpipelineSync(c->pg)) {
+        core_db_record_error(c, NULL, "COMMIT");
+        PQexitPipelineMode(c->pg);
+        return false;
+    }
+    bool ok = true;
+    int sent = 1 + (tenant != NULL) + nq + 1;
+    for (int i = 0; i < sent; i++) {
+        PGresult *r = PQgetResult(c->pg), *extra;
+        while ((extra = PQgetResult(c->pg)) != NULL)
+            PQclear(extra);
+        ExecStatusType st = PQresultStatus(r);
+        int q = i - 1 - (tenant != NULL);
+        bool is_commit = i == sent - 1;
+        if (ok && (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || r == NULL ||
+                   (is_commit && (st != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT"))))) {
+            core_db_record_error(c, r,
+                                 q >= 0 && q < nq ? "dynamic"
+                                 : is_commit      ? "COMMIT"
+                                                  : "BEGIN");
+            ok = false;
+        }
+        if (ok && q >= 0 && q < nq)
+            out[q] = r;
+        else
+            PQclear(r);
+    }
+    PQclear(PQgetResult(c->pg)); /* the sync */
+    PQexitPipelineMode(c->pg);
+    if (!ok) {
+        for (int i = 0; i < nq; i++) {
+            PQclear(out[i]);
+            out[i] = NULL;
+        }
+        if (!core_db_conn_lost(c))
+            simple(c, "ROLLBACK", NULL);
+    }
+    return ok;
+}
+
+enum core_db_rc core_db_read(const char *tenant, enum core_tx_mode mode,
+                             const struct core_db_query *qs, int nq, PGresult **out,
+                             struct core_db_err *err)
+{
+    struct core_db_err local;
+    if (!err)
+        err = &local;
+    memset(err, 0, sizeof *err);
+    for (int i = 0; i < nq; i++)
+        out[i] = NULL;
+    if ((tenant && tenant != CORE_DB_PLATFORM && !core_tenant_id_ok(tenant)) || nq < 1 ||
+        nq > CORE_DB_READ_MAX || (mode != CORE_TX_READ && mode != CORE_TX_SNAPSHOT)) {
+        core_log_bug("core_db_read called with a bad tenant, count or mode");
+        xsnprintf(err->message, sizeof err->message, "invalid read");
+        return CORE_DB_ERROR;
+    }
+    for (int lost = 0;; lost++) {
+        struct core_db_conn *c = core_db_acquire(err);
+        if (!c)
+            return CORE_DB_UNAVAILABLE;
+        memset(&c->err, 0, sizeof c->err);
+        bool ok = read_once(c, mode, tenant, qs, nq, out);
+        bool conn_lost = core_db_conn_lost(c);
+        *err = c->err;
+        core_db_release(c);
+        if (ok)
+            return CORE_DB_OK;
+        if (!conn_lost)
+            return CORE_DB_ERROR;
+        core_db_close_idle();
+        if (lost >= CONNECTION_RETRIES)
+            return CORE_DB_UNAVAILABLE;
+    }
+}

@@ -226,41 +226,6 @@ static bool row_read(struct core_pool *pool, PGresult *r, int i, struct xc_row *
 
 /* ---- queries ---- */
 
-struct query_tx {
-    struct core_pool *pool;
-    struct xc_sql *page, *count;
-    struct xc_row *rows;
-    size_t nrows;
-    long total;
-};
-
-static enum core_db_rc query_body(struct core_db_conn *c, void *arg)
-{
-    struct query_tx *t = arg;
-    t->nrows = 0;
-    PGresult *r = core_db_exec_sql(c, t->page->text.buf, t->page->nparams, t->page->params);
-    if (!r)
-        return CORE_DB_ERROR;
-    int n = PQntuples(r);
-    t->rows = core_pcalloc(t->pool, (size_t)(n ? n : 1) * sizeof *t->rows);
-    for (int i = 0; i < n; i++) {
-        if (!row_read(t->pool, r, i, &t->rows[i])) {
-            PQclear(r);
-            return CORE_DB_ROLLBACK;
-        }
-    }
-    t->nrows = (size_t)n;
-    PQclear(r);
-    if (t->count) {
-        r = core_db_exec_sql(c, t->count->text.buf, t->count->nparams, t->count->params);
-        if (!r)
-            return CORE_DB_ERROR;
-        core_parse_long(PQgetvalue(r, 0, 0), 0, LONG_MAX, &t->total);
-        PQclear(r);
-    }
-    return CORE_DB_OK;
-}
-
 enum xc_rc xc_store_query(const struct xc_ngsi *n, const struct xc_query *q, struct xc_row **rows,
                           size_t *nrows, long *total, char *err, size_t errlen)
 {
@@ -289,22 +254,33 @@ enum xc_rc xc_store_query(const struct xc_ngsi *n, const struct xc_query *q, str
         xsnprintf(err, errlen, "the query is too large");
         goto cleanup;
     }
-    struct query_tx t = {.pool = pool, .page = &page, .count = q->count ? &count : NULL};
+    /* one round trip: BEGIN, the tenant, the page (and the count), COMMIT */
+    struct core_db_query qs[2] = {{page.text.buf, page.nparams, page.params},
+                                  {count.text.buf, count.nparams, count.params}};
+    PGresult *res[2] = {NULL, NULL};
     struct core_db_err dberr;
-    enum core_db_rc drc =
-        core_db_tx(n->tenant, q->count ? CORE_TX_SNAPSHOT : CORE_TX_READ, query_body, &t, &dberr);
-    if (drc == CORE_DB_ROLLBACK) {
-        rc = XC_ERROR;
-        goto cleanup;
-    }
+    enum core_db_rc drc = core_db_read(n->tenant, q->count ? CORE_TX_SNAPSHOT : CORE_TX_READ, qs,
+                                       q->count ? 2 : 1, res, &dberr);
     if (drc != CORE_DB_OK) {
         rc = db_rc(drc, &dberr, err, errlen);
         goto cleanup;
     }
-    *rows = t.rows;
-    *nrows = t.nrows;
-    if (total)
-        *total = t.total;
+    int nr = PQntuples(res[0]);
+    struct xc_row *out = core_pcalloc(pool, (size_t)(nr ? nr : 1) * sizeof *out);
+    for (int i = 0; i < nr; i++) {
+        if (!row_read(pool, res[0], i, &out[i])) {
+            PQclear(res[0]);
+            PQclear(res[1]);
+            rc = XC_ERROR;
+            goto cleanup;
+        }
+    }
+    if (total && res[1])
+        core_parse_long(PQgetvalue(res[1], 0, 0), 0, LONG_MAX, total);
+    PQclear(res[0]);
+    PQclear(res[1]);
+    *rows = out;
+    *nrows = (size_t)nr;
     rc = XC_OK;
 cleanup:
     xc_sql_release(&page);
@@ -708,28 +684,9 @@ enum xc_rc xc_store_batch(const struct xc_ngsi *n, struct xc_batch_item *items, 
 /* ---- types ---- */
 
 struct types_tx {
-    struct xc_sql *list, *count;
     PGresult *rows;
     long total;
 };
-
-static enum core_db_rc types_body(struct core_db_conn *c, void *arg)
-{
-    struct types_tx *t = arg;
-    if (t->rows) {
-        PQclear(t->rows);
-        t->rows = NULL;
-    }
-    t->rows = core_db_exec_sql(c, t->list->text.buf, t->list->nparams, t->list->params);
-    if (!t->rows)
-        return CORE_DB_ERROR;
-    PGresult *r = core_db_exec_sql(c, t->count->text.buf, t->count->nparams, t->count->params);
-    if (!r)
-        return CORE_DB_ERROR;
-    core_parse_long(PQgetvalue(r, 0, 0), 0, LONG_MAX, &t->total);
-    PQclear(r);
-    return CORE_DB_OK;
-}
 
 static void types_where(struct xc_sql *s, const struct xc_ngsi *n, const char *type)
 {
@@ -772,16 +729,20 @@ enum xc_rc xc_store_types(const struct xc_ngsi *n, const char *type, long limit,
     xc_sql_add(&list, "::bigint");
     xc_sql_add(&count, "SELECT count(DISTINCT e.type)");
     types_where(&count, n, type);
-    struct types_tx t = {.list = &list, .count = &count};
+    struct core_db_query qs[2] = {{list.text.buf, list.nparams, list.params},
+                                  {count.text.buf, count.nparams, count.params}};
+    PGresult *res[2] = {NULL, NULL};
     struct core_db_err dberr;
-    enum core_db_rc drc = core_db_tx(n->tenant, CORE_TX_SNAPSHOT, types_body, &t, &dberr);
+    enum core_db_rc drc = core_db_read(n->tenant, CORE_TX_SNAPSHOT, qs, 2, res, &dberr);
     xc_sql_release(&list);
     xc_sql_release(&count);
     if (drc != CORE_DB_OK) {
-        PQclear(t.rows);
         char err[8];
         return db_rc(drc, &dberr, err, sizeof err);
     }
+    struct types_tx t = {.rows = res[0]};
+    core_parse_long(PQgetvalue(res[1], 0, 0), 0, LONG_MAX, &t.total);
+    PQclear(res[1]);
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(t.rows); i++) {
         const char *name = PQgetvalue(t.rows, i, 0);

@@ -366,6 +366,50 @@ static void test_reconnect_after_terminate(void **state)
     assert_true(st.connected >= 1);
 }
 
+/* core_db_read: BEGIN, tenant, statements and COMMIT in one round trip */
+static void test_pipelined_read(void **state)
+{
+    (void)state;
+    const char *v[] = {"1"};
+    struct core_db_query qs[2] = {
+        {"SELECT v FROM renkei.t_rls WHERE v >= $1::int ORDER BY v", 1, v},
+        {"SELECT current_user, renkei.current_tenant(), current_setting('transaction_read_only')",
+         0, NULL}};
+    PGresult *out[2];
+    struct core_db_err err;
+    assert_int_equal(core_db_read("a", CORE_TX_SNAPSHOT, qs, 2, out, &err), CORE_DB_OK);
+    /* row-level security: tenant a sees its two rows, not b's */
+    assert_int_equal(PQntuples(out[0]), 2);
+    assert_string_equal(PQgetvalue(out[0], 1, 0), "2");
+    assert_string_equal(PQgetvalue(out[1], 0, 0), "renkei_service");
+    assert_string_equal(PQgetvalue(out[1], 0, 1), "a");
+    assert_string_equal(PQgetvalue(out[1], 0, 2), "on");
+    PQclear(out[0]);
+    PQclear(out[1]);
+
+    /* a failing statement: an error, no result, and the connection is
+     * usable afterwards (the transaction was rolled back) */
+    struct core_db_query bad[2] = {{"SELECT 1", 0, NULL},
+                                   {"SELECT v / 0 FROM renkei.t_rls", 0, NULL}};
+    assert_int_equal(core_db_read("a", CORE_TX_READ, bad, 2, out, &err), CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "22012");
+    assert_null(out[0]);
+    assert_null(out[1]);
+    /* read only: a write is refused */
+    struct core_db_query write = {"INSERT INTO renkei.t_rls VALUES ('a', 9)", 0, NULL};
+    assert_int_equal(core_db_read("a", CORE_TX_READ, &write, 1, out, &err), CORE_DB_ERROR);
+    assert_string_equal(err.sqlstate, "25006");
+    for (int i = 0; i < 6; i++) { /* every pooled connection is still fine */
+        assert_int_equal(core_db_read("b", CORE_TX_READ, qs, 1, out, &err), CORE_DB_OK);
+        assert_int_equal(PQntuples(out[0]), 1);
+        PQclear(out[0]);
+    }
+    /* bad calls are refused without touching the database */
+    assert_int_equal(core_db_read("a", CORE_TX_WRITE, qs, 1, out, &err), CORE_DB_ERROR);
+    assert_int_equal(core_db_read("a", CORE_TX_READ, qs, 0, out, &err), CORE_DB_ERROR);
+    assert_int_equal(core_db_read("A-b", CORE_TX_READ, qs, 1, out, &err), CORE_DB_ERROR);
+}
+
 static void test_migrate_is_idempotent(void **state)
 {
     (void)state;
@@ -391,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_rollback_paths),
         cmocka_unit_test(test_serialization_failure_retried),
         cmocka_unit_test(test_reconnect_after_terminate),
+        cmocka_unit_test(test_pipelined_read),
         cmocka_unit_test(test_migrate_is_idempotent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
