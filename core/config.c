@@ -171,6 +171,18 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
     if (!int_key(lookup, ctx, "RENKEI_SHUTDOWN_GRACE", 0, 3600, 10, &n, err))
         return false;
     cfg->shutdown_grace = (int)n;
+
+    v = lookup("RENKEI_NOTIFY_DENY", ctx);
+    char *bad_item = NULL;
+    if (!core_cidr_parse_list(v ? v : CORE_NOTIFY_DENY_DEFAULT, &cfg->notify_deny,
+                              &cfg->notify_ndeny, &bad_item)) {
+        bool r = bad(err, "RENKEI_NOTIFY_DENY",
+                     "must be comma-separated address ranges (10.0.0.0/8, fe80::/10) or "
+                     "\"none\", got \"%s\"",
+                     bad_item);
+        free(bad_item);
+        return r;
+    }
     return true;
 }
 
@@ -181,6 +193,7 @@ void core_config_release(struct core_config *cfg)
     free(cfg->listen_host);
     free(cfg->issuer);
     free(cfg->secret_file);
+    free(cfg->notify_deny);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -192,8 +205,10 @@ struct file_env {
 };
 
 static const char *const known_keys[] = {
-    "RENKEI_DB",  "RENKEI_LISTEN",  "RENKEI_ISSUER",   "RENKEI_SECRET_FILE",    "RENKEI_THREADS",
-    "RENKEI_LOG", "RENKEI_DB_POOL", "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
+    "RENKEI_DB",          "RENKEI_LISTEN",   "RENKEI_ISSUER",
+    "RENKEI_SECRET_FILE", "RENKEI_THREADS",  "RENKEI_LOG",
+    "RENKEI_DB_POOL",     "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
+    "RENKEI_NOTIFY_DENY",
 };
 
 static bool known_key(const char *key)

@@ -1,6 +1,7 @@
 #ifndef CORE_CONFIG_H
 #define CORE_CONFIG_H
 
+#include "core/cidr.h"
 #include "core/log.h"
 
 /*
@@ -21,7 +22,15 @@ struct core_config {
     int shutdown_grace; /* RENKEI_SHUTDOWN_GRACE, seconds */
     enum core_log_level log_level; /* RENKEI_LOG */
     bool log_level_set;            /* RENKEI_LOG was given */
+    /* RENKEI_NOTIFY_DENY: addresses NGSI notifications may not go to */
+    struct core_cidr *notify_deny;
+    size_t notify_ndeny;
 };
+
+/* What RENKEI_NOTIFY_DENY is when unset: link-local (cloud metadata
+ * services), unspecified, multicast and broadcast addresses. */
+#define CORE_NOTIFY_DENY_DEFAULT                                                                   \
+    "169.254.0.0/16, fe80::/10, 0.0.0.0/8, ::/128, 224.0.0.0/4, ff00::/8, 255.255.255.255/32"
 
 /* Looks a key up; returns NULL when it is not set. */
 typedef const char *(*core_config_lookup)(const char *key, void *ctx);

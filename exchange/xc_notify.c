@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "core/config.h"
 #include "core/db_listen.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -93,6 +94,7 @@ struct job {
     int64_t first_ms;
     CURL *easy;
     char errbuf[CURL_ERROR_SIZE];
+    bool denied; /* the address it resolved to is in RENKEI_NOTIFY_DENY */
 };
 
 static struct {
@@ -730,6 +732,20 @@ static size_t discard(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Checks every address libcurl is about to connect to (after name
+ * resolution, so a name that resolves to a refused address is refused too;
+ * a reused connection was checked when it opened). */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct job *j = arg;
+    (void)purpose;
+    if (core_cidr_match_any(core_cfg.notify_deny, core_cfg.notify_ndeny, &a->addr)) {
+        j->denied = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 static bool start(struct job *j)
 {
     CURL *e = curl_easy_init();
@@ -751,7 +767,10 @@ static bool start(struct job *j)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
     j->errbuf[0] = '\0';
+    j->denied = false;
     size_t slot = 0;
     while (slot < INFLIGHT_MAX && snd.active[slot])
         slot++;
@@ -797,7 +816,10 @@ static bool finished(struct job *j, CURLcode result, bool stopping)
     }
     d->last_failure = now;
     d->fails++;
-    if (result != CURLE_OK)
+    if (result != CURLE_OK && j->denied)
+        xsnprintf(d->last_failure_reason, sizeof d->last_failure_reason,
+                  "the receiver's address is refused by the hub (RENKEI_NOTIFY_DENY)");
+    else if (result != CURLE_OK)
         xsnprintf(d->last_failure_reason, sizeof d->last_failure_reason, "%s",
                   j->errbuf[0] ? j->errbuf : curl_easy_strerror(result));
     else

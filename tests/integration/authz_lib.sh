@@ -369,6 +369,9 @@ HUB2_LOG=$tmpdir/hub2.log
 hub2_start() {
   [[ -z $HUB2_PID ]] || fail "hub2_start: already running ($HUB2_PID)"
   _renkei_env RENKEI_LISTEN=127.0.0.1:0 RENKEI_LOG=debug "$@"
+  # a second start reads only its own lines of the log
+  local from
+  from=$(($(wc -l <"$HUB2_LOG") + 1))
   (
     trap - INT QUIT
     exec env -i "${_env[@]}" "$RENKEI_BIN" serve
@@ -376,8 +379,9 @@ hub2_start() {
   HUB2_PID=$!
   local i line
   for ((i = 0; i < 300; i++)); do
-    line=$(jq -cnR '[inputs | try fromjson | select(type == "object" and .msg == "listening")] | .[0] // empty' \
-      <"$HUB2_LOG" 2>/dev/null || true)
+    line=$(tail -n +"$from" "$HUB2_LOG" |
+      jq -cnR '[inputs | try fromjson | select(type == "object" and .msg == "listening")] | .[0] // empty' \
+        2>/dev/null || true)
     if [[ -n $line ]]; then
       HUB2_PORT=$(jq -r '.port' <<<"$line")
       HUB2_URL=http://127.0.0.1:$HUB2_PORT

@@ -358,6 +358,25 @@ assert_jq '.body.data[0].capacity.value == 90' "$(received /shelter | head -n 1)
   "the hub that served the write notified, with the subscription made on the other"
 hub2_stop
 
+# ------------------------------------ addresses the operator refuses (SSRF)
+
+# A hub told to refuse loopback sends nothing there, and says why; the
+# subscriber's URL names the address only after name resolution, so a name
+# (localhost) is refused as its address is.
+subscribe "{\"subject\": {\"entities\": [{\"id\": \"Tram1\"}]}, \"notification\": {\"http\": {\"url\": \"http://localhost:$RPORT/denied\"}}}"
+SUB_DENY=$SUB
+hub2_start RENKEI_ISSUER="$HUB_URL" RENKEI_NOTIFY_DENY="10.0.0.0/8, 127.0.0.0/8, ::1"
+sleep 0.5
+on_hub2 ngsi_create '{"id": "Tram1", "type": "Tram", "line": {"value": "Kotoden"}}'
+_denied() {
+  ngsi GET "/v2/subscriptions/$SUB_DENY"
+  jq -e '(.notification.lastFailureReason // "") | test("RENKEI_NOTIFY_DENY")' <<<"$HTTP_BODY" >/dev/null
+}
+poll 15 _denied || fail "a refused address is not reported: $HTTP_BODY"
+ok "the refused delivery is counted with its reason"
+hub2_stop
+assert_eq 0 "$(count /denied)" "nothing reached the refused address"
+
 # a failing delivery is tried four times in all (retries after 1, 4 and
 # 16 s), then counted as failed
 wait_for /fail 4 30
