@@ -93,10 +93,13 @@ bool core_cidr_match(const struct core_cidr *c, const struct sockaddr *sa)
         return false;
     const unsigned char *a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
     if (c->family == AF_INET6)
         return prefix_equal(a6, c->addr, c->bits);
-    /* an IPv4-mapped IPv6 address is that IPv4 address */
-    return memcmp(a6, mapped, sizeof mapped) == 0 && prefix_equal(a6 + 12, c->addr, c->bits);
+    /* an IPv4-mapped IPv6 address is that IPv4 address, and so is one in
+     * the NAT64 prefix (RFC 6052) once a NAT64 gateway forwards it */
+    return (memcmp(a6, mapped, sizeof mapped) == 0 || memcmp(a6, nat64, sizeof nat64) == 0) &&
+           prefix_equal(a6 + 12, c->addr, c->bits);
 }
 
 bool core_cidr_match_any(const struct core_cidr *list, size_t n, const struct sockaddr *sa)

@@ -173,6 +173,9 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
     cfg->shutdown_grace = (int)n;
 
     v = lookup("RENKEI_NOTIFY_DENY", ctx);
+    if (v && !*v) /* "none" turns the list off, an unset template must not */
+        return bad(err, "RENKEI_NOTIFY_DENY", "is set but empty (\"none\" allows every address)%s",
+                   "");
     char *bad_item = NULL;
     if (!core_cidr_parse_list(v ? v : CORE_NOTIFY_DENY_DEFAULT, &cfg->notify_deny,
                               &cfg->notify_ndeny, &bad_item)) {

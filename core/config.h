@@ -27,10 +27,12 @@ struct core_config {
     size_t notify_ndeny;
 };
 
-/* What RENKEI_NOTIFY_DENY is when unset: link-local (cloud metadata
- * services), unspecified, multicast and broadcast addresses. */
+/* What RENKEI_NOTIFY_DENY is when unset: link-local and the clouds' other
+ * metadata addresses (AWS over IPv6, Alibaba), unspecified, multicast and
+ * broadcast addresses. */
 #define CORE_NOTIFY_DENY_DEFAULT                                                                   \
-    "169.254.0.0/16, fe80::/10, 0.0.0.0/8, ::/128, 224.0.0.0/4, ff00::/8, 255.255.255.255/32"
+    "169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200, 0.0.0.0/8, ::/128, "               \
+    "224.0.0.0/4, ff00::/8, 255.255.255.255/32"
 
 /* Looks a key up; returns NULL when it is not set. */
 typedef const char *(*core_config_lookup)(const char *key, void *ctx);

@@ -22,8 +22,9 @@
 #define XC_LIST_MAX       100 /* names in attrs=, metadata=, orderBy=, types */
 #define XC_IDS_MAX        1000
 #define XC_PATTERN_MAX    256
-#define XC_ATTRS_MAX      1000 /* attributes in one entity */
-#define XC_BATCH_MAX      1000 /* entities in one op/update */
+#define XC_ATTRS_MAX      1000               /* attributes in one entity */
+#define XC_BATCH_MAX      1000               /* entities in one op/update */
+#define XC_BATCH_READ_MAX (64 * 1024 * 1024) /* bytes of stored entities one batch may touch */
 #define XC_BODY_MAX       (1024 * 1024)
 #define XC_ENTITY_MAX     (4 * 1024 * 1024) /* bytes of one entity's stored attributes */
 #define XC_REAL_PRECISION 15

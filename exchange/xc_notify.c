@@ -767,6 +767,9 @@ static bool start(struct job *j)
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    /* no proxy from the environment: the deny list must see the receiver's
+     * own address, not a proxy's that would then connect anywhere */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, j);
     j->errbuf[0] = '\0';
@@ -816,7 +819,7 @@ static bool finished(struct job *j, CURLcode result, bool stopping)
     }
     d->last_failure = now;
     d->fails++;
-    if (result != CURLE_OK && j->denied)
+    if (result == CURLE_COULDNT_CONNECT && j->denied)
         xsnprintf(d->last_failure_reason, sizeof d->last_failure_reason,
                   "the receiver's address is refused by the hub (RENKEI_NOTIFY_DENY)");
     else if (result != CURLE_OK)

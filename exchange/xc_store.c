@@ -300,6 +300,7 @@ struct write_tx {
     /* update */
     struct xc_update *u;
     struct xc_sql *select;
+    size_t *read_budget; /* a batch's bytes of entities left to read; NULL: no bound */
     /* results */
     enum xc_rc rc;
     char why[300];
@@ -381,6 +382,19 @@ static enum core_db_rc update_body(struct core_db_conn *c, struct write_tx *t, c
         PQclear(r);
         t->rc = n == 0 ? XC_NOT_FOUND : XC_TOO_MANY;
         return CORE_DB_ROLLBACK;
+    }
+    if (t->read_budget) {
+        /* a batch naming one large entity a thousand times would otherwise
+         * hold a thousand parsed copies */
+        size_t len = (size_t)PQgetlength(r, 0, 3);
+        if (len > *t->read_budget) {
+            PQclear(r);
+            t->rc = XC_TOO_LARGE;
+            xsnprintf(t->why, sizeof t->why, "a batch may touch at most %d MiB of entities",
+                      XC_BATCH_READ_MAX / (1024 * 1024));
+            return CORE_DB_ROLLBACK;
+        }
+        *t->read_budget -= len;
     }
     bool readable = row_read(t->pool, r, 0, &t->row);
     PQclear(r);
@@ -624,6 +638,8 @@ enum xc_rc xc_store_update(const struct xc_ngsi *n, struct xc_update *u, char *e
 struct batch_tx {
     struct xc_batch_item *items;
     size_t count;
+    size_t *order; /* items by (id, type): every batch locks rows in one order */
+    size_t budget;
     struct create_ctx *cx;
     struct write_tx *ut;
     struct xc_sql *usel;
@@ -636,13 +652,40 @@ struct batch_tx {
 static enum core_db_rc batch_body(struct core_db_conn *c, void *arg)
 {
     struct batch_tx *b = arg;
-    for (size_t i = 0; i < b->count; i++) {
+    b->budget = XC_BATCH_READ_MAX;
+    for (size_t k = 0; k < b->count; k++) {
+        size_t i = b->order[k];
         struct write_tx *t = b->items[i].cr ? &b->cx[i].t : &b->ut[i];
+        t->read_budget = &b->budget;
         enum core_db_rc rc = write_body(c, t);
         if (rc == CORE_DB_ERROR || rc == CORE_DB_UNAVAILABLE)
             return rc;
     }
     return CORE_DB_OK;
+}
+
+static const char *item_id(const struct xc_batch_item *it)
+{
+    return it->cr ? it->cr->id : it->u->id;
+}
+
+static const char *item_type(const struct xc_batch_item *it)
+{
+    const char *t = it->cr ? it->cr->type : it->u->type;
+    return t ? t : "";
+}
+
+/* (id, type), then the request's order: two batches over the same entities
+ * lock them in the same order and cannot deadlock each other, and one
+ * entity named twice is changed in the order the request gives */
+static int by_entity(const void *a, const void *b, void *arg)
+{
+    const struct xc_batch_item *items = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(item_id(&items[i]), item_id(&items[j]));
+    if (!c)
+        c = strcmp(item_type(&items[i]), item_type(&items[j]));
+    return c ? c : (i > j) - (i < j);
 }
 
 enum xc_rc xc_store_batch(const struct xc_ngsi *n, struct xc_batch_item *items, size_t count,
@@ -653,7 +696,11 @@ enum xc_rc xc_store_batch(const struct xc_ngsi *n, struct xc_batch_item *items, 
                          .count = count,
                          .cx = core_pcalloc(pool, (count + 1) * sizeof *b.cx),
                          .ut = core_pcalloc(pool, (count + 1) * sizeof *b.ut),
-                         .usel = core_pcalloc(pool, (count + 1) * sizeof *b.usel)};
+                         .usel = core_pcalloc(pool, (count + 1) * sizeof *b.usel),
+                         .order = core_pcalloc(pool, (count + 1) * sizeof *b.order)};
+    for (size_t i = 0; i < count; i++)
+        b.order[i] = i;
+    qsort_r(b.order, count, sizeof *b.order, by_entity, items);
     for (size_t i = 0; i < count; i++) {
         if (items[i].cr) {
             create_prepare(&b.cx[i], n, items[i].cr);

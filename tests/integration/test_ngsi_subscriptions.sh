@@ -377,6 +377,25 @@ ok "the refused delivery is counted with its reason"
 hub2_stop
 assert_eq 0 "$(count /denied)" "nothing reached the refused address"
 
+# A proxy in the hub's environment is not a way around the list: the cloud
+# metadata address (refused by default) stays out of reach even when
+# http_proxy names an allowed address (the receiver, which would log the
+# proxied request's absolute URL).
+subscribe "{\"subject\": {\"entities\": [{\"id\": \"Tram2\"}]}, \"notification\": {\"http\": {\"url\": \"http://169.254.169.254/latest/meta-data/\"}}}"
+SUB_META=$SUB
+hub2_start RENKEI_ISSUER="$HUB_URL" http_proxy="http://127.0.0.1:$RPORT" HTTP_PROXY="http://127.0.0.1:$RPORT"
+sleep 0.5
+on_hub2 ngsi_create '{"id": "Tram2", "type": "Tram"}'
+_meta_denied() {
+  ngsi GET "/v2/subscriptions/$SUB_META"
+  jq -e '(.notification.lastFailureReason // "") | test("RENKEI_NOTIFY_DENY")' <<<"$HTTP_BODY" >/dev/null
+}
+poll 15 _meta_denied || fail "the metadata address is not refused through a proxy: $HTTP_BODY"
+ok "the metadata address is refused, proxy or not"
+hub2_stop
+assert_eq 0 "$(jq -c 'select(.path | test("169[.]254"))' "$RECV" | wc -l)" \
+  "the receiver, named as proxy, saw no request for the metadata address"
+
 # a failing delivery is tried four times in all (retries after 1, 4 and
 # 16 s), then counted as failed
 wait_for /fail 4 30

@@ -120,6 +120,8 @@ static void test_bad_values(void **state)
     parse_fails(grace, "RENKEI_SHUTDOWN_GRACE: ");
     const char *deny[] = {"RENKEI_NOTIFY_DENY", "10.0.0.0/8, intranet", NULL};
     parse_fails(deny, "RENKEI_NOTIFY_DENY: ");
+    const char *deny_empty[] = {"RENKEI_NOTIFY_DENY", "", NULL};
+    parse_fails(deny_empty, "RENKEI_NOTIFY_DENY: ");
 }
 
 static void test_issuer_rules(void **state)
