@@ -24,10 +24,10 @@ bool xc_type_param(struct core_req *req, const char **type);
 /* Replies the outcome of an update: 204, or 404/422 naming missing attributes. */
 void xc_reply_update(struct core_req *req, enum xc_rc rc, const char *err,
                      const struct xc_update *u);
-/* Replies rows rendered by r as an array, with Fiware-Total-Count when
- * total >= 0. */
-void xc_reply_rows(struct core_req *req, const struct xc_row *rows, size_t n,
-                   const struct xc_render *r, long total);
+/* Runs q and replies the entities rendered by r as an array, with
+ * Fiware-Total-Count when q->count; or the error. */
+void xc_reply_query(struct core_req *req, const struct xc_ngsi *n, const struct xc_query *q,
+                    const struct xc_render *r);
 
 void xc_entities_routes(struct core_router *r);
 void xc_attrs_routes(struct core_router *r);

@@ -80,16 +80,7 @@ static void get_entities(struct core_req *req)
     sel.nids = nids;
     sel.types = types;
     sel.ntypes = ntypes;
-    struct xc_row *rows;
-    size_t nrows;
-    long total = -1;
-    char err[300] = "";
-    enum xc_rc rc = xc_store_query(&n, &q, &rows, &nrows, &total, err, sizeof err);
-    if (rc != XC_OK) {
-        xc_reply_rc(req, rc, err);
-        return;
-    }
-    xc_reply_rows(req, rows, nrows, &r, q.count ? total : -1);
+    xc_reply_query(req, &n, &q, &r);
 }
 
 static void post_entities(struct core_req *req)

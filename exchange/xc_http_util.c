@@ -132,16 +132,23 @@ bool xc_path_name(struct core_req *req, const char *param, const char *what, con
     return true;
 }
 
-void xc_reply_rows(struct core_req *req, const struct xc_row *rows, size_t n,
-                   const struct xc_render *r, long total)
+void xc_reply_query(struct core_req *req, const struct xc_ngsi *n, const struct xc_query *q,
+                    const struct xc_render *r)
 {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = xc_entity_render(rows[i].id, rows[i].type, rows[i].attrs, rows[i].created,
-                                     rows[i].modified, r);
-        json_array_append_new(arr, e);
+    struct xc_row *rows;
+    size_t nrows;
+    long total = -1;
+    char err[300] = "";
+    enum xc_rc rc = xc_store_query(n, q, &rows, &nrows, &total, err, sizeof err);
+    if (rc != XC_OK) {
+        xc_reply_rc(req, rc, err);
+        return;
     }
-    if (total >= 0)
+    json_t *arr = json_array();
+    for (size_t i = 0; i < nrows; i++)
+        json_array_append_new(arr, xc_entity_render(rows[i].id, rows[i].type, rows[i].attrs,
+                                                    rows[i].created, rows[i].modified, r));
+    if (q->count)
         core_reply_header(req, "Fiware-Total-Count", core_psprintf(req->pool, "%ld", total));
     xc_reply_json(req, 200, arr);
 }
