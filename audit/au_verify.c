@@ -261,16 +261,6 @@ static bool same(const char *col, int col_len, struct span v)
     return eq;
 }
 
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* The entry's time ("2026-11-26T07:57:01.123456Z") as PostgreSQL's binary
  * timestamptz: microseconds since 2000-01-01 UTC. */
 static bool time_micros(struct span v, int64_t *out)
@@ -289,7 +279,7 @@ static bool time_micros(struct span v, int64_t *out)
         for (int k = 0; k < width[i]; k++)
             f[i] = f[i] * 10 + (t[at[i] + k] - '0');
     }
-    int64_t days = days_from_civil(f[0], f[1], f[2]) - days_from_civil(2000, 1, 1);
+    int64_t days = core_days_from_civil(f[0], f[1], f[2]) - core_days_from_civil(2000, 1, 1);
     *out = ((days * 24 + f[3]) * 60 + f[4]) * 60 * 1000000 + (int64_t)f[5] * 1000000 + f[6];
     return true;
 }

@@ -42,6 +42,13 @@ unsigned core_hash_str(const char *s);
 /* Monotonic time in microseconds, for durations. */
 uint64_t core_now_us(void);
 
+/* Calendar arithmetic for the date parsers (proleptic Gregorian):
+ * days since 1970-01-01 of y-m-d, the number of days in month m of year y,
+ * and n decimal digits at s (false when one is not a digit). */
+int64_t core_days_from_civil(int64_t y, int m, int d);
+int core_days_in_month(int y, int m);
+bool core_parse_digits(const char *s, int n, int *out);
+
 /* Wall-clock time as RFC 3339 UTC with milliseconds ("2026-11-26T05:34:41.123Z"). */
 void core_time_rfc3339(char out[32]);
 

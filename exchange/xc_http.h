@@ -10,6 +10,11 @@ bool xc_accept(struct core_req *req, bool text_ok);
 /* The body as JSON: 411 when there is none, 415 when not application/json,
  * 400 ParseError when malformed. NULL once the error is queued. */
 json_t *xc_body_json(struct core_req *req);
+/* A query parameter holding a comma list of at most max names (id=, type=,
+ * attrs=), each checked as Orion checks names ("*" too when star_ok); none:
+ * *out NULL. False once 400 is queued. */
+bool xc_names_param(struct core_req *req, const char *param, size_t max, bool star_ok,
+                    const char ***out, size_t *n);
 /* Reads attrs=, metadata= and the format options into r. */
 bool xc_read_render(struct core_req *req, const struct xc_ngsi *n, struct xc_render *r);
 /* limit= (default 20, 1-1000) and offset=. */

@@ -7,28 +7,6 @@
 #define ALL_READ_OPTS                                                                              \
     (XC_OPT_COUNT | XC_OPT_KEYVALUES | XC_OPT_VALUES | XC_OPT_UNIQUE | XC_OPT_SKIP_FORWARDING)
 
-/* A URL comma list of names (id=, type=) checked as Orion does. */
-static bool names_param(struct core_req *req, const char *param, size_t max, const char ***out,
-                        size_t *n)
-{
-    const char *s = core_req_query(req, param);
-    *out = NULL;
-    *n = 0;
-    if (!s)
-        return true;
-    if (!xc_split_list(req->pool, s, max, out, n)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /%s/", param);
-        return false;
-    }
-    for (size_t i = 0; i < *n; i++) {
-        if (xc_check_name((*out)[i])) {
-            core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid character in URI parameter");
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool text_param(struct core_req *req, const char *name, size_t max, const char **out)
 {
     *out = core_req_query(req, name);
@@ -50,8 +28,8 @@ static void get_entities(struct core_req *req)
     const char **ids, **types, **order;
     size_t nids, ntypes, norder;
     if (!xc_read_render(req, &n, &r) || !xc_read_page(req, &q.limit, &q.offset) ||
-        !names_param(req, "id", XC_IDS_MAX, &ids, &nids) ||
-        !names_param(req, "type", XC_LIST_MAX, &types, &ntypes) ||
+        !xc_names_param(req, "id", XC_IDS_MAX, false, &ids, &nids) ||
+        !xc_names_param(req, "type", XC_LIST_MAX, false, &types, &ntypes) ||
         !text_param(req, "idPattern", XC_PATTERN_MAX, &sel.id_pattern) ||
         !text_param(req, "typePattern", XC_PATTERN_MAX, &sel.type_pattern) ||
         !text_param(req, "q", 8192, &q.q) || !text_param(req, "mq", 8192, &q.mq) ||

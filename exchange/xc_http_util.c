@@ -65,19 +65,20 @@ json_t *xc_body_json(struct core_req *req)
     return v;
 }
 
-static bool name_list(struct core_req *req, const char *param, const char ***out, size_t *n)
+bool xc_names_param(struct core_req *req, const char *param, size_t max, bool star_ok,
+                    const char ***out, size_t *n)
 {
     const char *s = core_req_query(req, param);
     *out = NULL;
     *n = 0;
     if (!s)
         return true;
-    if (!xc_split_list(req->pool, s, XC_LIST_MAX, out, n)) {
+    if (!xc_split_list(req->pool, s, max, out, n)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "Invalid value for URI param /%s/", param);
         return false;
     }
     for (size_t i = 0; i < *n; i++) {
-        if (strcmp((*out)[i], "*") != 0 && xc_check_name((*out)[i])) {
+        if (!(star_ok && strcmp((*out)[i], "*") == 0) && xc_check_name((*out)[i])) {
             core_reply_error(req, CORE_ERR_BAD_REQUEST, "invalid character in URI parameter");
             return false;
         }
@@ -89,8 +90,8 @@ bool xc_read_render(struct core_req *req, const struct xc_ngsi *n, struct xc_ren
 {
     memset(r, 0, sizeof *r);
     const char **attrs, **md;
-    if (!name_list(req, "attrs", &attrs, &r->nattrs) ||
-        !name_list(req, "metadata", &md, &r->nmetadata))
+    if (!xc_names_param(req, "attrs", XC_LIST_MAX, true, &attrs, &r->nattrs) ||
+        !xc_names_param(req, "metadata", XC_LIST_MAX, true, &md, &r->nmetadata))
         return false;
     r->attrs = attrs;
     r->metadata = md;

@@ -239,26 +239,6 @@ static const char *number_json(struct core_pool *pool, const char *s)
     return r;
 }
 
-static bool digits(const char *p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!is_digit(p[i]))
-            return false;
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
-    return d[m - 1];
-}
-
 /* The ISO 8601 forms Orion's parse8601Time reads: a date alone, or a date,
  * "T", hh[:mm[:ss[.f]]] or hh[mm[ss[.f]]], and an optional zone (Z, +hh,
  * +hhmm, +hh:mm); UTC when none is named. Rewritten as timestamptz input
@@ -269,24 +249,24 @@ static const char *date_text(struct core_pool *pool, const char *s)
     char sign = '+';
     const char *frac = "";
     size_t flen = 0;
-    if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d))
+    if (!core_parse_digits(s, 4, &y) || s[4] != '-' || !core_parse_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !core_parse_digits(s + 8, 2, &d))
         return NULL;
     const char *p = s + 10;
     if (*p == 'T') {
         p++;
-        if (!digits(p, 2, &h))
+        if (!core_parse_digits(p, 2, &h))
             return NULL;
         p += 2;
         bool colon = *p == ':';
         if (colon)
             p++;
-        if (digits(p, 2, &mi)) {
+        if (core_parse_digits(p, 2, &mi)) {
             p += 2;
             if ((colon && *p == ':') || (!colon && is_digit(*p))) {
                 if (colon)
                     p++;
-                if (!digits(p, 2, &sec))
+                if (!core_parse_digits(p, 2, &sec))
                     return NULL;
                 p += 2;
                 if (*p == '.') {
@@ -305,13 +285,13 @@ static const char *date_text(struct core_pool *pool, const char *s)
             p++;
         } else if (*p == '+' || *p == '-') {
             sign = *p++;
-            if (!digits(p, 2, &tzh))
+            if (!core_parse_digits(p, 2, &tzh))
                 return NULL;
             p += 2;
             if (*p == ':' || *p) {
                 if (*p == ':')
                     p++;
-                if (!digits(p, 2, &tzm))
+                if (!core_parse_digits(p, 2, &tzm))
                     return NULL;
                 p += 2;
             }
@@ -319,7 +299,7 @@ static const char *date_text(struct core_pool *pool, const char *s)
     }
     if (*p)
         return NULL;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > core_days_in_month(y, mo) || h > 23 || mi > 59 ||
         sec > 59 || tzh > 15 || tzm > 59)
         return NULL;
     return core_psprintf(pool, "%04d-%02d-%02dT%02d:%02d:%02d%s%.*s%c%02d:%02d", y, mo, d, h, mi,

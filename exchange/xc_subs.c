@@ -22,49 +22,18 @@
 
 /* ---- time ---- */
 
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * well-known civil-date arithmetic, written out here). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dm[m - 1];
-}
-
 bool xc_sub_time_parse(const char *s, int64_t *ms)
 {
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
-    if (!s || strlen(s) < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d))
+    if (!s || strlen(s) < 10 || !core_parse_digits(s, 4, &y) || s[4] != '-' ||
+        !core_parse_digits(s + 5, 2, &mo) || s[7] != '-' || !core_parse_digits(s + 8, 2, &d))
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+    if (mo < 1 || mo > 12 || d < 1 || d > core_days_in_month(y, mo))
         return false;
     const char *p = s + 10;
     if (*p == 'T') {
         p++;
-        if (!digits(p, 2, &h))
+        if (!core_parse_digits(p, 2, &h))
             return false;
         p += 2;
         /* hh, hh:mm, hh:mm:ss, hhmm, hhmmss, each with an optional fraction
@@ -72,12 +41,12 @@ bool xc_sub_time_parse(const char *s, int64_t *ms)
         bool colon = *p == ':';
         if (colon || isdigit((unsigned char)*p)) {
             p += colon;
-            if (!digits(p, 2, &mi))
+            if (!core_parse_digits(p, 2, &mi))
                 return false;
             p += 2;
             if ((colon && *p == ':') || (!colon && isdigit((unsigned char)*p))) {
                 p += colon;
-                if (!digits(p, 2, &sec))
+                if (!core_parse_digits(p, 2, &sec))
                     return false;
                 p += 2;
                 if (*p == '.') {
@@ -105,15 +74,15 @@ bool xc_sub_time_parse(const char *s, int64_t *ms)
             return false; /* ISO 8601: a zone follows a time, never a bare date */
         int sign = *p == '-' ? -1 : 1, oh, om = 0;
         p++;
-        if (!digits(p, 2, &oh))
+        if (!core_parse_digits(p, 2, &oh))
             return false;
         p += 2;
         if (*p == ':') {
-            if (!digits(p + 1, 2, &om))
+            if (!core_parse_digits(p + 1, 2, &om))
                 return false;
             p += 3;
         } else if (isdigit((unsigned char)*p)) {
-            if (!digits(p, 2, &om))
+            if (!core_parse_digits(p, 2, &om))
                 return false;
             p += 2;
         }
@@ -123,7 +92,7 @@ bool xc_sub_time_parse(const char *s, int64_t *ms)
     }
     if (*p)
         return false;
-    int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
+    int64_t t = core_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off_s;
     *ms = t * 1000 + frac_ms;
     return true;
 }
