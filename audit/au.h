@@ -65,6 +65,12 @@ bool au_event_record(struct core_db_conn *c, const char *kind, const char *tenan
  * characters + NUL). */
 void au_resident_ref(const char *common_id, char out[44]);
 
+/* The transfers that carried a resident's reference, oldest first, after
+ * seq after (-1: from the start), at most limit; *more when there are more.
+ * Items: {seq, time, town, service, provider, purpose, agreement, decision}.
+ * NULL when the database failed. */
+json_t *au_access_log(const char *resident_ref, int64_t after, long limit, bool *more);
+
 /* The public checkpoint keys (active and retired), as JWKs with kid, use and
  * alg, for the hub's JWKS. New reference; NULL before au_start. */
 json_t *au_jwks(void);

@@ -81,12 +81,6 @@ void au_dbtree_free(struct au_dbtree *t);
 typedef int (*au_proof_fn)(void *arg, au_subtree_fn get, void *get_arg, au_hash *out);
 int au_dbtree_proof(struct core_db_conn *c, au_proof_fn fn, void *arg, au_hash *out, bool *ok);
 
-/* The transfers that carried a resident's reference, oldest first, after
- * seq after (-1: from the start), at most limit; *more when there are more.
- * Items: {seq, time, town, service, provider, purpose, agreement, decision}.
- * NULL when the database failed. */
-json_t *au_access_log(const char *resident_ref, int64_t after, long limit, bool *more);
-
 /* Base64 (standard alphabet) of a hash into out[45]. */
 void au_hash_b64(const au_hash h, char out[45]);
 /* Decodes a base64 hash; false unless exactly 32 bytes. */

@@ -18,6 +18,7 @@
 #define AZ_SECRET_LABEL   "renkei.authz.client-secret.v1"
 #define AZ_REGTOKEN_LABEL "renkei.authz.registration-token.v1"
 #define AZ_IAT_LABEL      "renkei.authz.initial-access-token.v1"
+#define AZ_GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 
 /* The scopes the hub knows; a client may be allowed a subset. */
 extern const char *const az_known_scopes[];
@@ -70,6 +71,8 @@ struct az_client {
     json_t *scopes; /* allowed */
     json_t *default_scopes;
     json_t *audiences;
+    json_t *post_logout_redirect_uris; /* RP-initiated logout */
+    char sector[254];                  /* registered sector identifier; "" when none */
     enum core_alg token_alg;
     int token_ttl;
     bool disabled;

@@ -18,7 +18,8 @@ static const char client_usage[] =
     "client add --tenant ID --name NAME --grant G[,G] [--scope \"S ...\"]\n"
     "              [--default-scope \"S ...\"] [--redirect-uri URI]... [--audience URI]...\n"
     "              [--auth-method client_secret_basic|client_secret_post|private_key_jwt]\n"
-    "              [--jwks-file F] [--public] [--token-alg ES256|RS256] [--token-ttl S] [--json]\n"
+    "              [--jwks-file F] [--public] [--token-alg ES256|RS256] [--token-ttl S]\n"
+    "              [--sector HOST] [--post-logout-redirect-uri URI]... [--json]\n"
     "       renkei client list [--tenant ID] [--json]\n"
     "       renkei client show ID [--json]\n"
     "       renkei client rotate-secret ID [--json]\n"
@@ -80,7 +81,9 @@ enum {
     O_TTL,
     O_JSON,
     O_USES,
-    O_IAT_TTL
+    O_IAT_TTL,
+    O_SECTOR,
+    O_LOGOUT_URI
 };
 
 static const struct option opts[] = {
@@ -99,12 +102,14 @@ static const struct option opts[] = {
     {"json", no_argument, NULL, O_JSON},
     {"uses", required_argument, NULL, O_USES},
     {"ttl", required_argument, NULL, O_IAT_TTL},
+    {"sector", required_argument, NULL, O_SECTOR},
+    {"post-logout-redirect-uri", required_argument, NULL, O_LOGOUT_URI},
     {NULL, 0, NULL, 0},
 };
 
 struct args {
-    const char *id, *tenant, *name, *method, *jwks_file, *alg, *ttl, *uses, *iat_ttl;
-    json_t *grants, *scopes, *defaults, *redirects, *audiences;
+    const char *id, *tenant, *name, *method, *jwks_file, *alg, *ttl, *uses, *iat_ttl, *sector;
+    json_t *grants, *scopes, *defaults, *redirects, *audiences, *logout_uris;
     bool pub, json;
 };
 
@@ -115,6 +120,7 @@ static void args_release(struct args *a)
     json_decref(a->defaults);
     json_decref(a->redirects);
     json_decref(a->audiences);
+    json_decref(a->logout_uris);
 }
 
 /* allowed: a string of option codes; want_id: one positional argument. */
@@ -152,6 +158,14 @@ static int parse(int argc, char **argv, const char *allowed, bool want_id, struc
             break;
         case O_REDIRECT:
             json_array_append_new(a->redirects ? a->redirects : (a->redirects = json_array()),
+                                  json_string(optarg));
+            break;
+        case O_SECTOR:
+            a->sector = optarg;
+            break;
+        case O_LOGOUT_URI:
+            json_array_append_new(a->logout_uris ? a->logout_uris
+                                                 : (a->logout_uris = json_array()),
                                   json_string(optarg));
             break;
         case O_AUDIENCE:
@@ -207,7 +221,7 @@ static bool setup(bool secret)
 
 static const char add_opts[] = {O_TENANT,   O_NAME,     O_GRANT,  O_SCOPE, O_DEFAULT_SCOPE,
                                 O_REDIRECT, O_AUDIENCE, O_METHOD, O_JWKS,  O_PUBLIC,
-                                O_ALG,      O_TTL,      O_JSON,   0};
+                                O_ALG,      O_TTL,      O_JSON,   O_SECTOR, O_LOGOUT_URI, 0};
 
 static int cmd_add(int argc, char **argv)
 {
@@ -255,6 +269,8 @@ static int cmd_add(int argc, char **argv)
     s.redirect_uris = a.redirects;
     s.audiences = a.audiences;
     s.jwks = jwks;
+    s.sector_identifier = a.sector;
+    s.post_logout_redirect_uris = a.logout_uris;
     const char *why = az_client_spec_check(&s);
     if (why) {
         json_decref(jwks);

@@ -16,9 +16,12 @@
 #include "tenants/tn.h"
 
 const char *const az_known_scopes[] = {
+    "openid",       "profile",
+    "email",        "offline_access", /* residents' apps (OpenID Connect) */
     "admin", /* the platform's own operators (clients of a top-level tenant only) */
-    "tenant.admin", "ngsi.read",  "ngsi.write",
-    "audit.read",   "introspect", /* resource servers that introspect other clients' tokens */
+    "tenant.admin", "ngsi.read",
+    "ngsi.write",   "audit.read",
+    "introspect", /* resource servers that introspect other clients' tokens */
     NULL,
 };
 
@@ -55,6 +58,7 @@ void az_client_release(struct az_client *c)
     free(c->name);
     json_decref(c->jwks);
     json_decref(c->grant_types);
+    json_decref(c->post_logout_redirect_uris);
     json_decref(c->redirect_uris);
     json_decref(c->scopes);
     json_decref(c->default_scopes);
@@ -92,6 +96,10 @@ json_t *az_client_json(const struct az_client *c)
         c->created_at, "updated_at", c->updated_at, "version", c->version);
     if (j && c->jwks)
         json_object_set(j, "jwks", c->jwks);
+    if (j && c->sector[0])
+        json_object_set_new(j, "sector_identifier", json_string(c->sector));
+    if (j && json_array_size(c->post_logout_redirect_uris))
+        json_object_set(j, "post_logout_redirect_uris", c->post_logout_redirect_uris);
     return j;
 }
 
@@ -158,7 +166,8 @@ static void new_client_id(char out[65])
 
 /* ---- validation ---- */
 
-static const char *const supported_grants[] = {"client_credentials", NULL};
+static const char *const supported_grants[] = {"client_credentials", "authorization_code",
+                                               "refresh_token", AZ_GRANT_TOKEN_EXCHANGE, NULL};
 
 static bool string_array(json_t *a, size_t max, size_t max_len)
 {
@@ -199,15 +208,31 @@ const char *az_client_spec_check(const struct az_client_spec *s)
             if (!ok) {
                 snprintf(msg, sizeof msg,
                          "grant type %s is not supported (supported: "
-                         "client_credentials)",
+                         "client_credentials, authorization_code, "
+                         "refresh_token, " AZ_GRANT_TOKEN_EXCHANGE ")",
                          json_string_value(v));
                 return msg;
             }
         }
     }
-    if (s->auth == AZ_AUTH_NONE)
-        return "a client with the client_credentials grant must authenticate (no public "
-               "clients for it)";
+    json_t *grants = s->grant_types;
+    bool cc = !grants || array_has(grants, "client_credentials");
+    bool code = grants && array_has(grants, "authorization_code");
+    if (s->auth == AZ_AUTH_NONE && (cc || (grants && array_has(grants, AZ_GRANT_TOKEN_EXCHANGE))))
+        return "a client with the client_credentials or token-exchange grant must authenticate "
+               "(no public clients for it)";
+    if (s->auth == AZ_AUTH_NONE && !code)
+        return "a public client is only for the authorization_code grant";
+    if (code && json_array_size(s->redirect_uris) == 0)
+        return "a client with the authorization_code grant needs at least one redirect URI";
+    if (grants && array_has(grants, "refresh_token") && !code)
+        return "the refresh_token grant goes with authorization_code";
+    if (s->sector_identifier) {
+        size_t n = strlen(s->sector_identifier);
+        if (n == 0 || n > 253 ||
+            strspn(s->sector_identifier, "abcdefghijklmnopqrstuvwxyz0123456789.:-") != n)
+            return "sector_identifier must be a lower-case host name";
+    }
     if (s->scopes) {
         if (!string_array(s->scopes, 50, 64))
             return "scopes must be an array of distinct strings";
@@ -233,25 +258,40 @@ const char *az_client_spec_check(const struct az_client_spec *s)
                 return "default_scopes must be among the client's scopes";
         }
     }
-    json_t *uri_lists[] = {s->redirect_uris, s->audiences};
-    for (size_t k = 0; k < 2; k++) {
+    json_t *uri_lists[] = {s->redirect_uris, s->audiences, s->post_logout_redirect_uris};
+    static const char *const list_names[] = {"redirect URI", "audience",
+                                             "post-logout redirect URI"};
+    for (size_t k = 0; k < 3; k++) {
         if (!uri_lists[k])
             continue;
-        if (!string_array(uri_lists[k], 20, CORE_URL_MAX))
-            return k ? "audiences must be an array of distinct URLs"
-                     : "redirect_uris must be an array of distinct URLs";
+        if (!string_array(uri_lists[k], 20, CORE_URL_MAX)) {
+            snprintf(msg, sizeof msg, "the %ss must be an array of distinct URLs", list_names[k]);
+            return msg;
+        }
         size_t i;
         json_t *v;
         json_array_foreach(uri_lists[k], i, v)
         {
             struct core_url u;
-            unsigned flags = CORE_URL_HTTPS_UNLESS_LOOPBACK | (k ? 0 : CORE_URL_NO_QUERY);
+            unsigned flags = CORE_URL_HTTPS_UNLESS_LOOPBACK | (k == 1 ? 0 : CORE_URL_NO_QUERY);
             const char *w = core_url_check(json_string_value(v), flags, &u);
             if (w) {
-                snprintf(msg, sizeof msg, "%s %s %s", k ? "audience" : "redirect URI",
-                         json_string_value(v), w);
+                snprintf(msg, sizeof msg, "%s %s %s", list_names[k], json_string_value(v), w);
                 return msg;
             }
+        }
+    }
+    if (code && !s->sector_identifier) {
+        /* pairwise subjects are per sector: without one registered, every
+         * redirect URI must share one host (OIDC Core 8.1) */
+        struct core_url first, u;
+        size_t i;
+        json_t *v;
+        json_array_foreach(s->redirect_uris, i, v)
+        {
+            core_url_check(json_string_value(v), CORE_URL_HTTPS_UNLESS_LOOPBACK, i ? &u : &first);
+            if (i && strcmp(u.host, first.host) != 0)
+                return "redirect URIs on more than one host need a sector_identifier";
         }
     }
     if (s->auth == AZ_AUTH_JWT) {
@@ -286,7 +326,8 @@ const char *az_client_spec_check(const struct az_client_spec *s)
     "array_to_json(scopes)::text, array_to_json(default_scopes)::text, "                           \
     "array_to_json(audiences)::text, token_alg, token_ttl, state, "                                \
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "                \
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), version "        \
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), version, "       \
+    "sector_identifier, array_to_json(post_logout_redirect_uris)::text "                           \
     "FROM clients "
 
 static struct core_stmt az_client_read_stmt =
@@ -300,22 +341,25 @@ static struct core_stmt az_client_insert_stmt = CORE_STMT(
     "az_client_insert",
     "INSERT INTO clients (id, tenant_id, name, auth_method, secret_hmac, secret_set_at, jwks, "
     "grant_types, redirect_uris, scopes, default_scopes, audiences, token_alg, token_ttl, "
-    "registration_hmac, created_by) VALUES ($1, $2, $3, $4, $5::bytea, CASE WHEN $5::bytea IS NULL "
+    "registration_hmac, created_by, sector_identifier, post_logout_redirect_uris) VALUES ($1, $2, "
+    "$3, $4, $5::bytea, CASE WHEN $5::bytea IS NULL "
     "THEN NULL "
     "ELSE now() END, $6::jsonb, ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), "
     "ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), "
     "ARRAY(SELECT jsonb_array_elements_text($9::jsonb)), "
     "ARRAY(SELECT jsonb_array_elements_text($10::jsonb)), "
-    "ARRAY(SELECT jsonb_array_elements_text($11::jsonb)), $12, $13, $14, $15)");
-static struct core_stmt az_client_replace_stmt =
-    CORE_STMT("az_client_replace",
-              "UPDATE clients SET name = $2, jwks = $3::jsonb, "
-              "grant_types = ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
-              "redirect_uris = ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-              "scopes = ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), "
-              "default_scopes = ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), "
-              "audiences = ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), token_alg = $9, "
-              "token_ttl = $10 WHERE id = $1 RETURNING tenant_id");
+    "ARRAY(SELECT jsonb_array_elements_text($11::jsonb)), $12, $13, $14, $15, $16, "
+    "ARRAY(SELECT jsonb_array_elements_text($17::jsonb)))");
+static struct core_stmt az_client_replace_stmt = CORE_STMT(
+    "az_client_replace",
+    "UPDATE clients SET name = $2, jwks = $3::jsonb, "
+    "grant_types = ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), "
+    "redirect_uris = ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
+    "scopes = ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), "
+    "default_scopes = ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), "
+    "audiences = ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), token_alg = $9, "
+    "token_ttl = $10, sector_identifier = $11, post_logout_redirect_uris = "
+    "ARRAY(SELECT jsonb_array_elements_text($12::jsonb)) WHERE id = $1 RETURNING tenant_id");
 static struct core_stmt az_client_secret_stmt = CORE_STMT(
     "az_client_secret", "UPDATE clients SET secret_hmac = $2, secret_set_at = now() WHERE id = $1 "
                         "AND secret_hmac IS NOT NULL RETURNING tenant_id");
@@ -373,6 +417,11 @@ static void from_row(PGresult *r, int row, struct az_client *c)
     xsnprintf(c->updated_at, sizeof c->updated_at, "%s", PQgetvalue(r, row, 15));
     core_parse_long(PQgetvalue(r, row, 16), 0, 1L << 30, &v);
     c->version = (int)v;
+    if (!PQgetisnull(r, row, 17))
+        xsnprintf(c->sector, sizeof c->sector, "%s", PQgetvalue(r, row, 17));
+    c->post_logout_redirect_uris = json_col(r, row, 18);
+    if (!c->post_logout_redirect_uris)
+        c->post_logout_redirect_uris = json_array();
 }
 
 static enum az_rc finish(enum core_db_rc rc, const struct core_db_err *err, struct az_result *res)
@@ -449,6 +498,7 @@ static enum core_db_rc create_tx(struct core_db_conn *c, void *p)
     char *scopes = dump_or(s->scopes, "[]");
     char *dflt = dump_or(defaults, "[]");
     char *auds = dump_or(s->audiences, "[]");
+    char *plru = dump_or(s->post_logout_redirect_uris, "[]");
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", s->token_ttl ? s->token_ttl : 600);
     const char *v[] = {a->id,
@@ -465,10 +515,13 @@ static enum core_db_rc create_tx(struct core_db_conn *c, void *p)
                        core_alg_name(s->token_alg),
                        ttl,
                        s->with_registration_token ? (const char *)regmac : NULL,
-                       a->actor};
-    int lengths[15] = {[4] = 32, [13] = 32};
-    int formats[15] = {[4] = 1, [13] = 1};
-    r = core_db_execp(c, &az_client_insert_stmt, 15, v, lengths, formats, 0);
+                       a->actor,
+                       s->sector_identifier,
+                       plru};
+    int lengths[17] = {[4] = 32, [13] = 32};
+    int formats[17] = {[4] = 1, [13] = 1};
+    r = core_db_execp(c, &az_client_insert_stmt, 17, v, lengths, formats, 0);
+    free(plru);
     free(jwks);
     free(grants);
     free(redirects);
@@ -703,13 +756,25 @@ enum az_rc az_client_replace(const char *context, const char *id, const struct a
     char *scopes = dump_or(s->scopes, "[]");
     char *dflt = dump_or(defaults, "[]");
     char *auds = dump_or(s->audiences, "[]");
+    char *plru = dump_or(s->post_logout_redirect_uris, "[]");
     char ttl[16];
     snprintf(ttl, sizeof ttl, "%d", s->token_ttl ? s->token_ttl : 600);
-    const char *v[] = {
-        id, s->name, jwks, grants, redirects, scopes, dflt, auds, core_alg_name(s->token_alg), ttl};
-    struct change_arg a = {&az_client_replace_stmt, v,     NULL, NULL, 10, id,
+    const char *v[] = {id,
+                       s->name,
+                       jwks,
+                       grants,
+                       redirects,
+                       scopes,
+                       dflt,
+                       auds,
+                       core_alg_name(s->token_alg),
+                       ttl,
+                       s->sector_identifier,
+                       plru};
+    struct change_arg a = {&az_client_replace_stmt, v,     NULL, NULL, 12, id,
                            "client.update",         actor, res};
     enum az_rc rc = change(context, &a);
+    free(plru);
     free(jwks);
     free(grants);
     free(redirects);

@@ -30,6 +30,8 @@ struct az_client_spec {
     json_t *redirect_uris;  /* NULL: none */
     json_t *audiences;      /* NULL: none beyond the hub */
     json_t *jwks;           /* private_key_jwt */
+    json_t *post_logout_redirect_uris; /* NULL: none */
+    const char *sector_identifier;     /* NULL: the host of the redirect URIs */
     enum core_alg token_alg;
     int token_ttl;                /* 0: 600 */
     bool with_registration_token; /* RFC 7592: also mint a registration access token */

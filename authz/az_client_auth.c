@@ -350,9 +350,9 @@ const struct az_client *az_authenticate(struct core_req *req, const struct az_fo
             reason = "the client is unknown or its credentials are wrong";
     } else if (p.method == AZ_AUTH_JWT) {
         reason = check_assertion(c, p.assertion, &unavailable);
-    } else {
+    } else if (c->auth != AZ_AUTH_NONE) {
         reason = "the client must authenticate";
-    }
+    } /* else a public client, identified by client_id alone (RFC 6749 §3.2.1) */
     if (unavailable) {
         az_client_put(c);
         core_reply_header(req, "Retry-After", "5");

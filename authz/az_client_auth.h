@@ -9,7 +9,9 @@
 
 /* Authenticates the caller from the request and its form. On failure the
  * OAuth error reply is queued (400 invalid_request, 401 invalid_client,
- * 429, 503) and NULL returned. The client is shared: az_client_put it. */
+ * 429, 503) and NULL returned. A public client (auth none) is identified by
+ * its client_id alone: callers decide what such a client may do. The client
+ * is shared: az_client_put it. */
 const struct az_client *az_authenticate(struct core_req *req, const struct az_form *f);
 
 /* Clears the failure counters (tests). */

@@ -99,7 +99,8 @@ static void az_handler_clients_create(struct core_req *req)
     static const char *const keys[] = {"tenant",        "name",      "token_endpoint_auth_method",
                                        "grant_types",   "scopes",    "default_scopes",
                                        "redirect_uris", "audiences", "jwks",
-                                       "token_alg",     "token_ttl", NULL};
+                                       "token_alg",     "token_ttl", "sector_identifier",
+                                       "post_logout_redirect_uris", NULL};
     if (!core_req_json_members(req, body, keys))
         return;
     bool bad = false;
@@ -108,6 +109,7 @@ static void az_handler_clients_create(struct core_req *req)
     s.name = string_member(body, "name", &bad);
     const char *method = string_member(body, "token_endpoint_auth_method", &bad);
     const char *alg = string_member(body, "token_alg", &bad);
+    s.sector_identifier = string_member(body, "sector_identifier", &bad);
     json_t *ttl = json_object_get(body, "token_ttl");
     if (bad || (ttl && !json_is_integer(ttl))) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "a member has the wrong type");
@@ -143,6 +145,7 @@ static void az_handler_clients_create(struct core_req *req)
     s.redirect_uris = json_object_get(body, "redirect_uris");
     s.audiences = json_object_get(body, "audiences");
     s.jwks = json_object_get(body, "jwks");
+    s.post_logout_redirect_uris = json_object_get(body, "post_logout_redirect_uris");
     char id[65], secret[64];
     struct az_result res;
     enum az_rc rc = az_client_create(a.context, &s, a.actor, id, secret, NULL, &res);

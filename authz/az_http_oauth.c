@@ -6,6 +6,7 @@
 
 #include "audit/au.h"
 #include "authz/az_client_auth.h"
+#include "authz/az_flow.h"
 #include "authz/az_internal.h"
 #include "authz/az_token.h"
 #include "core/config.h"
@@ -36,28 +37,70 @@ static json_t *metadata(void)
 {
     char *token = endpoint("/oauth2/token"), *jwks = endpoint("/oauth2/jwks"),
          *introspect = endpoint("/oauth2/introspect"), *revoke = endpoint("/oauth2/revoke"),
-         *reg = endpoint("/oauth2/register");
+         *reg = endpoint("/oauth2/register"), *authz = endpoint("/oauth2/authorize"),
+         *userinfo = endpoint("/oauth2/userinfo"), *logout = endpoint("/logout");
     const char *const algs[] = {"ES256", "RS256", NULL};
-    const char *const grants[] = {"client_credentials", NULL};
+    const char *const grants[] = {"client_credentials", "authorization_code", "refresh_token",
+                                  AZ_GRANT_TOKEN_EXCHANGE, NULL};
+    const char *const all_methods[] = {"client_secret_basic", "client_secret_post",
+                                       "private_key_jwt", "none", NULL};
+    const char *const code[] = {"code", NULL};
+    const char *const query[] = {"query", NULL};
+    const char *const s256[] = {"S256", NULL};
+    const char *const pairwise[] = {"pairwise", NULL};
+    const char *const claims[] = {
+        "sub", "iss", "aud", "exp",     "iat",  "auth_time",          "nonce", "acr",
+        "amr", "azp", "sid", "at_hash", "name", "preferred_username", "email", "email_verified",
+        NULL};
+    const char *const prompts[] = {"none", "login", "consent", NULL};
+    const char *const locales[] = {"ja", "en", NULL};
+    const char *const acrs[] = {"1", NULL};
+    const char *const token_types[] = {"urn:ietf:params:oauth:token-type:access_token", NULL};
     json_t *m = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "issuer", core_cfg.issuer, "token_endpoint", token, "jwks_uri", jwks,
         "introspection_endpoint", introspect, "revocation_endpoint", revoke,
         "registration_endpoint", reg, "grant_types_supported", string_list(grants),
-        "response_types_supported", json_array(), "scopes_supported", string_list(az_known_scopes),
-        "token_endpoint_auth_methods_supported", string_list(auth_methods),
-        "token_endpoint_auth_signing_alg_values_supported", string_list(algs),
-        "introspection_endpoint_auth_methods_supported", string_list(auth_methods),
-        "introspection_endpoint_auth_signing_alg_values_supported", string_list(algs),
-        "revocation_endpoint_auth_methods_supported", string_list(auth_methods),
+        "response_types_supported", string_list(code), "scopes_supported",
+        string_list(az_known_scopes), "token_endpoint_auth_methods_supported",
+        string_list(all_methods), "token_endpoint_auth_signing_alg_values_supported",
+        string_list(algs), "introspection_endpoint_auth_methods_supported",
+        string_list(auth_methods), "introspection_endpoint_auth_signing_alg_values_supported",
+        string_list(algs), "revocation_endpoint_auth_methods_supported", string_list(all_methods),
         "revocation_endpoint_auth_signing_alg_values_supported", string_list(algs),
         "access_token_signing_alg_values_supported", string_list(algs), "service_documentation",
         json_sprintf("%s/openapi.json", core_cfg.issuer));
+    json_object_set_new(m, "authorization_endpoint", json_string(authz));
+    json_object_set_new(m, "userinfo_endpoint", json_string(userinfo));
+    json_object_set_new(m, "end_session_endpoint", json_string(logout));
+    json_object_set_new(m, "response_modes_supported", string_list(query));
+    json_object_set_new(m, "code_challenge_methods_supported", string_list(s256));
+    json_object_set_new(m, "subject_types_supported", string_list(pairwise));
+    json_object_set_new(m, "id_token_signing_alg_values_supported", string_list(algs));
+    json_object_set_new(m, "userinfo_signing_alg_values_supported", json_array());
+    json_object_set_new(m, "claims_supported", string_list(claims));
+    json_object_set_new(m, "prompt_values_supported", string_list(prompts));
+    json_object_set_new(m, "ui_locales_supported", string_list(locales));
+    json_object_set_new(m, "claims_locales_supported", string_list(locales));
+    json_object_set_new(m, "acr_values_supported", string_list(acrs));
+    json_object_set_new(m, "authorization_response_iss_parameter_supported", json_true());
+    json_object_set_new(m, "claims_parameter_supported", json_false());
+    json_object_set_new(m, "request_parameter_supported", json_false());
+    json_object_set_new(m, "request_uri_parameter_supported", json_false());
+    json_object_set_new(m, "require_request_uri_registration", json_true());
+    json_object_set_new(m, "frontchannel_logout_supported", json_false());
+    json_object_set_new(m, "backchannel_logout_supported", json_false());
+    json_object_set_new(m, "tls_client_certificate_bound_access_tokens", json_false());
+    json_object_set_new(m, "token_exchange_requested_token_types_supported",
+                        string_list(token_types));
     free(token);
     free(jwks);
     free(introspect);
     free(revoke);
     free(reg);
+    free(authz);
+    free(userinfo);
+    free(logout);
     return m;
 }
 
@@ -208,34 +251,13 @@ static const char *audience(struct core_req *req, const struct az_client *c, con
     return NULL;
 }
 
-static void az_handler_token(struct core_req *req)
+static void token_client_credentials(struct core_req *req, const struct az_client *c,
+                                     const struct az_form *f)
 {
-    struct az_form f;
-    if (!read_form(req, &f))
-        return;
-    const char *grant = az_form_get(&f, "grant_type");
-    if (!grant) {
-        core_reply_oauth_error(req, 400, "invalid_request", "grant_type is missing");
-        return;
-    }
-    if (strcmp(grant, "client_credentials") != 0) {
-        core_reply_oauth_error(req, 400, "unsupported_grant_type",
-                               "this server supports grant_type client_credentials");
-        return;
-    }
-    const struct az_client *c = az_authenticate(req, &f);
-    if (!c)
-        return;
-    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
-    if (!az_client_has_grant(c, "client_credentials")) {
-        core_reply_oauth_error(req, 400, "unauthorized_client",
-                               "this client may not use the client_credentials grant");
-        return;
-    }
-    char *scope = grant_scope(req, c, az_form_get(&f, "scope"));
+    char *scope = grant_scope(req, c, az_form_get(f, "scope"));
     if (!scope)
         return;
-    const char *aud = audience(req, c, az_form_get(&f, "resource"));
+    const char *aud = audience(req, c, az_form_get(f, "resource"));
     if (!aud)
         return;
     int expires_in = 0;
@@ -250,6 +272,51 @@ static void az_handler_token(struct core_req *req)
                     json_pack("{s:s, s:s, s:i, s:s}", "access_token", token, "token_type", "Bearer",
                               "expires_in", expires_in, "scope", scope));
     free(token);
+}
+
+typedef void (*grant_fn)(struct core_req *req, const struct az_client *c, const struct az_form *f);
+
+static const struct {
+    const char *name;
+    grant_fn fn;
+} grant_types[] = {
+    {"client_credentials", token_client_credentials},
+    {"authorization_code", az_token_authorization_code},
+    {"refresh_token", az_token_refresh},
+    {AZ_GRANT_TOKEN_EXCHANGE, az_token_exchange},
+};
+
+static void az_handler_token(struct core_req *req)
+{
+    struct az_form f;
+    if (!read_form(req, &f))
+        return;
+    const char *grant = az_form_get(&f, "grant_type");
+    if (!grant) {
+        core_reply_oauth_error(req, 400, "invalid_request", "grant_type is missing");
+        return;
+    }
+    grant_fn fn = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(grant_types) && !fn; i++) {
+        if (strcmp(grant, grant_types[i].name) == 0)
+            fn = grant_types[i].fn;
+    }
+    if (!fn) {
+        core_reply_oauth_error(req, 400, "unsupported_grant_type",
+                               "this server supports grant_type client_credentials, "
+                               "authorization_code, refresh_token and " AZ_GRANT_TOKEN_EXCHANGE);
+        return;
+    }
+    const struct az_client *c = az_authenticate(req, &f);
+    if (!c)
+        return;
+    core_pool_cleanup(req->pool, (void (*)(void *))az_client_put, (void *)c);
+    if (!az_client_has_grant(c, grant)) {
+        core_reply_oauth_error(req, 400, "unauthorized_client",
+                               "this client may not use the %s grant", grant);
+        return;
+    }
+    fn(req, c, &f);
 }
 
 /* The authenticated client and the token parameter of an introspection or
@@ -277,6 +344,16 @@ static void az_handler_introspect(struct core_req *req)
     const char *token;
     if (!token_request(req, &c, &token))
         return;
+    if (c->auth == AZ_AUTH_NONE) {
+        core_reply_oauth_error(req, 401, "invalid_client",
+                               "a public client may not introspect tokens");
+        return;
+    }
+    if (!strchr(token, '.')) {
+        json_t *info = strlen(token) <= 128 ? az_refresh_introspect(token, c) : NULL;
+        core_reply_json(req, 200, info ? info : json_pack("{s:b}", "active", 0));
+        return;
+    }
     struct az_claims cl;
     const char *why;
     enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);
@@ -308,6 +385,17 @@ static void az_handler_revoke(struct core_req *req)
     const char *token;
     if (!token_request(req, &c, &token))
         return;
+    if (!strchr(token, '.')) {
+        /* not a JWT: one of our refresh tokens, or nothing */
+        if (az_refresh_revoke(token, c) < 0) {
+            core_reply_header(req, "Retry-After", "5");
+            core_reply_oauth_error(req, 503, "temporarily_unavailable",
+                                   "tokens cannot be revoked right now");
+            return;
+        }
+        core_reply_empty(req, 200);
+        return;
+    }
     struct az_claims cl;
     const char *why;
     enum az_verify_rc rc = az_token_verify(token, false, &cl, &why);
@@ -333,11 +421,12 @@ static const struct core_route routes[] = {
     {CORE_GET, "/.well-known/oauth-authorization-server", az_handler_metadata,
      "Authorization server metadata (RFC 8414)", "authz", 0},
     {CORE_GET, "/.well-known/openid-configuration", az_handler_metadata,
-     "Provider metadata (the same document; OpenID fields arrive with resident sign-in)", "authz",
-     0},
+     "OpenID Provider metadata (the same document)", "authz", 0},
     {CORE_GET, "/oauth2/jwks", az_handler_jwks, "The hub's public signing keys", "authz", 0},
-    {CORE_POST, "/oauth2/token", az_handler_token, "Token endpoint (client_credentials)", "authz",
-     FORM_MAX_BODY},
+    {CORE_POST, "/oauth2/token", az_handler_token,
+     "Token endpoint (client_credentials, authorization_code with PKCE, refresh_token, token "
+     "exchange)",
+     "authz", FORM_MAX_BODY},
     {CORE_POST, "/oauth2/introspect", az_handler_introspect, "Token introspection (RFC 7662)",
      "authz", FORM_MAX_BODY},
     {CORE_POST, "/oauth2/revoke", az_handler_revoke, "Token revocation (RFC 7009)", "authz",

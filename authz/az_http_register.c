@@ -53,11 +53,21 @@ static const char *to_spec(json_t *body, struct az_client_spec *s, struct core_p
         return "token_endpoint_auth_method must be a string";
     s->auth = AZ_AUTH_BASIC;
     if (method && !az_auth_method_parse(method, &s->auth))
-        return "token_endpoint_auth_method must be client_secret_basic, client_secret_post or "
-               "private_key_jwt";
-    if ((v = json_object_get(body, "response_types")) &&
-        (!json_is_array(v) || json_array_size(v) != 0))
-        return "response_types: this server issues no authorization responses yet";
+        return "token_endpoint_auth_method must be client_secret_basic, client_secret_post, "
+               "private_key_jwt or none";
+    if ((v = json_object_get(body, "response_types"))) {
+        size_t i;
+        json_t *rt;
+        if (!json_is_array(v))
+            return "response_types must be an array";
+        json_array_foreach(v, i, rt)
+        {
+            if (!json_is_string(rt) || strcmp(json_string_value(rt), "code") != 0)
+                return "response_types: this server supports code only";
+        }
+    }
+    if ((v = json_object_get(body, "post_logout_redirect_uris")))
+        s->post_logout_redirect_uris = v;
     s->grant_types = json_object_get(body, "grant_types");
     s->redirect_uris = json_object_get(body, "redirect_uris");
     s->jwks = json_object_get(body, "jwks");

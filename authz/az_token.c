@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "authz/az_grant.h"
 #include "authz/az_token.h"
 #include "core/config.h"
 #include "core/crypto.h"
@@ -21,21 +22,36 @@
 
 /* ---- issuing ---- */
 
-char *az_token_issue(const struct az_client *c, const char *scope, const char *aud, int *expires_in)
+char *az_token_issue_for(const struct az_client *c, const struct az_issue *o, int *expires_in,
+                         char jti_out[65], long long *exp_out)
 {
     time_t now = time(NULL);
     unsigned char raw[16];
     core_random(raw, sizeof raw);
     char *jti = core_b64url_encode(raw, sizeof raw);
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}", "iss",
-                               core_cfg.issuer, "sub", c->id, "aud", aud, "exp",
-                               (json_int_t)(now + c->token_ttl), "iat", (json_int_t)now, "jti", jti,
-                               "client_id", c->id, "scope", scope, "tenant", c->tenant);
+    json_t *claims = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}", "iss", core_cfg.issuer, "sub",
+        o->sub ? o->sub : c->id, "aud", o->aud, "exp", (json_int_t)(now + c->token_ttl), "iat",
+        (json_int_t)now, "jti", jti, "client_id", c->id, "scope", o->scope, "tenant", c->tenant);
+    if (claims && o->grant)
+        json_object_set_new(claims, "grant", json_string(o->grant));
+    if (claims && o->act)
+        json_object_set(claims, "act", o->act);
     char *token = claims ? az_keys_sign(c->token_alg, "at+jwt", claims) : NULL;
     json_decref(claims);
+    if (jti_out)
+        xsnprintf(jti_out, 65, "%s", jti);
+    if (exp_out)
+        *exp_out = (long long)now + c->token_ttl;
     free(jti);
     *expires_in = c->token_ttl;
     return token;
+}
+
+char *az_token_issue(const struct az_client *c, const char *scope, const char *aud, int *expires_in)
+{
+    struct az_issue o = {.scope = scope, .aud = aud};
+    return az_token_issue_for(c, &o, expires_in, NULL, NULL);
 }
 
 /* ---- the revocation set ---- */
@@ -210,6 +226,11 @@ static enum core_db_rc revoke_tx(struct core_db_conn *c, void *p)
     return CORE_DB_OK;
 }
 
+void az_token_revoked_now(const char *jti, long long exp)
+{
+    rev_add(jti, exp);
+}
+
 bool az_token_revoke(const struct az_claims *c)
 {
     struct revoke_arg a = {c};
@@ -373,7 +394,8 @@ static enum az_verify_rc verify_fresh(const char *token, struct az_claims *out, 
         !copy_claim(j.claims, "client_id", out->client_id, sizeof out->client_id, true) ||
         !copy_claim(j.claims, "sub", out->sub, sizeof out->sub, true) ||
         !copy_claim(j.claims, "tenant", out->tenant, sizeof out->tenant, true) ||
-        !copy_claim(j.claims, "scope", out->scope, sizeof out->scope, false)) {
+        !copy_claim(j.claims, "scope", out->scope, sizeof out->scope, false) ||
+        !copy_claim(j.claims, "grant", out->grant, sizeof out->grant, false)) {
         *why = "the token lacks jti, client_id, sub or tenant";
         goto cleanup;
     }
@@ -441,6 +463,16 @@ enum az_verify_rc az_token_verify(const char *token, bool aud_hub, struct az_cla
     if (trc != TN_OK || b.state != TN_ACTIVE) {
         *why = "the token's tenant is suspended";
         return AZ_TOKEN_INACTIVE;
+    }
+    if (out->grant[0]) {
+        /* a resident's token lives only as long as their consent and account */
+        int live = az_grant_live(out->grant, out->resident);
+        if (live < 0)
+            return AZ_TOKEN_UNAVAILABLE;
+        if (!live) {
+            *why = "the resident's consent was revoked or their account disabled";
+            return AZ_TOKEN_REVOKED;
+        }
     }
     return AZ_TOKEN_OK;
 }
@@ -511,5 +543,6 @@ bool az_core_verifier(struct core_req *req, struct core_principal *out)
     out->tenant = core_pstrdup(req->pool, c.tenant);
     out->subject = core_pstrdup(req->pool, c.sub);
     out->scope = core_pstrdup(req->pool, c.scope);
+    out->resident = c.resident[0] ? core_pstrdup(req->pool, c.resident) : NULL;
     return true;
 }

@@ -2,6 +2,7 @@
 
 #include "audit/au.h"
 #include "authz/az.h"
+#include "authz/az_resident.h"
 #include "exchange/xc.h"
 #include "tenants/tn.h"
 
@@ -21,6 +22,8 @@ static const struct core_command command_table[] = {
      "manage the registry of towns (renkei help tenant)"},
     {"client", az_cmd_client, "client add|list|show|rotate-secret|disable|enable|initial-token",
      "manage service IDs (OAuth clients)"},
+    {"resident", az_cmd_resident, "resident add|list|show|disable|enable|passwd|link|unlink ...",
+     "manage residents (common IDs) and their links to towns"},
     {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
     {"audit", au_cmd_audit, "audit verify|export|verify-file|checkpoint|rotate-key ...",
      "verify, export and checkpoint the audit log (renkei help audit)"},

@@ -87,6 +87,44 @@ static bool bad(char **err, const char *key, const char *fmt, const char *value)
     return false;
 }
 
+/* One "name=digits" of the scrypt parameters; *s advances past it. */
+static bool scrypt_part(const char **s, const char *end, const char *name, long max, long *out)
+{
+    size_t n = strlen(name);
+    if ((size_t)(end - *s) <= n || strncmp(*s, name, n) != 0 || (*s)[n] != '=')
+        return false;
+    const char *d = *s + n + 1, *e = d;
+    while (e < end && *e >= '0' && *e <= '9' && e - d < 3)
+        e++;
+    if (e == d || (e - d > 1 && *d == '0'))
+        return false;
+    long v = 0;
+    for (const char *q = d; q < e; q++)
+        v = v * 10 + (*q - '0');
+    if (v > max)
+        return false;
+    *out = v;
+    *s = e;
+    return true;
+}
+
+bool core_config_scrypt_parse(const char *s, size_t len, int *ln, int *r, int *p)
+{
+    const char *end = s + len;
+    long vl, vr, vp;
+    if (!scrypt_part(&s, end, "ln", CORE_SCRYPT_LN_MAX, &vl) || s == end || *s++ != ',' ||
+        !scrypt_part(&s, end, "r", CORE_SCRYPT_R_MAX, &vr) || s == end || *s++ != ',' ||
+        !scrypt_part(&s, end, "p", CORE_SCRYPT_P_MAX, &vp) || s != end)
+        return false;
+    if (vl < CORE_SCRYPT_LN_MIN || vr < 1 || vp < 1 ||
+        128ULL * (unsigned long long)vr * (1ULL << vl) > CORE_SCRYPT_MEM_MAX)
+        return false;
+    *ln = (int)vl;
+    *r = (int)vr;
+    *p = (int)vp;
+    return true;
+}
+
 static bool int_key(core_config_lookup lookup, void *ctx, const char *key, long min, long max,
                     long dflt, long *out, char **err)
 {
@@ -186,6 +224,14 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
         free(bad_item);
         return r;
     }
+
+    v = lookup("RENKEI_SCRYPT", ctx);
+    if (!core_config_scrypt_parse(v ? v : CORE_SCRYPT_DEFAULT, strlen(v ? v : CORE_SCRYPT_DEFAULT),
+                                  &cfg->scrypt_ln, &cfg->scrypt_r, &cfg->scrypt_p))
+        return bad(err, "RENKEI_SCRYPT",
+                   "must be ln=L,r=R,p=P with ln 12-22, r 1-32, p 1-16 and 128*r*2^ln bytes at "
+                   "most 1 GiB (e.g. ln=17,r=8,p=1), got \"%s\"",
+                   v);
     return true;
 }
 
@@ -211,7 +257,7 @@ static const char *const known_keys[] = {
     "RENKEI_DB",          "RENKEI_LISTEN",   "RENKEI_ISSUER",
     "RENKEI_SECRET_FILE", "RENKEI_THREADS",  "RENKEI_LOG",
     "RENKEI_DB_POOL",     "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
-    "RENKEI_NOTIFY_DENY",
+    "RENKEI_NOTIFY_DENY", "RENKEI_SCRYPT",
 };
 
 static bool known_key(const char *key)

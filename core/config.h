@@ -25,6 +25,8 @@ struct core_config {
     /* RENKEI_NOTIFY_DENY: addresses NGSI notifications may not go to */
     struct core_cidr *notify_deny;
     size_t notify_ndeny;
+    /* RENKEI_SCRYPT: the cost of new resident password hashes (log2 N, r, p) */
+    int scrypt_ln, scrypt_r, scrypt_p;
 };
 
 /* What RENKEI_NOTIFY_DENY is when unset: link-local and the clouds' other
@@ -33,6 +35,20 @@ struct core_config {
 #define CORE_NOTIFY_DENY_DEFAULT                                                                   \
     "169.254.0.0/16, fe80::/10, fd00:ec2::254, 100.100.100.200, 0.0.0.0/8, ::/128, "               \
     "224.0.0.0/4, ff00::/8, 255.255.255.255/32"
+
+/* RENKEI_SCRYPT when unset (OWASP's minimum for scrypt), and the bounds of
+ * each parameter: N = 2^ln, and 128 * r * N bytes of memory at most 1 GiB. */
+#define CORE_SCRYPT_DEFAULT "ln=17,r=8,p=1"
+#define CORE_SCRYPT_LN_MIN  12
+#define CORE_SCRYPT_LN_MAX  22
+#define CORE_SCRYPT_R_MAX   32
+#define CORE_SCRYPT_P_MAX   16
+#define CORE_SCRYPT_MEM_MAX (1ULL << 30)
+
+/* Parses scrypt parameters written exactly "ln=L,r=R,p=P" (that order, no
+ * spaces, no leading zeros) within the bounds above; false otherwise. The
+ * same text is the parameter part of a stored password hash. */
+bool core_config_scrypt_parse(const char *s, size_t len, int *ln, int *r, int *p);
 
 /* Looks a key up; returns NULL when it is not set. */
 typedef const char *(*core_config_lookup)(const char *key, void *ctx);

@@ -33,6 +33,16 @@ struct core_req {
 const char *core_req_param(const struct core_req *req, const char *name);
 /* Query argument (decoded); NULL when absent. */
 const char *core_req_query(const struct core_req *req, const char *name);
+/* The name of a query parameter given more than once (RFC 6749 §3.1 forbids
+ * it for OAuth requests), or NULL. */
+const char *core_req_query_repeated(const struct core_req *req);
+/* A cookie's value; NULL when the request has none of that name. */
+const char *core_req_cookie(const struct core_req *req, const char *name);
+/* Sets a cookie (Path=/; HttpOnly; SameSite=Lax; Secure when secure):
+ * max_age 0 for a session cookie, < 0 to delete it. value must be a cookie
+ * token (base64url). */
+void core_reply_cookie(struct core_req *req, const char *name, const char *value, long max_age,
+                       bool secure);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *core_req_header(const struct core_req *req, const char *name);
 

@@ -21,6 +21,60 @@ const char *core_req_query(const struct core_req *req, const char *name)
     return MHD_lookup_connection_value(req->in->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_walk {
+    const char *dup;
+    const char *seen[64];
+    size_t n;
+    bool too_many;
+};
+
+static enum MHD_Result query_walk_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct query_walk *w = cls;
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(w->seen[i], key) == 0) {
+            w->dup = key;
+            return MHD_NO;
+        }
+    }
+    if (w->n == ARRAY_SIZE(w->seen)) {
+        w->too_many = true;
+        return MHD_NO;
+    }
+    w->seen[w->n++] = key;
+    return MHD_YES;
+}
+
+const char *core_req_query_repeated(const struct core_req *req)
+{
+    struct query_walk w = {0};
+    MHD_get_connection_values(req->in->conn, MHD_GET_ARGUMENT_KIND, query_walk_one, &w);
+    return w.dup ? w.dup : w.too_many ? "(more than 64 parameters)" : NULL;
+}
+
+const char *core_req_cookie(const struct core_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->in->conn, MHD_COOKIE_KIND, name);
+}
+
+void core_reply_cookie(struct core_req *req, const char *name, const char *value, long max_age,
+                       bool secure)
+{
+    /* HttpOnly, SameSite=Lax, Path=/ always: the hub's cookies are for the
+     * hub's own pages and never for scripts */
+    core_reply_header(req, "Set-Cookie",
+                      core_psprintf(req->pool, "%s=%s; Path=/; HttpOnly; SameSite=Lax%s%s", name,
+                                    value,
+                                    max_age < 0    ? "; Max-Age=0"
+                                    : max_age == 0 ? ""
+                                                   : core_psprintf(req->pool, "; Max-Age=%ld",
+                                                                   max_age),
+                                    secure ? "; Secure" : ""));
+}
+
 const char *core_req_header(const struct core_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, name);

@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "core/pool.h"
+#include "core/strbuf.h"
 #include "core/url.h"
 
 static bool host_chars_ok(const char *h, size_t n)
@@ -135,4 +136,19 @@ char *core_url_decode(const char *s, size_t len, bool plus, struct core_pool *po
     }
     out[o] = '\0';
     return out;
+}
+
+void core_url_encode(struct strbuf *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            strbuf_add(out, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            strbuf_add(out, e, 3);
+        }
+    }
 }

@@ -28,6 +28,10 @@ struct core_pool;
  * downstream is ever cut short by a hidden terminator. */
 char *core_url_decode(const char *s, size_t len, bool plus, struct core_pool *pool);
 
+/* Appends s percent-encoded (everything but RFC 3986 unreserved). */
+struct strbuf;
+void core_url_encode(struct strbuf *out, const char *s);
+
 /* NULL when url is acceptable (out filled), else a static reason that reads
  * after the value's name ("URL must start with ..."). */
 const char *core_url_check(const char *url, unsigned flags, struct core_url *out);

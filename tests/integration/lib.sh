@@ -295,8 +295,9 @@ sql() {
 # ------------------------------------------------------------- running renkei
 
 # _renkei_env [-u NAME | NAME=VALUE]...: fill _env with a clean environment
-# for the binary (RENKEI_DB and RENKEI_SECRET_FILE set, nothing else from
-# RENKEI_*), adjusted by the arguments; _rest gets the remaining arguments.
+# for the binary (RENKEI_DB, RENKEI_SECRET_FILE and a cheap RENKEI_SCRYPT
+# set, nothing else from RENKEI_*), adjusted by the arguments; _rest gets
+# the remaining arguments.
 _renkei_env() {
   local -A vars=()
   local -a order=()
@@ -314,6 +315,9 @@ _renkei_env() {
   done
   _set_var RENKEI_DB "$RENKEI_DB"
   _set_var RENKEI_SECRET_FILE "$tmpdir/secret"
+  # residents' password hashes at the lowest cost RENKEI_SCRYPT allows (the
+  # default, ln=17, takes about a second a hash); -u RENKEI_SCRYPT for that
+  _set_var RENKEI_SCRYPT "ln=12,r=8,p=1"
   _rest=()
   while (($#)); do
     if [[ $1 == -u && $# -ge 2 ]]; then

@@ -62,8 +62,10 @@ http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data ''
 assert_oauth_error 400 invalid_request "an empty body"
 http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data 'grant_type=password&username=a&password=b'
 assert_oauth_error 400 unsupported_grant_type "grant_type password"
+http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data 'grant_type=password&username=a&password=b'
+assert_oauth_error 400 unsupported_grant_type "grant_type password (never offered: RFC 9700 §2.4)"
 http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data 'grant_type=authorization_code&code=x'
-assert_oauth_error 400 unsupported_grant_type "grant_type authorization_code (not offered yet)"
+assert_oauth_error 400 unauthorized_client "grant_type authorization_code by a client without that grant"
 http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data 'grant_type=Client_Credentials'
 assert_oauth_error 400 unsupported_grant_type "grant_type in another case"
 http POST /oauth2/token -u "$A_ID:$A_SECRET" "${FORM[@]}" --data 'grant_type=client_credentials&scope=%zz'

@@ -120,8 +120,10 @@ register "$K_IAT" '{"client_name": "x", "grant_types": ["client_credentials"], "
 assert_oauth_error 400 invalid_client_metadata "scope admin through registration"
 register "$K_IAT" '{"client_name": "x", "grant_types": ["client_credentials"], "scope": "ngsi.read frobnicate"}'
 assert_oauth_error 400 invalid_client_metadata "an unknown scope"
-register "$K_IAT" '{"client_name": "x", "grant_types": ["authorization_code"], "scope": "ngsi.read"}'
+register "$K_IAT" '{"client_name": "x", "grant_types": ["password"], "scope": "ngsi.read"}'
 assert_oauth_error 400 invalid_client_metadata "an unsupported grant type"
+register "$K_IAT" '{"client_name": "x", "grant_types": ["authorization_code"], "scope": "openid"}'
+assert_oauth_error 400 invalid_redirect_uri "the code flow without a redirect URI"
 register "$K_IAT" '{"grant_types": ["client_credentials"], "scope": "ngsi.read"}'
 assert_oauth_error 400 invalid_client_metadata "no client_name"
 register "$K_IAT" '{"client_name": 7, "grant_types": ["client_credentials"]}'

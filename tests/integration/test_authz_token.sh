@@ -40,12 +40,16 @@ for doc in /.well-known/oauth-authorization-server /.well-known/openid-configura
     "$doc: token and JWKS endpoints"
   assert_json ".introspection_endpoint == \"$HUB_URL/oauth2/introspect\" and .revocation_endpoint == \"$HUB_URL/oauth2/revoke\" and .registration_endpoint == \"$HUB_URL/oauth2/register\"" \
     "$doc: introspection, revocation and registration endpoints"
-  assert_json '.grant_types_supported == ["client_credentials"]' "$doc: only client_credentials (what really works)"
-  assert_json '(.token_endpoint_auth_methods_supported | sort) == ["client_secret_basic", "client_secret_post", "private_key_jwt"]' \
-    "$doc: the three client authentication methods"
+  assert_json '(.grant_types_supported | sort) == ["authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"]' \
+    "$doc: client_credentials, authorization_code, refresh_token, token exchange (no implicit, no password)"
+  assert_json '(.token_endpoint_auth_methods_supported | sort) == ["client_secret_basic", "client_secret_post", "none", "private_key_jwt"]' \
+    "$doc: the three client authentication methods, and none for public clients"
+  assert_json '.response_types_supported == ["code"] and .code_challenge_methods_supported == ["S256"] and .authorization_response_iss_parameter_supported == true' \
+    "$doc: code flow only, PKCE S256 only, iss in authorization responses"
   assert_json '(.scopes_supported | index("admin")) != null and (.scopes_supported | index("ngsi.read")) != null' \
     "$doc: scopes_supported lists admin and ngsi.read"
-  assert_json '[.. | strings | select(test("none|HS256"; "i"))] | length == 0' "$doc: no alg none, no HS256"
+  assert_json '[to_entries[] | select(.key | endswith("alg_values_supported")) | .value[] | select(test("none|HS"; "i"))] | length == 0' \
+    "$doc: no alg none, no HS256 in any *_alg_values_supported"
 done
 
 http GET /oauth2/jwks

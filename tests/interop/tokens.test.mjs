@@ -126,7 +126,8 @@ test('discovery: RFC 8414 metadata through openid-client', async () => {
   assert.equal(m.revocation_endpoint, `${HUB_URL}/oauth2/revoke`);
   assert.equal(m.registration_endpoint, `${HUB_URL}/oauth2/register`);
   assert.equal(m.jwks_uri, `${HUB_URL}/oauth2/jwks`);
-  assert.deepEqual(m.grant_types_supported, ['client_credentials']);
+  assert.deepEqual([...m.grant_types_supported].sort(), ['authorization_code', 'client_credentials',
+    'refresh_token', 'urn:ietf:params:oauth:grant-type:token-exchange']);
   for (const method of ['client_secret_basic', 'client_secret_post']) {
     assert.ok(m.token_endpoint_auth_methods_supported?.includes(method),
       `token_endpoint_auth_methods_supported includes ${method}`);
