@@ -23,6 +23,14 @@
 /* The scopes the hub knows; a client may be allowed a subset. */
 extern const char *const az_known_scopes[];
 bool az_scope_known(const char *scope);
+/* scope-token per RFC 6749 §3.3 (s[0..n)). */
+bool az_scope_token_ok(const char *s, size_t n);
+/* True when the space-separated list holds s[0..n). */
+bool az_scope_in(const char *list, const char *s, size_t n);
+/* The scopes of a that are also in b, in a's order (malloc'd). */
+char *az_scope_meet(const char *a, const char *b);
+/* Every scope of a is in b. */
+bool az_scope_within(const char *a, const char *b);
 
 /* ---- keys ---- */
 
@@ -83,6 +91,10 @@ struct az_client {
 void az_client_release(struct az_client *c);
 json_t *az_client_json(const struct az_client *c);
 bool az_client_has_grant(const struct az_client *c, const char *grant);
+/* True when c may be given scope[0..n). */
+bool az_client_allows(const struct az_client *c, const char *scope, size_t n);
+/* True when c may ask for tokens meant for resource (one of its audiences). */
+bool az_client_audience_ok(const struct az_client *c, const char *resource);
 
 /* ---- entry points ---- */
 

@@ -12,6 +12,7 @@
 #include "core/db.h"
 #include "core/db_listen.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "core/url.h"
 #include "tenants/tn.h"
 
@@ -32,6 +33,61 @@ bool az_scope_known(const char *scope)
             return true;
     }
     return false;
+}
+
+bool az_scope_token_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e)
+            return false;
+    }
+    return n > 0;
+}
+
+bool az_scope_in(const char *list, const char *s, size_t n)
+{
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        if (len == n && n && strncmp(p, s, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+char *az_scope_meet(const char *a, const char *b)
+{
+    struct strbuf out;
+    strbuf_init(&out, AZ_SCOPE_MAX + 1);
+    strbuf_adds(&out, "");
+    for (const char *s = a; *s;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, " ");
+        if (n && az_scope_in(b, s, n) && !az_scope_in(out.buf, s, n)) {
+            if (out.len)
+                strbuf_add(&out, " ", 1);
+            strbuf_add(&out, s, n);
+        }
+        s += n;
+    }
+    return strbuf_detach(&out, NULL);
+}
+
+bool az_scope_within(const char *a, const char *b)
+{
+    for (const char *s = a; *s;) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, " ");
+        if (n && !az_scope_in(b, s, n))
+            return false;
+        s += n;
+    }
+    return true;
 }
 
 static const char *const method_names[] = {"client_secret_basic", "client_secret_post",
@@ -74,6 +130,31 @@ static bool array_has(json_t *arr, const char *s)
     json_array_foreach(arr, i, v)
     {
         if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool az_client_allows(const struct az_client *c, const char *scope, size_t n)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->scopes, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (strlen(s) == n && strncmp(s, scope, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool az_client_audience_ok(const struct az_client *c, const char *resource)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(c->audiences, i, v)
+    {
+        if (strcmp(json_string_value(v), resource) == 0)
             return true;
     }
     return false;

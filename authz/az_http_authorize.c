@@ -100,42 +100,6 @@ static const char *page_form_get(const struct page_form *f, const char *key, siz
     return first;
 }
 
-static bool scope_listed(const char *list, const char *s, size_t n)
-{
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ')
-            p++;
-        size_t len = strcspn(p, " ");
-        if (len == n && n && strncmp(p, s, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
-
-static bool scope_token_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e)
-            return false;
-    }
-    return n > 0;
-}
-
-static bool client_allows(const struct az_client *c, const char *scope, size_t n)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->scopes, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (strlen(s) == n && strncmp(s, scope, n) == 0)
-            return true;
-    }
-    return false;
-}
-
 static const char *jstr(json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
@@ -276,18 +240,18 @@ static char *requested_scope(struct core_req *req, const struct az_client *c, co
             size_t n = strcspn(p, " ");
             if (!n)
                 break;
-            if (!scope_token_ok(p, n)) {
+            if (!az_scope_token_ok(p, n)) {
                 strbuf_release(&out);
                 *why = "the scope is malformed";
                 return NULL;
             }
-            if (!az_scope_for_residents(p, n) || !client_allows(c, p, n)) {
+            if (!az_scope_for_residents(p, n) || !az_client_allows(c, p, n)) {
                 strbuf_release(&out);
                 *why = core_psprintf(req->pool, "scope %.*s is not available to this client",
                                      (int)n, p);
                 return NULL;
             }
-            if (!scope_listed(out.buf, p, n)) {
+            if (!az_scope_in(out.buf, p, n)) {
                 if (out.len)
                     strbuf_add(&out, " ", 1);
                 strbuf_add(&out, p, n);
@@ -473,14 +437,7 @@ static void az_handler_authorize(struct core_req *req)
         json_object_set_new(ar, "ul", json_string(ul));
     const char *resource = param(&p, "resource");
     if (resource && strcmp(resource, core_cfg.issuer) != 0) {
-        bool ok = false;
-        size_t i;
-        json_t *v;
-        json_array_foreach(c->audiences, i, v)
-        {
-            ok = ok || strcmp(json_string_value(v), resource) == 0;
-        }
-        if (!ok) {
+        if (!az_client_audience_ok(c, resource)) {
             redirect_error(req, ar, "invalid_target",
                            "this client may not request tokens for that resource");
             return;
@@ -575,7 +532,7 @@ static void proceed(struct core_req *req, json_t *ar, const struct az_session *s
         while (*q == ' ')
             q++;
         size_t n = strcspn(q, " ");
-        covered = !n || scope_listed(granted, q, n);
+        covered = !n || az_scope_in(granted, q, n);
         q += n;
     }
     if (p_consent || !covered) {
@@ -758,7 +715,7 @@ static json_t *scope_items(enum az_lang lang, const char *scope, const char *che
         json_array_append_new(items,
                               json_pack("{s:s, s:s, s:s, s:b, s:b}", "scope", name, "title",
                                         title ? title : name, "desc", desc ? desc : "", "checked",
-                                        required || !checked || scope_listed(checked, q, n),
+                                        required || !checked || az_scope_in(checked, q, n),
                                         "required", required));
         q += n;
     }
@@ -876,7 +833,7 @@ static void az_handler_consent_post(struct core_req *req)
         while (*q == ' ')
             q++;
         size_t len = strcspn(q, " ");
-        if (len && !scope_listed(requested, q, len)) {
+        if (len && !az_scope_in(requested, q, len)) {
             strbuf_add(&keep, " ", 1);
             strbuf_add(&keep, q, len);
         }

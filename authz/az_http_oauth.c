@@ -142,30 +142,6 @@ static bool read_form(struct core_req *req, struct az_form *f)
     return true;
 }
 
-/* scope-token per RFC 6749 §3.3 */
-static bool scope_token_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e)
-            return false;
-    }
-    return n > 0;
-}
-
-static bool allowed(const struct az_client *c, const char *scope, size_t n)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->scopes, i, v)
-    {
-        const char *s = json_string_value(v);
-        if (strlen(s) == n && strncmp(s, scope, n) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* The scope to grant: the requested ones the client is allowed, or its
  * defaults when none are requested. NULL after queuing invalid_scope. */
 static char *grant_scope(struct core_req *req, const struct az_client *c, const char *requested)
@@ -198,7 +174,7 @@ static char *grant_scope(struct core_req *req, const struct az_client *c, const 
             size_t n = strcspn(p, " ");
             if (!n)
                 break;
-            if (!scope_token_ok(p, n)) {
+            if (!az_scope_token_ok(p, n)) {
                 strbuf_release(&out);
                 core_reply_oauth_error(req, 400, "invalid_scope", "the scope is malformed");
                 return NULL;
@@ -209,7 +185,7 @@ static char *grant_scope(struct core_req *req, const struct az_client *c, const 
                 dup = m == n && strncmp(q, p, n) == 0;
                 q += m + (q[m] == ' ');
             }
-            if (!dup && allowed(c, p, n)) {
+            if (!dup && az_client_allows(c, p, n)) {
                 if (out.len)
                     strbuf_add(&out, " ", 1);
                 strbuf_add(&out, p, n);
@@ -239,13 +215,8 @@ static const char *audience(struct core_req *req, const struct az_client *c, con
                                "resource must be an absolute http(s) URI without a fragment");
         return NULL;
     }
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->audiences, i, v)
-    {
-        if (strcmp(json_string_value(v), resource) == 0)
-            return resource;
-    }
+    if (az_client_audience_ok(c, resource))
+        return resource;
     core_reply_oauth_error(req, 400, "invalid_target",
                            "this client may not request tokens for that resource");
     return NULL;
@@ -365,8 +336,8 @@ static void az_handler_introspect(struct core_req *req)
     }
     /* A client learns about its own tenant's tokens; a resource server with
      * the introspect scope about any. Anything else looks inactive. */
-    bool may =
-        rc == AZ_TOKEN_OK && (strcmp(cl.tenant, c->tenant) == 0 || allowed(c, "introspect", 10));
+    bool may = rc == AZ_TOKEN_OK &&
+               (strcmp(cl.tenant, c->tenant) == 0 || az_client_allows(c, "introspect", 10));
     if (!may) {
         core_reply_json(req, 200, json_pack("{s:b}", "active", 0));
         return;

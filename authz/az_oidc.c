@@ -106,20 +106,6 @@ static void bearer_error(struct core_req *req, unsigned status, const char *erro
     core_reply_oauth_error(req, status, error ? error : "invalid_request", "%s", why);
 }
 
-static bool has_scope(const char *scope, const char *want)
-{
-    size_t n = strlen(want);
-    for (const char *s = scope; *s;) {
-        while (*s == ' ')
-            s++;
-        size_t len = strcspn(s, " ");
-        if (len == n && strncmp(s, want, n) == 0)
-            return true;
-        s += len;
-    }
-    return false;
-}
-
 static void az_handler_userinfo(struct core_req *req)
 {
     const char *h = core_req_header(req, "Authorization");
@@ -157,7 +143,7 @@ static void az_handler_userinfo(struct core_req *req)
         bearer_error(req, 401, "invalid_token", "the token is not a resident's");
         return;
     }
-    if (!has_scope(cl.scope, "openid")) {
+    if (!az_scope_in(cl.scope, "openid", 6)) {
         bearer_error(req, 403, "insufficient_scope", "the token lacks scope openid");
         return;
     }
@@ -175,11 +161,11 @@ static void az_handler_userinfo(struct core_req *req)
         return;
     }
     json_t *out = json_pack("{s:s}", "sub", cl.sub);
-    if (has_scope(cl.scope, "profile")) {
+    if (az_scope_in(cl.scope, "profile", 7)) {
         json_object_set_new(out, "name", json_string(r.name));
         json_object_set_new(out, "preferred_username", json_string(r.login));
     }
-    if (has_scope(cl.scope, "email") && r.email[0]) {
+    if (az_scope_in(cl.scope, "email", 5) && r.email[0]) {
         json_object_set_new(out, "email", json_string(r.email));
         json_object_set_new(out, "email_verified", json_boolean(r.email_verified));
     }

@@ -34,53 +34,6 @@ bool az_scope_for_residents(const char *scope, size_t n)
     return false;
 }
 
-static bool scope_has(const char *scope, const char *want, size_t n)
-{
-    for (const char *s = scope; s && *s;) {
-        while (*s == ' ')
-            s++;
-        size_t len = strcspn(s, " ");
-        if (len == n && n && strncmp(s, want, n) == 0)
-            return true;
-        s += len;
-    }
-    return false;
-}
-
-/* The scopes of a that are also in b, in a's order (malloc'd). */
-static char *scope_meet(const char *a, const char *b)
-{
-    struct strbuf out;
-    strbuf_init(&out, AZ_SCOPE_MAX + 1);
-    strbuf_adds(&out, "");
-    for (const char *s = a; *s;) {
-        while (*s == ' ')
-            s++;
-        size_t n = strcspn(s, " ");
-        if (n && scope_has(b, s, n) && !scope_has(out.buf, s, n)) {
-            if (out.len)
-                strbuf_add(&out, " ", 1);
-            strbuf_add(&out, s, n);
-        }
-        s += n;
-    }
-    return strbuf_detach(&out, NULL);
-}
-
-/* Every scope of a is in b. */
-static bool scope_within(const char *a, const char *b)
-{
-    for (const char *s = a; *s;) {
-        while (*s == ' ')
-            s++;
-        size_t n = strcspn(s, " ");
-        if (n && !scope_has(b, s, n))
-            return false;
-        s += n;
-    }
-    return true;
-}
-
 static void hash_token(const char *t, unsigned char h[32])
 {
     core_sha256(t, strlen(t), h);
@@ -445,7 +398,7 @@ static enum core_db_rc redeem_tx(struct core_db_conn *c, void *p)
         return CORE_DB_ERROR;
     }
     bool live = PQntuples(g) == 1;
-    char *scope = live ? scope_meet(COL(5), PQgetvalue(g, 0, 0)) : xstrdup("");
+    char *scope = live ? az_scope_meet(COL(5), PQgetvalue(g, 0, 0)) : xstrdup("");
     PQclear(g);
     if (!scope[0]) {
         free(scope);
@@ -467,7 +420,7 @@ static enum core_db_rc redeem_tx(struct core_db_conn *c, void *p)
                           .amr = COL(10),
                           .acr = COL(11),
                           .auth_time = at,
-                          .with_id_token = scope_has(scope, "openid", 6),
+                          .with_id_token = az_scope_in(scope, "openid", 6),
                           .with_refresh = az_client_has_grant(a->client, "refresh_token")};
     bool ok = issue(c, &in, &a->t, &a->no_key);
     free(scope);
@@ -587,7 +540,7 @@ static enum core_db_rc refresh_tx(struct core_db_conn *c, void *p)
         a->why = "the refresh token has expired";
         return CORE_DB_ROLLBACK;
     }
-    if (a->requested && !scope_within(a->requested, COL(5))) {
+    if (a->requested && !az_scope_within(a->requested, COL(5))) {
         PQclear(r);
         a->error = "invalid_scope";
         a->why = "the requested scope exceeds the one originally granted";
@@ -599,8 +552,8 @@ static enum core_db_rc refresh_tx(struct core_db_conn *c, void *p)
         return CORE_DB_ERROR;
     }
     bool live = PQntuples(g) == 1;
-    char *scope =
-        live ? scope_meet(a->requested ? a->requested : COL(5), PQgetvalue(g, 0, 0)) : xstrdup("");
+    char *scope = live ? az_scope_meet(a->requested ? a->requested : COL(5), PQgetvalue(g, 0, 0))
+                       : xstrdup("");
     PQclear(g);
     if (!scope[0]) {
         free(scope);
@@ -642,7 +595,7 @@ static enum core_db_rc refresh_tx(struct core_db_conn *c, void *p)
                           .amr = amr,
                           .acr = acr,
                           .auth_time = at,
-                          .with_id_token = scope_has(scope, "openid", 6),
+                          .with_id_token = az_scope_in(scope, "openid", 6),
                           .with_refresh = true,
                           .family = COL(0),
                           .refresh_scope = COL(5)};
@@ -786,18 +739,6 @@ static enum core_db_rc exchange_tx(struct core_db_conn *c, void *p)
     return CORE_DB_OK;
 }
 
-static bool audience_allowed(const struct az_client *c, const char *resource)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->audiences, i, v)
-    {
-        if (strcmp(json_string_value(v), resource) == 0)
-            return true;
-    }
-    return false;
-}
-
 void az_token_exchange(struct core_req *req, const struct az_client *c, const struct az_form *f)
 {
     const char *subject = az_form_get(f, "subject_token");
@@ -834,7 +775,7 @@ void az_token_exchange(struct core_req *req, const struct az_client *c, const st
         return;
     }
     struct core_url u;
-    if (core_url_check(target, 0, &u) || !audience_allowed(c, target)) {
+    if (core_url_check(target, 0, &u) || !az_client_audience_ok(c, target)) {
         core_reply_oauth_error(req, 400, "invalid_target",
                                "this client may not request tokens for that resource");
         return;
@@ -860,7 +801,7 @@ void az_token_exchange(struct core_req *req, const struct az_client *c, const st
                                "subject_token was not issued to this client or for it");
         return;
     }
-    if (scope && (strlen(scope) > AZ_SCOPE_MAX || !scope_within(scope, cl.scope))) {
+    if (scope && (strlen(scope) > AZ_SCOPE_MAX || !az_scope_within(scope, cl.scope))) {
         core_reply_oauth_error(req, 400, "invalid_scope",
                                "the requested scope exceeds the subject token's");
         return;
@@ -870,8 +811,8 @@ void az_token_exchange(struct core_req *req, const struct az_client *c, const st
         reply_unavailable(req, false);
         return;
     }
-    char *granted = x.live ? scope_meet(scope ? scope : cl.scope, x.consented) : xstrdup("");
-    if (!granted[0] || (scope && !scope_within(scope, granted))) {
+    char *granted = x.live ? az_scope_meet(scope ? scope : cl.scope, x.consented) : xstrdup("");
+    if (!granted[0] || (scope && !az_scope_within(scope, granted))) {
         free(granted);
         core_reply_oauth_error(req, 400, "invalid_scope",
                                "the resident's consent does not cover the requested scope");
