@@ -12,12 +12,12 @@
 #include "core/auth.h"
 #include "core/router.h"
 
-#define AZ_SCOPE_MAX      1000 /* bytes of a scope string */
-#define AZ_TOKEN_MAX      8192 /* bytes of a token we accept to look at */
-#define AZ_KEY_LABEL      "renkei.authz.signing-key.v1"
-#define AZ_SECRET_LABEL   "renkei.authz.client-secret.v1"
-#define AZ_REGTOKEN_LABEL "renkei.authz.registration-token.v1"
-#define AZ_IAT_LABEL      "renkei.authz.initial-access-token.v1"
+#define AZ_SCOPE_MAX            1000 /* bytes of a scope string */
+#define AZ_TOKEN_MAX            8192 /* bytes of a token we accept to look at */
+#define AZ_KEY_LABEL            "renkei.authz.signing-key.v1"
+#define AZ_SECRET_LABEL         "renkei.authz.client-secret.v1"
+#define AZ_REGTOKEN_LABEL       "renkei.authz.registration-token.v1"
+#define AZ_IAT_LABEL            "renkei.authz.initial-access-token.v1"
 #define AZ_GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 
 /* The scopes the hub knows; a client may be allowed a subset. */

@@ -164,8 +164,7 @@ static int parse(int argc, char **argv, const char *allowed, bool want_id, struc
             a->sector = optarg;
             break;
         case O_LOGOUT_URI:
-            json_array_append_new(a->logout_uris ? a->logout_uris
-                                                 : (a->logout_uris = json_array()),
+            json_array_append_new(a->logout_uris ? a->logout_uris : (a->logout_uris = json_array()),
                                   json_string(optarg));
             break;
         case O_AUDIENCE:
@@ -219,9 +218,9 @@ static bool setup(bool secret)
     return true;
 }
 
-static const char add_opts[] = {O_TENANT,   O_NAME,     O_GRANT,  O_SCOPE, O_DEFAULT_SCOPE,
-                                O_REDIRECT, O_AUDIENCE, O_METHOD, O_JWKS,  O_PUBLIC,
-                                O_ALG,      O_TTL,      O_JSON,   O_SECTOR, O_LOGOUT_URI, 0};
+static const char add_opts[] = {
+    O_TENANT, O_NAME,   O_GRANT, O_SCOPE, O_DEFAULT_SCOPE, O_REDIRECT, O_AUDIENCE,   O_METHOD,
+    O_JWKS,   O_PUBLIC, O_ALG,   O_TTL,   O_JSON,          O_SECTOR,   O_LOGOUT_URI, 0};
 
 static int cmd_add(int argc, char **argv)
 {

@@ -12,6 +12,7 @@ enum az_rc {
     AZ_FORBIDDEN,   /* the context may not do this */
     AZ_UNAVAILABLE, /* database down */
     AZ_ERROR,
+    AZ_CONFLICT, /* taken already (a login, a local number): 409 */
 };
 
 struct az_result {
@@ -24,12 +25,12 @@ struct az_client_spec {
     const char *tenant;
     const char *name;
     enum az_auth_method auth;
-    json_t *grant_types;    /* array; NULL: ["client_credentials"] */
-    json_t *scopes;         /* allowed; NULL: none */
-    json_t *default_scopes; /* NULL: all allowed */
-    json_t *redirect_uris;  /* NULL: none */
-    json_t *audiences;      /* NULL: none beyond the hub */
-    json_t *jwks;           /* private_key_jwt */
+    json_t *grant_types;               /* array; NULL: ["client_credentials"] */
+    json_t *scopes;                    /* allowed; NULL: none */
+    json_t *default_scopes;            /* NULL: all allowed */
+    json_t *redirect_uris;             /* NULL: none */
+    json_t *audiences;                 /* NULL: none beyond the hub */
+    json_t *jwks;                      /* private_key_jwt */
     json_t *post_logout_redirect_uris; /* NULL: none */
     const char *sector_identifier;     /* NULL: the host of the redirect URIs */
     enum core_alg token_alg;

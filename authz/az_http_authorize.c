@@ -510,7 +510,9 @@ static void proceed(struct core_req *req, json_t *ar, const struct az_session *s
         max_age = -1;
     bool need_login = !s;
     if (s && !fresh) {
-        need_login = p_login || (max_age >= 0 && (json_int_t)time(NULL) - s->auth_time > max_age);
+        /* max_age=0 asks for a fresh sign-in, as prompt=login does */
+        need_login = p_login || max_age == 0 ||
+                     (max_age > 0 && (json_int_t)time(NULL) - s->auth_time > max_age);
     }
     if (need_login) {
         if (p_none) {

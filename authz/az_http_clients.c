@@ -14,9 +14,12 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     500
 
-static void reply_rc(struct core_req *req, enum az_rc rc, const struct az_result *res)
+void az_reply_rc(struct core_req *req, enum az_rc rc, const struct az_result *res)
 {
     switch (rc) {
+    case AZ_CONFLICT:
+        core_reply_error(req, CORE_ERR_CONFLICT, "%s", res->message);
+        return;
     case AZ_NOT_FOUND:
         core_reply_error(req, CORE_ERR_NOT_FOUND, "%s", res->message);
         return;
@@ -63,7 +66,7 @@ static void az_handler_clients_list(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_client_list(a.context, tenant, cursor, (int)limit + 1, &items, &n, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *arr = json_array(), *next = json_null();
@@ -96,11 +99,20 @@ static void az_handler_clients_create(struct core_req *req)
     json_t *body = core_req_body_json(req);
     if (!body)
         return;
-    static const char *const keys[] = {"tenant",        "name",      "token_endpoint_auth_method",
-                                       "grant_types",   "scopes",    "default_scopes",
-                                       "redirect_uris", "audiences", "jwks",
-                                       "token_alg",     "token_ttl", "sector_identifier",
-                                       "post_logout_redirect_uris", NULL};
+    static const char *const keys[] = {"tenant",
+                                       "name",
+                                       "token_endpoint_auth_method",
+                                       "grant_types",
+                                       "scopes",
+                                       "default_scopes",
+                                       "redirect_uris",
+                                       "audiences",
+                                       "jwks",
+                                       "token_alg",
+                                       "token_ttl",
+                                       "sector_identifier",
+                                       "post_logout_redirect_uris",
+                                       NULL};
     if (!core_req_json_members(req, body, keys))
         return;
     bool bad = false;
@@ -150,14 +162,14 @@ static void az_handler_clients_create(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_client_create(a.context, &s, a.actor, id, secret, NULL, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     struct az_client c;
     rc = az_client_read(a.context, id, &c, &res);
     if (rc != AZ_OK) {
         OPENSSL_cleanse(secret, sizeof secret);
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *j = az_client_json(&c);
@@ -191,7 +203,7 @@ static void az_handler_clients_read(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_client_read(a.context, id, &c, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     core_reply_json(req, 200, az_client_json(&c));
@@ -220,7 +232,7 @@ static void az_handler_clients_update(struct core_req *req)
     enum az_rc rc =
         az_client_set_disabled(a.context, id, strcmp(state, "disabled") == 0, a.actor, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     az_handler_clients_read(req);
@@ -238,7 +250,7 @@ static void az_handler_clients_secret(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_client_rotate_secret(a.context, id, a.actor, secret, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     core_reply_json(req, 200, json_pack("{s:s, s:s}", "client_id", id, "client_secret", secret));

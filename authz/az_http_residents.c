@@ -17,32 +17,6 @@
 #define LIST_MAX     200
 #define BODY_MAX     (16 * 1024)
 
-static void reply_rc(struct core_req *req, enum az_rc rc, const struct az_result *res)
-{
-    if (rc == AZ_CONFLICT) {
-        core_reply_error(req, CORE_ERR_CONFLICT, "%s", res->message);
-        return;
-    }
-    switch (rc) {
-    case AZ_NOT_FOUND:
-        core_reply_error(req, CORE_ERR_NOT_FOUND, "%s", res->message);
-        return;
-    case AZ_INVALID:
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", res->message);
-        return;
-    case AZ_FORBIDDEN:
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "%s", res->message);
-        return;
-    case AZ_UNAVAILABLE:
-        core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
-        return;
-    case AZ_OK:
-    case AZ_ERROR:
-        break;
-    }
-    core_reply_error(req, CORE_ERR_INTERNAL, NULL);
-}
-
 /* A string member, or absent; *bad when it is there with another type
  * (null counts as absent only where null_ok). */
 static const char *string_member(json_t *body, const char *key, bool null_ok, bool *bad)
@@ -82,7 +56,7 @@ static void az_handler_residents_list(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_resident_list(a.context, tenant, cursor, (int)limit + 1, &items, &n, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *arr = json_array(), *next = json_null();
@@ -107,7 +81,7 @@ static json_t *resident_with_links(struct core_req *req, const struct core_admin
     if (rc == AZ_OK)
         rc = az_resident_links(a->context, login, &links, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return NULL;
     }
     json_t *j = az_resident_json(&r);
@@ -156,7 +130,7 @@ static void az_handler_residents_create(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_resident_create(a.context, &s, a.actor, &r, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *j = az_resident_json(&r);
@@ -223,7 +197,7 @@ static void az_handler_residents_update(struct core_req *req)
         rc = az_resident_set_disabled(a.context, login, strcmp(state, "disabled") == 0, a.actor,
                                       &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *j = resident_with_links(req, &a, login);
@@ -268,7 +242,7 @@ static void az_handler_residents_link(struct core_req *req)
     if (rc == AZ_OK)
         rc = az_resident_links(a.context, login, &links, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     json_t *mine = NULL;
@@ -299,7 +273,7 @@ static void az_handler_residents_unlink(struct core_req *req)
     struct az_result res;
     enum az_rc rc = az_resident_unlink(a.context, login, tenant, a.actor, &res);
     if (rc != AZ_OK) {
-        reply_rc(req, rc, &res);
+        az_reply_rc(req, rc, &res);
         return;
     }
     core_reply_empty(req, 204);

@@ -2,7 +2,12 @@
 #define AZ_INTERNAL_H
 
 /* Route groups of the token service, registered by az_routes. */
+#include "authz/az_client.h"
+#include "core/http.h"
 #include "core/router.h"
+
+/* The admin API's reply for a registry result that is not AZ_OK. */
+void az_reply_rc(struct core_req *req, enum az_rc rc, const struct az_result *res);
 
 void az_oauth_routes(struct core_router *r);    /* discovery, JWKS, token, introspect, revoke */
 void az_register_routes(struct core_router *r); /* RFC 7591/7592 */

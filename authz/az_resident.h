@@ -17,12 +17,6 @@
 #define AZ_PASSWORD_MIN 8
 #define AZ_PASSWORD_MAX 1024
 
-/* The registry's answer when the login (or a town's local number) is taken:
- * 409 over HTTP. It belongs in enum az_rc (authz/az_client.h); it is not
- * there yet because the switch in az_http_clients.c lists every member and
- * would stop compiling. Compare with ==, do not switch on it. */
-#define AZ_CONFLICT ((enum az_rc)(AZ_ERROR + 1))
-
 struct az_resident {
     char id[65]; /* the common ID ("r_..."); internal only */
     char tenant[51];

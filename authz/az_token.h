@@ -41,8 +41,8 @@ struct az_claims {
 
 enum az_verify_rc {
     AZ_TOKEN_OK,
-    AZ_TOKEN_INVALID, /* malformed, bad signature, wrong typ/iss/aud, expired */
-    AZ_TOKEN_REVOKED, /* the token, or the consent it lives under, was revoked */
+    AZ_TOKEN_INVALID,     /* malformed, bad signature, wrong typ/iss/aud, expired */
+    AZ_TOKEN_REVOKED,     /* the token, or the consent it lives under, was revoked */
     AZ_TOKEN_INACTIVE,    /* its client is disabled or its tenant suspended */
     AZ_TOKEN_UNAVAILABLE, /* cannot tell now (database down): fail closed */
 };

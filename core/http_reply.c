@@ -65,14 +65,13 @@ void core_reply_cookie(struct core_req *req, const char *name, const char *value
 {
     /* HttpOnly, SameSite=Lax, Path=/ always: the hub's cookies are for the
      * hub's own pages and never for scripts */
-    core_reply_header(req, "Set-Cookie",
-                      core_psprintf(req->pool, "%s=%s; Path=/; HttpOnly; SameSite=Lax%s%s", name,
-                                    value,
-                                    max_age < 0    ? "; Max-Age=0"
-                                    : max_age == 0 ? ""
-                                                   : core_psprintf(req->pool, "; Max-Age=%ld",
-                                                                   max_age),
-                                    secure ? "; Secure" : ""));
+    core_reply_header(
+        req, "Set-Cookie",
+        core_psprintf(req->pool, "%s=%s; Path=/; HttpOnly; SameSite=Lax%s%s", name, value,
+                      max_age < 0    ? "; Max-Age=0"
+                      : max_age == 0 ? ""
+                                     : core_psprintf(req->pool, "; Max-Age=%ld", max_age),
+                      secure ? "; Secure" : ""));
 }
 
 const char *core_req_header(const struct core_req *req, const char *name)
