@@ -21,7 +21,7 @@
 /* The auditor's context, or false once the 401/403 is queued. */
 static bool auditor(struct core_req *req, const char **context)
 {
-    const struct core_principal *p = core_auth(req);
+    const struct core_principal *p = core_auth_service(req);
     if (!p)
         return false;
     if (!core_principal_has_scope(p, "audit.read")) {
@@ -506,6 +506,12 @@ static void au_handler_access_log(struct core_req *req)
         core_reply_error(req, CORE_ERR_FORBIDDEN,
                          "this is a resident's own history: a resident's "
                          "token is required");
+        return;
+    }
+    if (!core_principal_has_scope(p, "account.read")) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN,
+                         "the token lacks scope account.read (the resident's consent to show "
+                         "their access history)");
         return;
     }
     long after = -1, limit;

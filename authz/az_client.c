@@ -8,6 +8,7 @@
 
 #include "audit/au.h"
 #include "authz/az_client.h"
+#include "authz/az_flow.h"
 #include "core/crypto.h"
 #include "core/db.h"
 #include "core/db_listen.h"
@@ -304,6 +305,20 @@ const char *az_client_spec_check(const struct az_client_spec *s)
                "(no public clients for it)";
     if (s->auth == AZ_AUTH_NONE && !code)
         return "a public client is only for the authorization_code grant";
+    if (s->auth == AZ_AUTH_NONE && s->scopes) {
+        /* anyone can run a public client's flow: it gets only what a
+         * resident's consent can give */
+        size_t i;
+        json_t *v;
+        json_array_foreach(s->scopes, i, v)
+        {
+            const char *sc = json_string_value(v);
+            if (sc && !az_scope_for_residents(sc, strlen(sc))) {
+                snprintf(msg, sizeof msg, "scope %s is not for a public client", sc);
+                return msg;
+            }
+        }
+    }
     if (code && json_array_size(s->redirect_uris) == 0)
         return "a client with the authorization_code grant needs at least one redirect URI";
     if (grants && array_has(grants, "refresh_token") && !code)

@@ -2,7 +2,9 @@
  * grants are live that token verification reads. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "audit/au.h"
 #include "authz/az_grant.h"
@@ -60,10 +62,14 @@ static struct core_stmt az_grant_list_stmt =
                                                       "g.tenant_id WHERE g.resident_id = "
                                                       "$1 AND g.revoked_at IS NULL ORDER "
                                                       "BY g.created_at, g.id LIMIT 200");
-static struct core_stmt az_grant_live_stmt =
-    CORE_STMT("az_grant_live", "SELECT g.resident_id, g.revoked_at IS NULL AND r.state = 'active' "
-                               "FROM grants g JOIN residents r ON r.id = g.resident_id WHERE g.id "
-                               "= $1");
+static struct core_stmt az_grant_live_stmt = CORE_STMT(
+    "az_grant_live",
+    "SELECT g.resident_id, g.revoked_at IS NULL AND r.state = 'active' AND t.state = 'active', "
+    "coalesce((SELECT string_agg(c.scope, ' ') FROM consents c WHERE c.grant_id = g.id AND "
+    "(c.expires_at IS NULL OR c.expires_at > now())), ''), (SELECT extract(epoch FROM "
+    "min(c.expires_at))::bigint FROM consents c WHERE c.grant_id = g.id AND c.expires_at > now()) "
+    "FROM grants g JOIN residents r ON r.id = g.resident_id JOIN tenants t ON t.id = r.tenant_id "
+    "WHERE g.id = $1");
 
 static enum az_rc db_rc(enum core_db_rc rc)
 {
@@ -186,12 +192,17 @@ static enum core_db_rc consent_tx(struct core_db_conn *c, void *p)
     return ok ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
+static void cache_drop(const char *grant);
+
 enum az_rc az_grant_consent(const char *resident, const struct az_client *c, const char *scopes,
                             long expires_s, char grant_out[65])
 {
     struct consent_arg a = {resident, c, scopes, expires_s, grant_out};
     enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, consent_tx, &a, NULL);
-    return rc == CORE_DB_OK ? AZ_OK : db_rc(rc);
+    if (rc != CORE_DB_OK)
+        return db_rc(rc);
+    cache_drop(grant_out); /* scopes may have gone: at once here, elsewhere by NOTIFY */
+    return AZ_OK;
 }
 
 /* ---- revoke ---- */
@@ -237,8 +248,6 @@ static enum core_db_rc revoke_tx(struct core_db_conn *c, void *p)
     json_decref(e.detail);
     return ok ? CORE_DB_OK : CORE_DB_ERROR;
 }
-
-static void cache_drop(const char *grant);
 
 enum az_rc az_grant_revoke(const char *resident, const char *grant_id, const char *actor)
 {
@@ -299,7 +308,15 @@ struct cached {
     char grant[65];
     char resident[65];
     bool live;
+    char *scopes;    /* consented and unexpired */
+    long long until; /* when the first of them expires (the entry is stale then) */
 };
+
+static void cached_free(struct cached *e)
+{
+    free(e->scopes);
+    free(e);
+}
 
 static struct {
     pthread_rwlock_t lock;
@@ -316,7 +333,7 @@ static void cache_clear_locked(void)
         struct cached *e = cache.slots[i];
         while (e) {
             struct cached *next = e->next;
-            free(e);
+            cached_free(e);
             e = next;
         }
         cache.slots[i] = NULL;
@@ -337,7 +354,7 @@ static void cache_drop(const char *grant)
         if (strcmp((*pp)->grant, grant) == 0) {
             struct cached *dead = *pp;
             *pp = dead->next;
-            free(dead);
+            cached_free(dead);
             cache.count--;
             break;
         }
@@ -355,7 +372,7 @@ static void cache_drop_resident(const char *resident)
             if (strcmp((*pp)->resident, resident) == 0) {
                 struct cached *dead = *pp;
                 *pp = dead->next;
-                free(dead);
+                cached_free(dead);
                 cache.count--;
                 continue;
             }
@@ -365,7 +382,8 @@ static void cache_drop_resident(const char *resident)
     pthread_rwlock_unlock(&cache.lock);
 }
 
-static void cache_put(const char *grant, const char *resident, bool live)
+static void cache_put(const char *grant, const char *resident, bool live, const char *scopes,
+                      long long until)
 {
     pthread_rwlock_wrlock(&cache.lock);
     if (cache.count >= GRANT_MAX)
@@ -374,6 +392,8 @@ static void cache_put(const char *grant, const char *resident, bool live)
     xsnprintf(e->grant, sizeof e->grant, "%s", grant);
     xsnprintf(e->resident, sizeof e->resident, "%s", resident);
     e->live = live;
+    e->scopes = xstrdup(scopes);
+    e->until = until;
     e->next = cache.slots[slot(grant)];
     cache.slots[slot(grant)] = e;
     cache.count++;
@@ -382,7 +402,8 @@ static void cache_put(const char *grant, const char *resident, bool live)
 
 struct live_arg {
     const char *grant;
-    char *resident;
+    char *resident, *scopes;
+    long long until;
     int live;
 };
 
@@ -394,49 +415,68 @@ static enum core_db_rc live_tx(struct core_db_conn *c, void *p)
     if (!r)
         return CORE_DB_ERROR;
     a->live = 0;
-    a->resident[0] = '\0';
+    a->resident[0] = a->scopes[0] = '\0';
+    a->until = LLONG_MAX;
     if (PQntuples(r) == 1) {
         xsnprintf(a->resident, 65, "%s", PQgetvalue(r, 0, 0));
         a->live = PQgetvalue(r, 0, 1)[0] == 't';
+        if (strlen(PQgetvalue(r, 0, 2)) <= AZ_SCOPE_MAX)
+            xsnprintf(a->scopes, AZ_SCOPE_MAX + 1, "%s", PQgetvalue(r, 0, 2));
+        long u = 0;
+        if (!PQgetisnull(r, 0, 3) && core_parse_long(PQgetvalue(r, 0, 3), 0, 1L << 40, &u))
+            a->until = u;
     }
     PQclear(r);
     return CORE_DB_OK;
 }
 
-int az_grant_live(const char *grant_id, char resident_out[65])
+int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[AZ_SCOPE_MAX + 1])
 {
-    resident_out[0] = '\0';
+    resident_out[0] = scopes_out[0] = '\0';
     if (strlen(grant_id) > 64)
         return 0;
     bool coherent = core_db_listen_connected();
+    long long now = (long long)time(NULL);
     if (coherent) {
         int found = -1;
+        bool stale = false;
         pthread_rwlock_rdlock(&cache.lock);
         for (struct cached *e = cache.slots[slot(grant_id)]; e; e = e->next) {
             if (strcmp(e->grant, grant_id) == 0) {
-                found = e->live;
-                xsnprintf(resident_out, 65, "%s", e->resident);
+                stale = now >= e->until;
+                if (!stale) {
+                    found = e->live;
+                    xsnprintf(resident_out, 65, "%s", e->resident);
+                    xsnprintf(scopes_out, AZ_SCOPE_MAX + 1, "%s", e->scopes);
+                }
                 break;
             }
         }
         pthread_rwlock_unlock(&cache.lock);
         if (found >= 0) {
             if (!found)
-                resident_out[0] = '\0';
+                resident_out[0] = scopes_out[0] = '\0';
             return found;
         }
+        if (stale)
+            cache_drop(grant_id); /* a consented scope expired since it was read */
     }
     unsigned gen = atomic_load(&generation);
-    struct live_arg a = {grant_id, resident_out, 0};
+    struct live_arg a = {grant_id, resident_out, scopes_out, LLONG_MAX, 0};
     if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, live_tx, &a, NULL) != CORE_DB_OK) {
-        resident_out[0] = '\0';
+        resident_out[0] = scopes_out[0] = '\0';
         return -1;
     }
     if (coherent && resident_out[0] && atomic_load(&generation) == gen)
-        cache_put(grant_id, resident_out, a.live);
+        cache_put(grant_id, resident_out, a.live, scopes_out, a.until);
     if (!a.live)
-        resident_out[0] = '\0';
+        resident_out[0] = scopes_out[0] = '\0';
     return a.live;
+}
+
+void az_grant_forget_resident(const char *resident)
+{
+    cache_drop_resident(resident);
 }
 
 /* "g <grant>" or "r <resident>" */

@@ -138,6 +138,16 @@ static const char *tenant_name(struct core_req *req, const char *id)
     return name;
 }
 
+/* VSCHAR (RFC 6749 Appendix A): what state and nonce may hold. */
+static bool vschar(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    }
+    return true;
+}
+
 /* ---- redirect URIs ---- */
 
 static bool loopback_host(const struct core_url *u)
@@ -332,10 +342,12 @@ static void az_handler_authorize(struct core_req *req)
     const char *state = param(&p, "state");
     json_t *ar = json_pack("{s:s, s:s}", "c", c->id, "ru", ru);
     core_pool_cleanup(req->pool, (void (*)(void *))json_decref, ar);
-    if (state && strlen(state) <= STATE_MAX)
+    bool state_ok = state && strlen(state) <= STATE_MAX && vschar(state);
+    if (state_ok)
         json_object_set_new(ar, "st", json_string(state));
-    if (state && strlen(state) > STATE_MAX) {
-        redirect_error(req, ar, "invalid_request", "state is too long");
+    if (state && !state_ok) {
+        redirect_error(req, ar, "invalid_request",
+                       "state is too long or holds characters outside VSCHAR");
         return;
     }
     const char *rm = param(&p, "response_mode");
@@ -391,8 +403,9 @@ static void az_handler_authorize(struct core_req *req)
     }
     json_object_set_new(ar, "s", json_string(scope));
     const char *nonce = param(&p, "nonce");
-    if (nonce && strlen(nonce) > NONCE_MAX) {
-        redirect_error(req, ar, "invalid_request", "nonce is too long");
+    if (nonce && (strlen(nonce) > NONCE_MAX || !vschar(nonce))) {
+        redirect_error(req, ar, "invalid_request",
+                       "nonce is too long or holds characters outside VSCHAR");
         return;
     }
     if (nonce)
@@ -431,9 +444,9 @@ static void az_handler_authorize(struct core_req *req)
     }
     json_object_set_new(ar, "ma", json_integer(max_age));
     const char *hint = param(&p, "login_hint");
-    if (hint && strlen(hint) <= HINT_MAX)
+    if (hint && strlen(hint) <= HINT_MAX && vschar(hint))
         json_object_set_new(ar, "lh", json_string(hint));
-    if (ul && strlen(ul) <= LOCALES_MAX)
+    if (ul && strlen(ul) <= LOCALES_MAX && vschar(ul))
         json_object_set_new(ar, "ul", json_string(ul));
     const char *resource = param(&p, "resource");
     if (resource && strcmp(resource, core_cfg.issuer) != 0) {
@@ -460,6 +473,13 @@ static void to_page(struct core_req *req, const char *path, json_t *ar)
     json_t *copy = json_deep_copy(ar);
     char *sealed = az_authreq_seal(copy);
     json_decref(copy);
+    if (strlen(sealed) > AZ_AUTHREQ_MAX) {
+        /* it could not come back through the pages */
+        free(sealed);
+        redirect_error(req, ar, "invalid_request",
+                       "the authorization request is too large (state, nonce, URIs)");
+        return;
+    }
     struct strbuf b;
     strbuf_init(&b, 16 * 1024);
     strbuf_adds(&b, path);
@@ -471,10 +491,22 @@ static void to_page(struct core_req *req, const char *path, json_t *ar)
     see_other(req, loc);
 }
 
+/* False when the request asked for a sign-in (prompt=login, max_age) that
+ * this session predates: its pages then go back to the sign-in. */
+static bool fresh_enough(json_t *ar, const struct az_session *s)
+{
+    json_t *fa = json_object_get(ar, "fa");
+    return !json_is_integer(fa) || s->auth_time >= json_integer_value(fa);
+}
+
 /* Issues the code for scope and sends the browser back to the client. */
 static void finish(struct core_req *req, json_t *ar, const struct az_session *s, const char *grant,
                    const char *scope)
 {
+    if (!fresh_enough(ar, s)) {
+        to_page(req, "/login", ar);
+        return;
+    }
     struct az_code_spec spec = {.client_id = jstr(ar, "c"),
                                 .grant = grant,
                                 .resident = s->resident,
@@ -519,6 +551,10 @@ static void proceed(struct core_req *req, json_t *ar, const struct az_session *s
             redirect_error(req, ar, "login_required", "the resident is not signed in");
             return;
         }
+        /* the sign-in must happen from now on: the consent page (and the
+         * code) refuse a session older than this */
+        if (s)
+            json_object_set_new(ar, "fa", json_integer((json_int_t)time(NULL)));
         to_page(req, "/login", ar);
         return;
     }
@@ -738,7 +774,7 @@ static void az_handler_consent_get(struct core_req *req)
         error_page(req, 503, lang, "error.unavailable", NULL);
         return;
     }
-    if (src != AZ_SESSION_OK) {
+    if (src != AZ_SESSION_OK || !fresh_enough(ar, &s)) {
         to_page(req, "/login", ar);
         return;
     }
@@ -780,7 +816,7 @@ static void az_handler_consent_post(struct core_req *req)
         error_page(req, 503, lang, "error.unavailable", NULL);
         return;
     }
-    if (src != AZ_SESSION_OK) {
+    if (src != AZ_SESSION_OK || !fresh_enough(ar, &s)) {
         to_page(req, "/login", ar);
         return;
     }
@@ -1007,7 +1043,7 @@ static void az_handler_account_revoke(struct core_req *req)
 /* ---- RP-initiated logout ---- */
 
 /* The client named by client_id or the hint's aud, and whether uri is one
- * of its registered post-logout (or redirect) URIs. */
+ * of its registered post-logout URIs (RP-Initiated Logout §3: exactly). */
 static bool logout_uri_ok(const char *client_id, const char *uri)
 {
     if (!client_id)
@@ -1020,10 +1056,6 @@ static bool logout_uri_ok(const char *client_id, const char *uri)
     size_t i;
     json_t *v;
     json_array_foreach(c->post_logout_redirect_uris, i, v)
-    {
-        ok = ok || strcmp(json_string_value(v), uri) == 0;
-    }
-    json_array_foreach(c->redirect_uris, i, v)
     {
         ok = ok || strcmp(json_string_value(v), uri) == 0;
     }
@@ -1094,11 +1126,16 @@ static void logout(struct core_req *req, const struct logout_in *in, bool confir
         const char *kv[] = {"state", in->state};
         /* no iss here: this is not an authorization response */
         struct strbuf b;
-        strbuf_init(&b, 8192);
+        strbuf_init(&b, 16 * 1024);
         strbuf_adds(&b, in->uri);
         if (kv[1]) {
             strbuf_adds(&b, strchr(in->uri, '?') ? "&state=" : "?state=");
             core_url_encode(&b, kv[1]);
+        }
+        if (b.toobig) {
+            strbuf_release(&b);
+            az_page_reply(req, 200, "logged_out", lang, json_object());
+            return;
         }
         char *loc = strbuf_detach(&b, NULL);
         core_pool_cleanup(req->pool, free, loc);
@@ -1119,7 +1156,7 @@ static void az_handler_logout_get(struct core_req *req)
                            .client_id = core_req_query(req, "client_id"),
                            .uri = core_req_query(req, "post_logout_redirect_uri"),
                            .state = core_req_query(req, "state")};
-    if (in.state && strlen(in.state) > STATE_MAX)
+    if (in.state && (strlen(in.state) > STATE_MAX || !vschar(in.state)))
         in.state = NULL;
     logout(req, &in, false);
 }
@@ -1141,7 +1178,7 @@ static void az_handler_logout_post(struct core_req *req)
         in.client_id = NULL;
     if (in.uri && !*in.uri)
         in.uri = NULL;
-    if (in.state && (!*in.state || strlen(in.state) > STATE_MAX))
+    if (in.state && (!*in.state || strlen(in.state) > STATE_MAX || !vschar(in.state)))
         in.state = NULL;
     /* our own form (account page, confirmation) proves itself with the
      * CSRF token; an app's POST proves itself with its ID token hint */

@@ -122,6 +122,12 @@ static void az_handler_clients_create(struct core_req *req)
     const char *method = string_member(body, "token_endpoint_auth_method", &bad);
     const char *alg = string_member(body, "token_alg", &bad);
     s.sector_identifier = string_member(body, "sector_identifier", &bad);
+    if (s.sector_identifier && !a.platform) {
+        /* a sector decides which apps see one subject for a resident: only
+         * the platform may join an app to another's sector */
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "only the platform sets sector_identifier");
+        return;
+    }
     json_t *ttl = json_object_get(body, "token_ttl");
     if (bad || (ttl && !json_is_integer(ttl))) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "a member has the wrong type");

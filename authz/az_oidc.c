@@ -39,6 +39,10 @@ void az_pairwise_sub(const struct az_client *c, const char *resident, char out[4
         /* a client without redirect URIs (a service in a token exchange) is
          * its own sector */
         sector = first && !core_url_check(first, 0, &u) ? u.host : c->id;
+        /* every native app listens on the same loopback host: each is its
+         * own sector */
+        if (strcmp(sector, "127.0.0.1") == 0 || strcmp(sector, "::1") == 0)
+            sector = c->id;
     }
     az_pairwise_sub_sector(sector, resident, out);
 }

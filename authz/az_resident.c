@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "audit/au.h"
+#include "authz/az_grant.h"
 #include "authz/az_resident.h"
 #include "core/crypto.h"
 #include "core/db.h"
@@ -563,6 +564,7 @@ enum az_rc az_resident_set_disabled(const char *context, const char *login, bool
     enum core_db_rc rc = core_db_tx(context, CORE_TX_WRITE, state_tx, &a, &err);
     if (finish(rc, &err, res) != AZ_OK || !disabled)
         return res->rc;
+    az_grant_forget_resident(a.id); /* their tokens stop here at once */
     /* Sessions and refresh tokens are the platform's own tables. The caller's
      * context has just shown it may see (and has disabled) this resident; a
      * failure here leaves the resident disabled (sign-in and the token
@@ -873,11 +875,13 @@ enum az_rc az_resident_local_id(const char *resident_id, const char *tenant, cha
 
 /* ---- sign-in ----
  *
- * Every attempt counts as a failure before its password is checked (one
- * transaction: is the address or the login locked? if not, count the
- * attempt), and a right password takes its count back. So attempts that run
- * at the same time cannot slip past the limit between the check and the
- * count, and a crash in between errs on the side of the lock. */
+ * Every attempt counts as a failure of its login before the password is
+ * checked (one transaction: is the address or the login locked? if not,
+ * count the attempt), and a right password takes the count back. So
+ * attempts on one login at the same time cannot slip past its limit between
+ * the check and the count, and a crash in between errs on the side of the
+ * lock. An address is counted only once a password proved wrong: many right
+ * sign-ins at once from one address do not lock it. */
 
 /* $1 the key, $2 its limit. While the key is locked the attempt is counted
  * past the limit (failures > $2 says "was locked"; the caller then rolls the
@@ -897,15 +901,15 @@ static struct core_stmt az_signin_count_stmt = CORE_STMT(
     "ELSE f.failures + 1 END) >= $2::int THEN now() + " THROTTLE_WINDOW " END "
     "RETURNING failures > $2::int, "
     "coalesce(ceil(extract(epoch FROM locked_until - now()))::int, 0)");
+static struct core_stmt az_signin_locked_stmt = CORE_STMT(
+    "az_signin_locked", "SELECT true, coalesce(ceil(extract(epoch FROM locked_until - "
+                        "now()))::int, 0) FROM signin_failures WHERE key = $1 AND locked_until > "
+                        "now()");
 static struct core_stmt az_signin_resident_stmt =
     CORE_STMT("az_signin_resident",
               "SELECT " RESIDENT_COLUMNS ", password_hash FROM residents WHERE login = $1");
 static struct core_stmt az_signin_clear_stmt =
     CORE_STMT("az_signin_clear", "DELETE FROM signin_failures WHERE key = $1");
-static struct core_stmt az_signin_uncount_stmt =
-    CORE_STMT("az_signin_uncount", "UPDATE signin_failures SET failures = failures - 1, "
-                                   "locked_until = CASE WHEN failures - 1 < $2::int THEN NULL "
-                                   "ELSE locked_until END WHERE key = $1 AND failures > 0");
 static struct core_stmt az_signin_rehash_stmt =
     CORE_STMT("az_signin_rehash",
               "UPDATE residents SET password_hash = $3 WHERE id = $1 AND password_hash = $2");
@@ -932,7 +936,13 @@ static enum core_db_rc signin_begin_tx(struct core_db_conn *c, void *p)
         char limit[16];
         snprintf(limit, sizeof limit, "%d", a->limits[i]);
         const char *v[] = {a->keys[i], limit};
-        PGresult *r = core_db_exec(c, &az_signin_count_stmt, 2, v);
+        /* the login is counted before the password is checked (exact under
+         * concurrency); an address only when a check failed, so that many
+         * right sign-ins at once from one address (a proxy, a town hall's
+         * network) do not lock it */
+        bool login_key = strncmp(a->keys[i], "login:", 6) == 0;
+        PGresult *r = login_key ? core_db_exec(c, &az_signin_count_stmt, 2, v)
+                                : core_db_exec(c, &az_signin_locked_stmt, 1, v);
         if (!r)
             return CORE_DB_ERROR;
         if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't') {
@@ -970,9 +980,27 @@ static enum core_db_rc signin_uncount_tx(struct core_db_conn *c, void *p)
         char limit[16];
         snprintf(limit, sizeof limit, "%d", a->limits[i]);
         const char *v[] = {a->keys[i], limit};
-        bool login_key = strncmp(a->keys[i], "login:", 6) == 0;
-        PGresult *r = login_key ? core_db_exec(c, &az_signin_clear_stmt, 1, v)
-                                : core_db_exec(c, &az_signin_uncount_stmt, 2, v);
+        if (strncmp(a->keys[i], "login:", 6) != 0)
+            continue; /* the address was not counted */
+        PGresult *r = core_db_exec(c, &az_signin_clear_stmt, 1, v);
+        if (!r)
+            return CORE_DB_ERROR;
+        PQclear(r);
+    }
+    return CORE_DB_OK;
+}
+
+/* The password was wrong: the address's failure counts now. */
+static enum core_db_rc signin_count_addr_tx(struct core_db_conn *c, void *p)
+{
+    struct signin_arg *a = p;
+    for (int i = 0; i < a->nkeys; i++) {
+        if (strncmp(a->keys[i], "addr:", 5) != 0)
+            continue;
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", a->limits[i]);
+        const char *v[] = {a->keys[i], limit};
+        PGresult *r = core_db_exec(c, &az_signin_count_stmt, 2, v);
         if (!r)
             return CORE_DB_ERROR;
         PQclear(r);
@@ -1046,7 +1074,10 @@ enum az_signin_rc az_resident_signin(const char *login, const char *password, si
                                     a->found ? a->hash : dummy_hash, &rehash) &&
                  a->found && length_ok;
     if (!right) {
-        rc = AZ_SIGNIN_BAD; /* counted already */
+        rc = AZ_SIGNIN_BAD; /* the login counted already */
+        if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, signin_count_addr_tx, a, NULL) !=
+            CORE_DB_OK)
+            core_warn("sign-in: a failure from an address could not be counted");
         goto cleanup;
     }
     if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, signin_uncount_tx, a, NULL) != CORE_DB_OK)

@@ -13,7 +13,6 @@
 
 #define CSRF_LABEL    "renkei.authz.csrf.v1"
 #define AUTHREQ_LABEL "renkei.authz.authreq.v1"
-#define AUTHREQ_MAX   6000 /* bytes of a sealed request we look at */
 
 bool az_cookie_secure(void)
 {
@@ -273,8 +272,8 @@ char *az_authreq_seal(json_t *params)
 json_t *az_authreq_open(const char *sealed, bool *expired)
 {
     *expired = false;
-    size_t n = strnlen(sealed, AUTHREQ_MAX + 1);
-    if (n == 0 || n > AUTHREQ_MAX)
+    size_t n = strnlen(sealed, AZ_AUTHREQ_MAX + 1);
+    if (n == 0 || n > AZ_AUTHREQ_MAX)
         return NULL;
     unsigned char *raw, *plain;
     size_t rlen, plen;

@@ -20,7 +20,8 @@
 
 #define AZ_SESSION_IDLE_S 1800
 #define AZ_SESSION_MAX_S  36000
-#define AZ_AUTHREQ_TTL_S  900 /* to sign in and consent */
+#define AZ_AUTHREQ_TTL_S  900  /* to sign in and consent */
+#define AZ_AUTHREQ_MAX    6000 /* characters of a sealed request */
 
 struct az_session {
     char sid[65];      /* public session id (the ID token's sid) */

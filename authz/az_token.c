@@ -466,11 +466,17 @@ enum az_verify_rc az_token_verify(const char *token, bool aud_hub, struct az_cla
     }
     if (out->grant[0]) {
         /* a resident's token lives only as long as their consent and account */
-        int live = az_grant_live(out->grant, out->resident);
+        char consented[AZ_SCOPE_MAX + 1];
+        int live = az_grant_live(out->grant, out->resident, consented);
         if (live < 0)
             return AZ_TOKEN_UNAVAILABLE;
         if (!live) {
             *why = "the resident's consent was revoked or their account disabled";
+            return AZ_TOKEN_REVOKED;
+        }
+        if (!az_scope_within(out->scope, consented)) {
+            out->resident[0] = '\0';
+            *why = "the resident's consent no longer covers the token's scope";
             return AZ_TOKEN_REVOKED;
         }
     }

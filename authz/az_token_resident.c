@@ -22,8 +22,12 @@
 
 #define TOKEN_TYPE_ACCESS "urn:ietf:params:oauth:token-type:access_token"
 
+/* What a resident's consent can give an app. ngsi.* let the app ask the
+ * data exchange for the resident's own records (never the town's data as a
+ * whole: core_auth_service refuses residents' tokens there). */
 static const char *const resident_scopes[] = {
-    "openid", "profile", "email", "offline_access", "ngsi.read", "ngsi.write", "audit.read", NULL};
+    "openid",       "profile",   "email",      "offline_access",
+    "account.read", "ngsi.read", "ngsi.write", NULL};
 
 bool az_scope_for_residents(const char *scope, size_t n)
 {
@@ -444,7 +448,6 @@ void az_token_authorization_code(struct core_req *req, const struct az_client *c
                                  const struct az_form *f)
 {
     struct code_redeem a = {.client = c,
-                            .done = json_array(),
                             .code = az_form_get(f, "code"),
                             .redirect_uri = az_form_get(f, "redirect_uri"),
                             .verifier = az_form_get(f, "code_verifier")};
@@ -457,6 +460,7 @@ void az_token_authorization_code(struct core_req *req, const struct az_client *c
         return;
     }
     hash_token(a.code, a.hash);
+    a.done = json_array();
     enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, redeem_tx, &a, NULL);
     if (rc == CORE_DB_OK)
         revoked_now(a.done);
@@ -820,7 +824,8 @@ void az_token_exchange(struct core_req *req, const struct az_client *c, const st
     }
     core_pool_cleanup(req->pool, free, granted);
     char sub[44];
-    az_pairwise_sub_sector(u.host, cl.resident, sub);
+    /* the resource's own sector, which no client's redirect host can name */
+    az_pairwise_sub_sector(core_psprintf(req->pool, "resource:%s", target), cl.resident, sub);
     json_t *act = json_pack("{s:s, s:s}", "sub", c->id, "client_id", c->id);
     struct az_issue o = {
         .scope = granted, .aud = target, .sub = sub, .grant = cl.grant, .act = act};

@@ -39,9 +39,21 @@ const struct core_principal *core_auth(struct core_req *req)
     return p;
 }
 
+const struct core_principal *core_auth_service(struct core_req *req)
+{
+    const struct core_principal *p = core_auth(req);
+    if (p && p->resident) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN,
+                         "a resident's token does not act for the town: this API takes a "
+                         "service's own token");
+        return NULL;
+    }
+    return p;
+}
+
 bool core_auth_admin(struct core_req *req, struct core_admin *out)
 {
-    out->p = core_auth(req);
+    out->p = core_auth_service(req);
     if (!out->p)
         return false;
     out->platform = core_principal_has_scope(out->p, "admin");

@@ -29,6 +29,13 @@ void core_auth_set_verifier(core_auth_verifier fn);
  * one, or no token service installed yet). The principal lives in req->pool. */
 const struct core_principal *core_auth(struct core_req *req);
 
+/* Like core_auth, for the APIs where a token acts for its client's whole
+ * town (NGSI, audit, admin): a resident's token (issued to an app under the
+ * resident's consent) is refused with 403 — it speaks for one resident, not
+ * for the town, and the resident's own data reaches an app only through
+ * the data exchange. */
+const struct core_principal *core_auth_service(struct core_req *req);
+
 /* An administrator: scope "admin" acts for the platform (context
  * CORE_DB_PLATFORM), "tenant.admin" for its own tenant only (context = its
  * tenant id). */

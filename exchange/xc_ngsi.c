@@ -167,7 +167,7 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
     memset(n, 0, sizeof *n);
     n->req = req;
     n->correlator = xc_correlator(req);
-    n->p = core_auth(req);
+    n->p = core_auth_service(req);
     if (!n->p)
         return false;
     const char *scope = access == XC_READ ? "ngsi.read" : "ngsi.write";

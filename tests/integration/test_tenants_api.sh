@@ -43,8 +43,12 @@ done
 assert_eq "ayagawa|tenant.create
 kagawa|tenant.create
 kanonji|tenant.create
-takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events ORDER BY tenant")" \
+takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind LIKE 'tenant.%' ORDER BY tenant")" \
   "ops/demo wrote one tenant.create event per tenant"
+assert_eq "kanonji|resident.create
+takamatsu|client.create
+takamatsu|resident.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind NOT LIKE 'tenant.%' ORDER BY tenant, kind")" \
+  "and its demo residents (hanako of takamatsu, taro of kanonji) and the demo app of takamatsu"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenant_upstreams")" "the demo towns have no upstream (all hosted)"
 
 demo_list=$LIST

@@ -575,13 +575,14 @@ test('token exchange (RFC 8693): the app acts for the resident at another town\'
       resource: MARU_RESOURCE, scope: 'ngsi.read' }), 'invalid_grant', 'a forged subject token');
 
     // hanako narrows her consent (prompt=consent, ngsi.read unticked): her
-    // earlier token still names ngsi.read, but the live consent decides.
+    // earlier token names ngsi.read, which her consent no longer covers, so
+    // the hub refuses that token at once, here as the subject of an exchange.
     const narrowed = await codeFlow(cfg, TAKA_CB, hanako, {
       params: { scope: 'openid ngsi.read', prompt: 'consent' }, consent: { scopes: ['openid'] },
       pages: ['consent'], what: 'hanako unticks ngsi.read' });
     assert.equal(narrowed.scope, 'openid', 'only what hanako left ticked');
     await assertTokenError(exchange({ resource: MARU_RESOURCE, scope: 'ngsi.read' }),
-      'invalid_scope', 'ngsi.read after hanako withdrew it (in the subject token, not consented)');
+      'invalid_grant', 'ngsi.read after hanako withdrew it: the subject token is no longer good');
     // ... and allows it again, for the tests that follow.
     await codeFlow(cfg, TAKA_CB, hanako, {
       params: { scope: TAKA_SCOPE, prompt: 'consent' }, consent: {}, pages: ['consent'],
