@@ -20,6 +20,7 @@
 const char *const az_known_scopes[] = {
     "openid",       "profile",
     "email",        "offline_access", /* residents' apps (OpenID Connect) */
+    "account.read",                   /* a resident's own access history, for an app they allow */
     "admin", /* the platform's own operators (clients of a top-level tenant only) */
     "tenant.admin", "ngsi.read",
     "ngsi.write",   "audit.read",

@@ -67,8 +67,9 @@ static struct core_stmt az_grant_live_stmt = CORE_STMT(
     "SELECT g.resident_id, g.revoked_at IS NULL AND r.state = 'active' AND t.state = 'active', "
     "coalesce((SELECT string_agg(c.scope, ' ') FROM consents c WHERE c.grant_id = g.id AND "
     "(c.expires_at IS NULL OR c.expires_at > now())), ''), (SELECT extract(epoch FROM "
-    "min(c.expires_at))::bigint FROM consents c WHERE c.grant_id = g.id AND c.expires_at > now()) "
-    "FROM grants g JOIN residents r ON r.id = g.resident_id JOIN tenants t ON t.id = r.tenant_id "
+    "min(c.expires_at))::bigint FROM consents c WHERE c.grant_id = g.id AND c.expires_at > now()), "
+    "coalesce(extract(epoch FROM r.tokens_after)::bigint, 0) FROM grants g JOIN residents r ON "
+    "r.id = g.resident_id JOIN tenants t ON t.id = r.tenant_id "
     "WHERE g.id = $1");
 
 static enum az_rc db_rc(enum core_db_rc rc)
@@ -310,6 +311,7 @@ struct cached {
     bool live;
     char *scopes;    /* consented and unexpired */
     long long until; /* when the first of them expires (the entry is stale then) */
+    long long after; /* tokens issued up to then are dead (the resident was disabled) */
 };
 
 static void cached_free(struct cached *e)
@@ -383,7 +385,7 @@ static void cache_drop_resident(const char *resident)
 }
 
 static void cache_put(const char *grant, const char *resident, bool live, const char *scopes,
-                      long long until)
+                      long long until, long long after)
 {
     pthread_rwlock_wrlock(&cache.lock);
     if (cache.count >= GRANT_MAX)
@@ -394,6 +396,7 @@ static void cache_put(const char *grant, const char *resident, bool live, const 
     e->live = live;
     e->scopes = xstrdup(scopes);
     e->until = until;
+    e->after = after;
     e->next = cache.slots[slot(grant)];
     cache.slots[slot(grant)] = e;
     cache.count++;
@@ -403,7 +406,7 @@ static void cache_put(const char *grant, const char *resident, bool live, const 
 struct live_arg {
     const char *grant;
     char *resident, *scopes;
-    long long until;
+    long long until, after;
     int live;
 };
 
@@ -425,13 +428,18 @@ static enum core_db_rc live_tx(struct core_db_conn *c, void *p)
         long u = 0;
         if (!PQgetisnull(r, 0, 3) && core_parse_long(PQgetvalue(r, 0, 3), 0, 1L << 40, &u))
             a->until = u;
+        long t = 0;
+        core_parse_long(PQgetvalue(r, 0, 4), 0, 1L << 40, &t);
+        a->after = t;
     }
     PQclear(r);
     return CORE_DB_OK;
 }
 
-int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[AZ_SCOPE_MAX + 1])
+int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[AZ_SCOPE_MAX + 1],
+                  long long *after)
 {
+    *after = 0;
     resident_out[0] = scopes_out[0] = '\0';
     if (strlen(grant_id) > 64)
         return 0;
@@ -446,6 +454,7 @@ int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[A
                 stale = now >= e->until;
                 if (!stale) {
                     found = e->live;
+                    *after = e->after;
                     xsnprintf(resident_out, 65, "%s", e->resident);
                     xsnprintf(scopes_out, AZ_SCOPE_MAX + 1, "%s", e->scopes);
                 }
@@ -462,13 +471,14 @@ int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[A
             cache_drop(grant_id); /* a consented scope expired since it was read */
     }
     unsigned gen = atomic_load(&generation);
-    struct live_arg a = {grant_id, resident_out, scopes_out, LLONG_MAX, 0};
+    struct live_arg a = {grant_id, resident_out, scopes_out, LLONG_MAX, 0, 0};
     if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, live_tx, &a, NULL) != CORE_DB_OK) {
         resident_out[0] = scopes_out[0] = '\0';
         return -1;
     }
     if (coherent && resident_out[0] && atomic_load(&generation) == gen)
-        cache_put(grant_id, resident_out, a.live, scopes_out, a.until);
+        cache_put(grant_id, resident_out, a.live, scopes_out, a.until, a.after);
+    *after = a.after;
     if (!a.live)
         resident_out[0] = scopes_out[0] = '\0';
     return a.live;

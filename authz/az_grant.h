@@ -36,10 +36,12 @@ enum az_rc az_grant_revoke(const char *resident, const char *grant_id, const cha
 json_t *az_grant_list(const char *resident);
 
 /* 1 when grant_id is live and its resident (and their town) active:
- * resident_out gets the common ID and scopes_out the scopes consented now;
+ * resident_out gets the common ID, scopes_out the scopes consented now and
+ * *after the time up to which tokens are dead (the resident's last disable);
  * 0 when not, -1 when it cannot be told now. Cached per process until a
  * consented scope expires, dropped on NOTIFY. */
-int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[AZ_SCOPE_MAX + 1]);
+int az_grant_live(const char *grant_id, char resident_out[65], char scopes_out[AZ_SCOPE_MAX + 1],
+                  long long *after);
 /* Drops what this process cached about resident's grants (after a change to
  * the resident committed here; other processes hear of it by NOTIFY). */
 void az_grant_forget_resident(const char *resident);

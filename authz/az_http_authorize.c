@@ -213,9 +213,11 @@ struct params {
     struct core_req *req;
 };
 
+/* A parameter sent without a value counts as omitted (RFC 6749 §3.1). */
 static const char *param(const struct params *p, const char *name)
 {
-    return p->post ? az_form_get(&p->form, name) : core_req_query(p->req, name);
+    const char *v = p->post ? az_form_get(&p->form, name) : core_req_query(p->req, name);
+    return v && *v ? v : NULL;
 }
 
 /* The scope to ask the resident for: the requested scopes (each known to

@@ -205,8 +205,9 @@ static struct core_stmt az_resident_list_stmt = CORE_STMT(
                         "tenant_id = $1) AND login > coalesce($2, '') ORDER BY login LIMIT $3");
 static struct core_stmt az_resident_lock_stmt = CORE_STMT(
     "az_resident_lock", "SELECT id, tenant_id, state FROM residents WHERE login = $1 FOR UPDATE");
-static struct core_stmt az_resident_set_state_stmt =
-    CORE_STMT("az_resident_set_state", "UPDATE residents SET state = $2 WHERE id = $1");
+static struct core_stmt az_resident_set_state_stmt = CORE_STMT(
+    "az_resident_set_state", "UPDATE residents SET state = $2, tokens_after = CASE WHEN $2 = "
+                             "'disabled' THEN now() ELSE tokens_after END WHERE id = $1");
 static struct core_stmt az_resident_end_sessions_stmt =
     CORE_STMT("az_resident_end_sessions", "UPDATE sessions SET ended_at = now() WHERE "
                                           "resident_id = $1 AND ended_at IS NULL");

@@ -399,6 +399,7 @@ static enum az_verify_rc verify_fresh(const char *token, struct az_claims *out, 
         *why = "the token lacks jti, client_id, sub or tenant";
         goto cleanup;
     }
+    out->exchanged = json_object_get(j.claims, "act") != NULL;
     rc = AZ_TOKEN_OK;
 cleanup:
     core_jws_release(&j);
@@ -467,11 +468,17 @@ enum az_verify_rc az_token_verify(const char *token, bool aud_hub, struct az_cla
     if (out->grant[0]) {
         /* a resident's token lives only as long as their consent and account */
         char consented[AZ_SCOPE_MAX + 1];
-        int live = az_grant_live(out->grant, out->resident, consented);
+        long long after = 0;
+        int live = az_grant_live(out->grant, out->resident, consented, &after);
         if (live < 0)
             return AZ_TOKEN_UNAVAILABLE;
         if (!live) {
             *why = "the resident's consent was revoked or their account disabled";
+            return AZ_TOKEN_REVOKED;
+        }
+        if (out->iat <= after) {
+            out->resident[0] = '\0';
+            *why = "the token was issued before the resident's account was disabled";
             return AZ_TOKEN_REVOKED;
         }
         if (!az_scope_within(out->scope, consented)) {

@@ -35,6 +35,7 @@ struct az_claims {
     char scope[AZ_SCOPE_MAX + 1];
     char aud[2049];
     char grant[65];    /* a resident's token: its grant id, else "" */
+    bool exchanged;    /* it came from a token exchange (has act) */
     char resident[65]; /* filled by az_token_verify from the grant: the common ID */
     long long exp, iat;
 };

@@ -800,6 +800,13 @@ void az_token_exchange(struct core_req *req, const struct az_client *c, const st
                                "subject_token is not a resident's token");
         return;
     }
+    if (cl.exchanged) {
+        /* an exchanged token is not exchanged again: a chain of them would
+         * keep a resident's access alive without their app (RFC 9700 §4.14) */
+        core_reply_oauth_error(req, 400, "invalid_grant",
+                               "subject_token came from a token exchange itself");
+        return;
+    }
     if (strcmp(cl.client_id, c->id) != 0 && strcmp(cl.aud, c->id) != 0) {
         core_reply_oauth_error(req, 400, "invalid_grant",
                                "subject_token was not issued to this client or for it");

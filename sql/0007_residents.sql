@@ -41,6 +41,8 @@ CREATE TABLE renkei.residents (
     email_verified boolean NOT NULL DEFAULT false,
     password_hash  text NOT NULL CHECK (password_hash ~ '^\$scrypt\$'),
     state          text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'disabled')),
+    -- tokens issued before this (when the resident was last disabled) stay dead
+    tokens_after   timestamptz,
     created_by     text NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
