@@ -279,8 +279,10 @@ jws_sign() {
     off=$((off + 4 + rl * 2))
     sl=$((16#${der:off+2:2}))
     s=${der:off+4:sl*2}
-    r=${r: -64}
-    s=${s: -64}
+    # (a leading 00 goes; a short integer is padded below; ${x: -64} of a
+    # shorter string would be empty, about one signature in 128)
+    ((${#r} > 64)) && r=${r: -64}
+    ((${#s} > 64)) && s=${s: -64}
     r=$(printf '%64s' "$r" | tr ' ' 0)
     s=$(printf '%64s' "$s" | tr ' ' 0)
     raw="$r$s"
