@@ -762,6 +762,24 @@ static json_t *scope_items(enum az_lang lang, const char *scope, const char *che
     return items;
 }
 
+/* The consent page's session (signed in recently enough for the request)
+ * and app; NULL once the browser is sent to sign in or an error page is
+ * queued. */
+static const struct az_client *consent_context(struct core_req *req, json_t *ar, enum az_lang lang,
+                                               struct az_session *s)
+{
+    enum az_session_rc src = az_session_get(req, s);
+    if (src == AZ_SESSION_UNAVAILABLE) {
+        error_page(req, 503, lang, "error.unavailable", NULL);
+        return NULL;
+    }
+    if (src != AZ_SESSION_OK || !fresh_enough(ar, s)) {
+        to_page(req, "/login", ar);
+        return NULL;
+    }
+    return request_client(req, ar, lang);
+}
+
 static void az_handler_consent_get(struct core_req *req)
 {
     enum az_lang lang = request_lang(req, NULL);
@@ -771,16 +789,7 @@ static void az_handler_consent_get(struct core_req *req)
         return;
     lang = request_lang(req, ar);
     struct az_session s;
-    enum az_session_rc src = az_session_get(req, &s);
-    if (src == AZ_SESSION_UNAVAILABLE) {
-        error_page(req, 503, lang, "error.unavailable", NULL);
-        return;
-    }
-    if (src != AZ_SESSION_OK || !fresh_enough(ar, &s)) {
-        to_page(req, "/login", ar);
-        return;
-    }
-    const struct az_client *c = request_client(req, ar, lang);
+    const struct az_client *c = consent_context(req, ar, lang, &s);
     if (!c)
         return;
     json_t *vars =
@@ -813,16 +822,7 @@ static void az_handler_consent_post(struct core_req *req)
         return;
     }
     struct az_session s;
-    enum az_session_rc src = az_session_get(req, &s);
-    if (src == AZ_SESSION_UNAVAILABLE) {
-        error_page(req, 503, lang, "error.unavailable", NULL);
-        return;
-    }
-    if (src != AZ_SESSION_OK || !fresh_enough(ar, &s)) {
-        to_page(req, "/login", ar);
-        return;
-    }
-    const struct az_client *c = request_client(req, ar, lang);
+    const struct az_client *c = consent_context(req, ar, lang, &s);
     if (!c)
         return;
     const char *decision = page_form_get(&f, "decision", NULL);
