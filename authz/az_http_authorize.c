@@ -749,6 +749,11 @@ static json_t *scope_items(enum az_lang lang, const char *scope, const char *che
         const char *title = az_page_text(lang, key);
         snprintf(key, sizeof key, "scope.%s.desc", name);
         const char *desc = az_page_text(lang, key);
+        if (!title && strncmp(name, "exchange.", 9) == 0) {
+            /* a data-sharing agreement's consent scope */
+            title = az_page_text(lang, "scope.exchange.title");
+            desc = az_page_text(lang, "scope.exchange.desc");
+        }
         if (!title) /* a scope the catalogue does not explain: say so, by name */
             desc = az_page_text(lang, "scope.unknown.desc");
         bool required = strcmp(name, "openid") == 0;

@@ -24,13 +24,24 @@
 
 /* What a resident's consent can give an app. ngsi.* let the app ask the
  * data exchange for the resident's own records (never the town's data as a
- * whole: core_auth_service refuses residents' tokens there). */
+ * whole: core_auth_service refuses residents' tokens there), and
+ * exchange.<name> is the consent a personal-data agreement names. */
 static const char *const resident_scopes[] = {
     "openid",       "profile",   "email",      "offline_access",
     "account.read", "ngsi.read", "ngsi.write", NULL};
 
 bool az_scope_for_residents(const char *scope, size_t n)
 {
+    /* "exchange.<name>": the consent a personal-data agreement asks for */
+    if (n > 9 && n <= 64 && strncmp(scope, "exchange.", 9) == 0) {
+        for (size_t i = 9; i < n; i++) {
+            char c = scope[i];
+            if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '.' && c != '_' &&
+                c != '-')
+                return false;
+        }
+        return true;
+    }
     for (const char *const *s = resident_scopes; *s; s++) {
         if (strlen(*s) == n && strncmp(*s, scope, n) == 0)
             return true;

@@ -36,6 +36,10 @@ const char *core_req_query(const struct core_req *req, const char *name);
 /* The name of a query parameter given more than once (RFC 6749 §3.1 forbids
  * it for OAuth requests), or NULL. */
 const char *core_req_query_repeated(const struct core_req *req);
+/* Calls fn for every query argument in order (decoded; value NULL for a
+ * bare "?key"). */
+typedef void (*core_query_fn)(void *arg, const char *key, const char *value);
+void core_req_query_each(const struct core_req *req, core_query_fn fn, void *arg);
 /* A cookie's value; NULL when the request has none of that name. */
 const char *core_req_cookie(const struct core_req *req, const char *name);
 /* Sets a cookie (Path=/; HttpOnly; SameSite=Lax; Secure when secure):
@@ -90,6 +94,19 @@ void core_reply_bytes(struct core_req *req, unsigned status, const char *content
 typedef long (*core_stream_read)(void *arg, char *buf, size_t max);
 void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
                        core_stream_read read, void *arg, void (*done)(void *arg));
+/*
+ * A gate every reply to req passes through once before it is queued (the
+ * data exchange records a transfer in the audit log before releasing it).
+ * gate sees the status and the body about to be sent (len 0 for none, and
+ * for a stream, whose body it cannot see); when it returns false the reply
+ * is replaced by 503 ServiceUnavailable naming why, and every header queued
+ * so far except Fiware-Correlator is dropped, so nothing of the refused
+ * answer leaves.
+ */
+typedef bool (*core_reply_gate)(struct core_req *req, unsigned status, const void *body, size_t len,
+                                void *arg);
+void core_req_gate(struct core_req *req, core_reply_gate gate, void *arg);
+
 /* Replies with no body. */
 void core_reply_empty(struct core_req *req, unsigned status);
 /* Replies {"error": name, "description": text} with the registry's status;

@@ -22,6 +22,8 @@ struct core_http_internal {
     const char *error; /* the description of an error reply, for the log */
     char peer[48];     /* the client's address, once asked for */
     enum core_method method;
+    core_reply_gate gate; /* see core_req_gate */
+    void *gate_arg;
 };
 
 /* True once shutdown has begun: replies then carry Connection: close. */

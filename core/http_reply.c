@@ -55,6 +55,26 @@ const char *core_req_query_repeated(const struct core_req *req)
     return w.dup ? w.dup : w.too_many ? "(more than 64 parameters)" : NULL;
 }
 
+struct query_each {
+    core_query_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result query_each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct query_each *q = cls;
+    q->fn(q->arg, key, value);
+    return MHD_YES;
+}
+
+void core_req_query_each(const struct core_req *req, core_query_fn fn, void *arg)
+{
+    struct query_each q = {fn, arg};
+    MHD_get_connection_values(req->in->conn, MHD_GET_ARGUMENT_KIND, query_each_one, &q);
+}
+
 const char *core_req_cookie(const struct core_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->in->conn, MHD_COOKIE_KIND, name);
@@ -174,9 +194,40 @@ static void queue(struct core_req *req, unsigned status, struct MHD_Response *re
     MHD_destroy_response(resp);
 }
 
+void core_req_gate(struct core_req *req, core_reply_gate gate, void *arg)
+{
+    req->in->gate = gate;
+    req->in->gate_arg = arg;
+}
+
+/* Runs the request's gate (once). False when it refused the reply: the 503
+ * that replaces it has been queued. */
+static bool pass_gate(struct core_req *req, unsigned status, const void *data, size_t len)
+{
+    core_reply_gate g = req->in->gate;
+    if (!g || req->replied)
+        return true;
+    req->in->gate = NULL;
+    if (g(req, status, data, len, req->in->gate_arg))
+        return true;
+    size_t keep = 0;
+    for (size_t i = 0; i < req->in->nhdr; i++) {
+        if (strcasecmp(req->in->hdr_names[i], "Fiware-Correlator") == 0) {
+            req->in->hdr_names[keep] = req->in->hdr_names[i];
+            req->in->hdr_values[keep++] = req->in->hdr_values[i];
+        }
+    }
+    req->in->nhdr = keep;
+    core_reply_error(req, CORE_ERR_UNAVAILABLE,
+                     "the transfer could not be recorded in the audit log, so nothing is returned");
+    return false;
+}
+
 void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
                       const void *data, size_t len)
 {
+    if (!pass_gate(req, status, data, len))
+        return;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     queue(req, status, resp, content_type);
@@ -211,6 +262,11 @@ static void stream_free(void *cls)
 void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
                        core_stream_read read, void *arg, void (*done)(void *arg))
 {
+    if (!pass_gate(req, status, NULL, 0)) {
+        if (done)
+            done(arg);
+        return;
+    }
     struct stream *s = xmalloc(sizeof *s);
     *s = (struct stream){.read = read, .arg = arg, .done = done};
     struct MHD_Response *resp =
@@ -220,6 +276,8 @@ void core_reply_stream(struct core_req *req, unsigned status, const char *conten
 
 void core_reply_empty(struct core_req *req, unsigned status)
 {
+    if (!pass_gate(req, status, NULL, 0))
+        return;
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     queue(req, status, resp, NULL);
@@ -233,6 +291,10 @@ void core_reply_json(struct core_req *req, unsigned status, json_t *body)
         core_log_bug("reply body for %s %s cannot be serialized", req->method, req->path);
         text = xstrdup("{\"error\":\"InternalServerError\",\"description\":\"internal error\"}");
         status = 500;
+    }
+    if (!pass_gate(req, status, text, strlen(text))) {
+        free(text);
+        return;
     }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);

@@ -435,6 +435,8 @@ static void render_one(json_t *out, const char *name, const json_t *a, const cha
 {
     if (r->except && listed(r->except, r->nexcept, name))
         return;
+    if (r->restricted && !listed(r->allow, r->nallow, name))
+        return; /* outside the data-sharing agreement */
     json_t *value = a ? json_object_get(a, "value") : json_string(sys_value);
     if (a)
         json_incref(value);

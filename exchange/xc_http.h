@@ -38,5 +38,6 @@ void xc_entities_routes(struct core_router *r);
 void xc_attrs_routes(struct core_router *r);
 void xc_op_routes(struct core_router *r);
 void xc_misc_routes(struct core_router *r);
+void xc_catalog_routes(struct core_router *r);
 
 #endif

@@ -3,6 +3,8 @@
  * change an entity's attributes as Orion does (append, strict append,
  * update, replace; a single attribute; a bare value in JSON or text/plain).
  */
+#include "exchange/xc_cross.h"
+#include "exchange/xc_forward.h"
 #include "exchange/xc_http.h"
 
 #define NO_SUCH_ATTR "The entity does not have such an attribute"
@@ -43,7 +45,13 @@ static void get_attrs(struct core_req *req)
     struct xc_row row;
     if (!xc_accept(req, false) ||
         !xc_ngsi_begin(req, &n, XC_READ, XC_OPT_KEYVALUES | XC_OPT_VALUES | XC_OPT_UNIQUE) ||
-        !xc_read_render(req, &n, &r) || !xc_one_entity(req, &n, &row))
+        !xc_read_render(req, &n, &r) || !xc_cross_read_one(&n, &r))
+        return;
+    if (n.remote) {
+        xc_forward_read(&n, XC_FWD_ATTRS, &r, NULL);
+        return;
+    }
+    if (!xc_one_entity(req, &n, &row))
         return;
     json_t *e = xc_entity_render(row.id, row.type, row.attrs, row.created, row.modified, &r);
     if (json_is_object(e)) {
@@ -87,6 +95,17 @@ static void change_attrs(struct core_req *req, enum xc_merge mode)
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "no attributes in the request");
         return;
     }
+    if (n.x &&
+        (!xc_cross_write(&n, type, attrs, false) ||
+         (mode == XC_MERGE_REPLACE && !xc_cross_whole_entity(&n, "replacing every attribute")))) {
+        json_decref(attrs);
+        return;
+    }
+    if (n.remote) {
+        json_decref(attrs);
+        xc_forward_raw(&n);
+        return;
+    }
     if (mode == XC_MERGE_APPEND && (n.opts & XC_OPT_APPEND))
         mode = XC_MERGE_APPEND_STRICT;
     struct xc_update u = {.id = id,
@@ -124,7 +143,13 @@ static void get_attr(struct core_req *req)
     const char *name;
     if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, 0) ||
         !xc_path_name(req, "name", "attribute name", &name) || !xc_read_render(req, &n, &r) ||
-        !xc_one_entity(req, &n, &row))
+        !xc_cross_read_one(&n, NULL) || !xc_cross_attr(&n, name, NULL))
+        return;
+    if (n.remote) {
+        xc_forward_raw(&n);
+        return;
+    }
+    if (!xc_one_entity(req, &n, &row))
         return;
     const char *only[] = {name};
     r.attrs = only;
@@ -150,6 +175,15 @@ static void change_one(struct core_req *req, struct xc_ngsi *n, const char *id, 
 {
     json_t *attrs = json_object();
     json_object_set_new(attrs, name, attr);
+    if (n->x && !xc_cross_write(n, type, attrs, false)) {
+        json_decref(attrs);
+        return;
+    }
+    if (n->remote) {
+        json_decref(attrs);
+        xc_forward_raw(n);
+        return;
+    }
     struct xc_update u = {.id = id,
                           .type = type,
                           .attrs = attrs,
@@ -203,7 +237,14 @@ static void get_value(struct core_req *req)
     struct xc_row row;
     const char *name;
     if (!xc_accept(req, true) || !xc_ngsi_begin(req, &n, XC_READ, 0) ||
-        !xc_path_name(req, "name", "attribute name", &name) || !xc_one_entity(req, &n, &row))
+        !xc_path_name(req, "name", "attribute name", &name) || !xc_cross_read_one(&n, NULL) ||
+        !xc_cross_attr(&n, name, NULL))
+        return;
+    if (n.remote) {
+        xc_forward_raw(&n);
+        return;
+    }
+    if (!xc_one_entity(req, &n, &row))
         return;
     json_t *a = json_object_get(row.attrs, name);
     if (!a) {

@@ -2,6 +2,8 @@
  * /v2/entities and /v2/entities/{id}: list with filters, create, read one,
  * delete. Query parameters and errors follow Orion's manual.
  */
+#include "exchange/xc_cross.h"
+#include "exchange/xc_forward.h"
 #include "exchange/xc_http.h"
 
 #define ALL_READ_OPTS                                                                              \
@@ -58,6 +60,21 @@ static void get_entities(struct core_req *req)
     sel.nids = nids;
     sel.types = types;
     sel.ntypes = ntypes;
+    if (n.x) {
+        if (n.remote && sel.type_pattern) {
+            xc_cross_deny(&n, XC_DENY_TYPE,
+                          "typePattern cannot be narrowed to the agreed types at a town's own "
+                          "city OS: name the types");
+            return;
+        }
+        if (!xc_cross_decide(&n, XC_AG_READ, types, ntypes) || !xc_cross_query(&n, &q))
+            return;
+        xc_cross_render(&n, &r);
+        if (n.remote) {
+            xc_forward_read(&n, XC_FWD_LIST, &r, NULL);
+            return;
+        }
+    }
     xc_reply_query(req, &n, &q, &r);
 }
 
@@ -74,6 +91,15 @@ static void post_entities(struct core_req *req)
     json_t *attrs;
     if (!xc_entity_parse(body, n.opts & XC_OPT_KEYVALUES, &id, &type, &attrs, &why)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
+        return;
+    }
+    if (n.x && !xc_cross_write(&n, type ? type : "Thing", attrs, true)) {
+        json_decref(attrs);
+        return;
+    }
+    if (n.remote) {
+        json_decref(attrs);
+        xc_forward_raw(&n);
         return;
     }
     char err[300] = "";
@@ -132,7 +158,13 @@ static void get_entity(struct core_req *req)
     if (!xc_accept(req, false) ||
         !xc_ngsi_begin(req, &n, XC_READ,
                        XC_OPT_KEYVALUES | XC_OPT_VALUES | XC_OPT_UNIQUE | XC_OPT_SKIP_FORWARDING) ||
-        !xc_read_render(req, &n, &r) || !xc_one_entity(req, &n, &row))
+        !xc_read_render(req, &n, &r) || !xc_cross_read_one(&n, &r))
+        return;
+    if (n.remote) {
+        xc_forward_read(&n, XC_FWD_ENTITY, &r, NULL);
+        return;
+    }
+    if (!xc_one_entity(req, &n, &row))
         return;
     xc_reply_json(req, 200,
                   xc_entity_render(row.id, row.type, row.attrs, row.created, row.modified, &r));
@@ -145,6 +177,13 @@ static void delete_entity(struct core_req *req)
     if (!xc_ngsi_begin(req, &n, XC_WRITE, 0) || !xc_path_name(req, "id", "entity id", &id) ||
         !text_param(req, "type", XC_NAME_MAX, &type))
         return;
+    if (n.x && (!xc_cross_write(&n, type, NULL, false) ||
+                !xc_cross_whole_entity(&n, "deleting the entity")))
+        return;
+    if (n.remote) {
+        xc_forward_raw(&n);
+        return;
+    }
     struct xc_update u = {.id = id, .type = type, .delete_entity = true};
     char err[300] = "";
     enum xc_rc rc = xc_store_update(&n, &u, err, sizeof err);

@@ -9,6 +9,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "exchange/xc_cross.h"
 #include "exchange/xc_http.h"
 
 /* The Orion release whose NGSI-v2 behaviour this store follows. */
@@ -73,19 +74,56 @@ static void post_registrations(struct core_req *req)
                      "are not supported");
 }
 
+/* Another town's types: those its agreement covers (the store narrows
+ * the SQL), with the agreed attributes only. */
+static bool cross_types(struct xc_ngsi *n, const char *type)
+{
+    if (!n->x)
+        return true;
+    if (n->remote) {
+        xc_cross_deny(n, XC_DENY_TYPE,
+                      "the types of a town's own city OS are listed in the catalogue "
+                      "(/exchange/v1/catalog), not read through the hub");
+        return false;
+    }
+    return xc_cross_decide(n, XC_AG_READ, type ? &type : NULL, type ? 1 : 0);
+}
+
+static void narrow_type_attrs(const struct xc_ngsi *n, json_t *t)
+{
+    struct xc_render r = {0};
+    xc_cross_render(n, &r);
+    json_t *attrs = json_object_get(t, "attrs");
+    if (!r.restricted || !json_is_object(attrs))
+        return;
+    const char *k;
+    json_t *v, *tmp;
+    json_object_foreach_safe(attrs, tmp, k, v)
+    {
+        size_t i = 0;
+        while (i < r.nallow && strcmp(r.allow[i], k) != 0)
+            i++;
+        if (i == r.nallow)
+            json_object_del(attrs, k);
+    }
+}
+
 static void get_types(struct core_req *req)
 {
     struct xc_ngsi n;
     long limit, offset, total = -1;
     json_t *out;
     if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, XC_OPT_COUNT | XC_OPT_VALUES) ||
-        !xc_read_page(req, &limit, &offset))
+        !xc_read_page(req, &limit, &offset) || !cross_types(&n, NULL))
         return;
     enum xc_rc rc = xc_store_types(&n, NULL, limit, offset, n.opts & XC_OPT_VALUES, &out, &total);
     if (rc != XC_OK) {
         xc_reply_rc(req, rc, NULL);
         return;
     }
+    size_t i;
+    json_t *t;
+    json_array_foreach(out, i, t) narrow_type_attrs(&n, t);
     if (n.opts & XC_OPT_COUNT)
         core_reply_header(req, "Fiware-Total-Count", core_psprintf(req->pool, "%ld", total));
     xc_reply_json(req, 200, out);
@@ -97,7 +135,7 @@ static void get_type(struct core_req *req)
     const char *type;
     json_t *out;
     if (!xc_accept(req, false) || !xc_ngsi_begin(req, &n, XC_READ, 0) ||
-        !xc_path_name(req, "type", "entity type", &type))
+        !xc_path_name(req, "type", "entity type", &type) || !cross_types(&n, type))
         return;
     enum xc_rc rc = xc_store_types(&n, type, 1, 0, false, &out, NULL);
     if (rc != XC_OK) {
@@ -110,6 +148,7 @@ static void get_type(struct core_req *req)
         core_reply_error(req, CORE_ERR_NOT_FOUND, "Entity type not found");
         return;
     }
+    narrow_type_attrs(&n, t);
     json_t *body = json_pack("{s:O, s:O}", "attrs", json_object_get(t, "attrs"), "count",
                              json_object_get(t, "count"));
     json_decref(out);

@@ -3,6 +3,8 @@
  * delete, replace over a list of entities; each applied on its own, as
  * Orion does, with failures reported together) and POST /v2/op/query.
  */
+#include "exchange/xc_cross.h"
+#include "exchange/xc_forward.h"
 #include "exchange/xc_geo.h"
 #include "exchange/xc_http.h"
 
@@ -26,6 +28,49 @@ static void items_free(void *p)
     struct batch_item *it = p;
     for (; it->id; it++)
         json_decref(it->attrs);
+}
+
+/* A batch into another town: one decision over every type it names, then
+ * each entity's attributes. */
+static bool cross_batch(struct xc_ngsi *n, const struct batch_item *items, size_t count,
+                        bool create, enum xc_merge mode)
+{
+    const char **types = core_pcalloc(n->req->pool, (count + 1) * sizeof *types);
+    size_t nt = 0;
+    bool untyped = false;
+    for (size_t i = 0; i < count; i++) {
+        const char *t = items[i].type ? items[i].type : create ? "Thing" : NULL;
+        if (!t) {
+            untyped = true;
+            continue;
+        }
+        size_t j = 0;
+        while (j < nt && strcmp(types[j], t) != 0)
+            j++;
+        if (j == nt)
+            types[nt++] = t;
+    }
+    if (n->remote && untyped) {
+        xc_cross_deny(n, XC_DENY_TYPE,
+                      "a batch into a town's own city OS names every entity's type, so it cannot "
+                      "reach a type the agreement does not cover");
+        return false;
+    }
+    if (!xc_cross_decide(n, XC_AG_WRITE, types, nt))
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        /* replace drops the attributes not given; delete without attributes
+         * drops the entity: both reach attributes beyond an agreement's */
+        if (mode == XC_MERGE_REPLACE &&
+            !xc_cross_whole_entity(n, "replacing every attribute of an entity"))
+            return false;
+        if (mode == XC_MERGE_DELETE && json_object_size(items[i].attrs) == 0 &&
+            !xc_cross_whole_entity(n, "deleting an entity"))
+            return false;
+        if (!xc_cross_write_attrs(n, items[i].attrs, create))
+            return false;
+    }
+    return true;
 }
 
 static void op_update(struct core_req *req)
@@ -83,6 +128,12 @@ static void op_update(struct core_req *req)
                              "%s", gerr);
             return;
         }
+    }
+    if (n.x && !cross_batch(&n, items, count, actions[k].create, actions[k].mode))
+        return;
+    if (n.remote) {
+        xc_forward_raw(&n);
+        return;
     }
     if (actions[k].create && n.subtree[0]) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST,
@@ -269,6 +320,16 @@ static void op_query(struct core_req *req)
     }
     q.sel = sel;
     q.nsel = ns;
+    const char **qtypes = core_pcalloc(req->pool, (ns + 1) * sizeof *qtypes);
+    size_t nqtypes = 0;
+    bool untyped = ns == 0, pattern = false;
+    for (size_t i = 0; i < ns; i++) {
+        if (sel[i].ntypes)
+            qtypes[nqtypes++] = sel[i].types[0];
+        else
+            untyped = true;
+        pattern = pattern || sel[i].type_pattern;
+    }
     json_t *expr = json_object_get(body, "expression");
     if (expr) {
         static const char *const keys[] = {"q", "mq", "georel", "geometry", "coords", NULL};
@@ -286,6 +347,21 @@ static void op_query(struct core_req *req)
             return;
         }
         q.order_by = order;
+    }
+    if (n.x) {
+        if (n.remote && (untyped || pattern)) {
+            xc_cross_deny(&n, XC_DENY_TYPE,
+                          "a query of a town's own city OS names the type of every entity "
+                          "selector, so it cannot reach a type the agreement does not cover");
+            return;
+        }
+        if (!xc_cross_decide(&n, XC_AG_READ, qtypes, nqtypes) || !xc_cross_query(&n, &q))
+            return;
+        xc_cross_render(&n, &r);
+        if (n.remote) {
+            xc_forward_read(&n, XC_FWD_LIST, &r, body);
+            return;
+        }
     }
     xc_reply_query(req, &n, &q, &r);
 }

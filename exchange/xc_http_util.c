@@ -1,6 +1,7 @@
 /* Request parameters and replies shared by the NGSI handlers. */
 #include <strings.h>
 
+#include "exchange/xc_cross.h"
 #include "exchange/xc_http.h"
 
 /* True when one media range of Accept admits type ("application/json"). */
@@ -145,6 +146,8 @@ void xc_reply_query(struct core_req *req, const struct xc_ngsi *n, const struct 
         xc_reply_rc(req, rc, err);
         return;
     }
+    if (n->x)
+        n->x->entities = (long)nrows;
     json_t *arr = json_array();
     for (size_t i = 0; i < nrows; i++)
         json_array_append_new(arr, xc_entity_render(rows[i].id, rows[i].type, rows[i].attrs,

@@ -7,6 +7,8 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "exchange/xc_cross.h"
+#include "exchange/xc_forward.h"
 #include "exchange/xc_ngsi.h"
 #include "tenants/tn.h"
 
@@ -167,14 +169,9 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
     memset(n, 0, sizeof *n);
     n->req = req;
     n->correlator = xc_correlator(req);
-    n->p = core_auth_service(req);
+    n->p = core_auth(req);
     if (!n->p)
         return false;
-    const char *scope = access == XC_READ ? "ngsi.read" : "ngsi.write";
-    if (!core_principal_has_scope(n->p, scope)) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope %s", scope);
-        return false;
-    }
     if (!n->p->tenant || !core_tenant_id_ok(n->p->tenant)) {
         core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
         return false;
@@ -195,12 +192,39 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
     } else {
         n->tenant = n->p->tenant;
     }
-    if (strcmp(n->tenant, n->p->tenant) != 0) {
+    bool cross = strcmp(n->tenant, n->p->tenant) != 0;
+    /* a resident's token speaks for one resident: it reaches another town's
+     * data about that resident under an agreement, never a town's store */
+    if (n->p->resident && !cross) {
         core_reply_error(req, CORE_ERR_FORBIDDEN,
-                         "the token's town is %s: another town's data is reached only under a "
-                         "data-sharing agreement",
-                         n->p->tenant);
+                         "a resident's token does not act for the town: this API takes a "
+                         "service's own token");
         return false;
+    }
+    const char *scope = access == XC_READ ? "ngsi.read" : "ngsi.write";
+    if (!core_principal_has_scope(n->p, scope)) {
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope %s", scope);
+        return false;
+    }
+    if (cross) {
+        /* from here every answer is a decision, audited; whether the
+         * provider exists and is active is the policy's to say */
+        xc_cross_begin(n);
+        const char *rp = req->route ? req->route->pattern : "";
+        if (!strncmp(rp, "/v2/subscriptions", 17) || !strncmp(rp, "/v2/registrations", 17)) {
+            xc_cross_deny(n, XC_DENY_ACTION,
+                          "subscriptions and registrations stay within a town: another town's "
+                          "data is read through the entity routes under an agreement");
+            return false;
+        }
+        struct tn_brief b;
+        enum tn_rc rc = tn_brief(n->tenant, &b);
+        if (rc == TN_UNAVAILABLE) {
+            core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
+            return false;
+        }
+        n->remote = rc == TN_OK && !b.hosted;
+        return parse_paths(req, n, access) && parse_options(req, n, allowed_opts);
     }
     struct tn_brief b;
     enum tn_rc rc = tn_brief(n->tenant, &b);
@@ -217,8 +241,9 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
         return false;
     }
     if (!b.hosted) {
-        core_reply_error(req, CORE_ERR_NOT_IMPLEMENTED,
-                         "town %s runs its own city OS, which the hub does not host", n->tenant);
+        /* the town's own Orion: the hub is its PEP proxy */
+        n->remote = true;
+        xc_forward_raw(n);
         return false;
     }
     return parse_paths(req, n, access) && parse_options(req, n, allowed_opts);
@@ -266,6 +291,25 @@ void xc_sql_paths(struct xc_sql *s, const struct xc_ngsi *n)
         }
     }
     xc_sql_add(s, ")");
+    if (n->nonly_types) {
+        xc_sql_add(s, " AND e.type IN (");
+        for (size_t i = 0; i < n->nonly_types; i++) {
+            if (i)
+                xc_sql_add(s, ", ");
+            xc_sql_param(s, n->only_types[i]);
+        }
+        xc_sql_add(s, ")");
+    }
+    if (n->resident_attr) {
+        /* containment, so the attrs GIN index serves it */
+        json_t *m = json_pack("{s:{s:s}}", n->resident_attr, "value", n->resident_value);
+        char *text = json_dumps(m, JSON_COMPACT);
+        json_decref(m);
+        xc_sql_add(s, " AND e.attrs @> ");
+        xc_sql_param(s, core_pstrdup(n->req->pool, text));
+        xc_sql_add(s, "::jsonb");
+        free(text);
+    }
 }
 
 bool xc_has_forbidden(const char *s)

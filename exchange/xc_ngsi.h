@@ -43,6 +43,8 @@ enum xc_opt {
 
 enum xc_access { XC_READ, XC_WRITE, XC_CREATE };
 
+struct xc_cross;
+
 /* One NGSI request in flight. */
 struct xc_ngsi {
     struct core_req *req;
@@ -53,6 +55,15 @@ struct xc_ngsi {
     const char *paths[XC_PATHS_MAX]; /* "/", "/a/b" */
     bool subtree[XC_PATHS_MAX];      /* the path ended in "/#" (or defaulted to it) */
     unsigned opts;                   /* XC_OPT_* from ?options= */
+    bool remote;                     /* the town runs its own city OS (hosted: false) */
+    /* another town's data (tenant is the provider, p->tenant the consumer):
+     * set by xc_ngsi_begin, decided by xc_cross_decide */
+    struct xc_cross *x;
+    /* what every SQL over the store adds once a cross-town request is
+     * permitted (xc_sql_paths): only these types, only this resident's */
+    const char *const *only_types;
+    size_t nonly_types;
+    const char *resident_attr, *resident_value;
 };
 
 /*
@@ -75,7 +86,8 @@ const char *xc_correlator(struct core_req *req);
  * significant digits, Content-Type application/json. */
 void xc_reply_json(struct core_req *req, unsigned status, json_t *body);
 
-/* Appends "(e.service_path ...)" for n's paths to s. */
+/* Appends "(e.service_path ...)" for n's paths to s, and for a permitted
+ * cross-town request the agreement's restrictions (types, resident). */
 void xc_sql_paths(struct xc_sql *s, const struct xc_ngsi *n);
 
 /* Orion's rules for an id, type, attribute or metadata name: 1-256 printable
@@ -103,6 +115,10 @@ struct xc_render {
     const char *const
         *metadata; /* NULL: every user metadata; may name dateCreated, dateModified, "*" */
     size_t nmetadata;
+    /* a cross-town request: only these attributes ever appear (restricted) */
+    bool restricted;
+    const char *const *allow;
+    size_t nallow;
 };
 
 /* Renders one stored entity (attrs borrowed). XC_VALUES/XC_UNIQUE give an
