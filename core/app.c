@@ -4,6 +4,7 @@
 #include "authz/az.h"
 #include "authz/az_resident.h"
 #include "exchange/xc.h"
+#include "exchange/xc_agreement.h"
 #include "tenants/tn.h"
 
 /* The one table of routes: every module's registration function. */
@@ -24,6 +25,8 @@ static const struct core_command command_table[] = {
      "manage service IDs (OAuth clients)"},
     {"resident", az_cmd_resident, "resident add|list|show|disable|enable|passwd|link|unlink ...",
      "manage residents (common IDs) and their links to towns"},
+    {"agreement", xc_cmd_agreement, "agreement add|list|show|approve|suspend|resume|revoke ...",
+     "manage data-sharing agreements between towns (renkei help agreement)"},
     {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
     {"audit", au_cmd_audit, "audit verify|export|verify-file|checkpoint|rotate-key ...",
      "verify, export and checkpoint the audit log (renkei help audit)"},

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/cli.h"
+#include "core/db.h"
 #include "core/router.h"
 
 #define XC_AG_ID_LEN      27  /* "ag_" + 24 base32 characters (120 random bits) */
@@ -66,6 +67,81 @@ const char *xc_ag_state_name(enum xc_ag_state s);
  * "updated_at", "version". Times RFC 3339 UTC or null. New reference. */
 json_t *xc_agreement_json(const struct xc_agreement *a);
 
+/* Deep copy of src into dst (dst's old contents are not released). */
+void xc_agreement_copy(struct xc_agreement *dst, const struct xc_agreement *src);
+/* "proposed" ... "revoked" to the state; false for anything else. */
+bool xc_ag_state_parse(const char *s, enum xc_ag_state *out);
+
+/* ---- validation: NULL when fine, else a message naming the field ---- */
+
+/* A purpose: [a-z0-9][a-z0-9._-]{0,63}. */
+const char *xc_ag_check_purpose(const char *s);
+/* RFC 3339 with a time and a zone ("2026-04-01T00:00:00Z", "...+09:00",
+ * fractions allowed and dropped) to unix seconds; false otherwise. */
+bool xc_ag_time_parse(const char *s, int64_t *out);
+/* Unix seconds as "2026-04-01T00:00:00Z". */
+void xc_ag_time_format(int64_t t, char out[32]);
+/* "N" or "N/min" with N in [0, XC_AG_RATE_MAX]; false otherwise. */
+bool xc_ag_rate_parse(const char *s, int *out);
+/* The terms of a proposal as a whole: towns (ids, different), types and
+ * attrs (NGSI names), actions, purposes, lists of at most XC_AG_LIST_MAX
+ * without duplicates, personal fields, time window (until after from),
+ * rate, description. Writes the reason into err (a 400's description). */
+bool xc_agreement_check(const struct xc_agreement *a, char *err, size_t errlen);
+/* Fills the personal defaults (consent_scope "exchange.<provider>",
+ * resident_attr "refResident") when a->personal and they are unset. */
+void xc_agreement_defaults(struct xc_agreement *a);
+
+/* ---- database (xc_agreement_db.c) ----
+ * context is CORE_DB_PLATFORM or a tenant id (row-level security: a town
+ * sees the agreements it is provider or consumer of). Every change records
+ * an audit event (agreement.propose|approve|suspend|resume|revoke, tenant =
+ * the provider) in its own transaction. */
+enum xc_ag_rc {
+    XC_AG_OK,
+    XC_AG_NOT_FOUND,   /* no such agreement, or not visible in this context */
+    XC_AG_INVALID,     /* bad terms (an unknown town, say): 400 */
+    XC_AG_FORBIDDEN,   /* this context may not do it: 403 */
+    XC_AG_CONFLICT,    /* not a legal transition from the current state: 409 */
+    XC_AG_STALE,       /* if_version is not the current version: 412 */
+    XC_AG_UNAVAILABLE, /* the database cannot be reached */
+    XC_AG_ERROR,       /* anything else: logged */
+};
+struct xc_ag_result {
+    enum xc_ag_rc rc;
+    char message[300];
+};
+
+/* Proposes a (checked with xc_agreement_check first) as context: the
+ * platform, or the consumer town itself. A new id is drawn; *out receives
+ * the stored agreement (release it). */
+enum xc_ag_rc xc_agreement_create(const char *context, const struct xc_agreement *a,
+                                  const char *actor, struct xc_agreement *out,
+                                  struct xc_ag_result *res);
+/* Reads one agreement; *out released by the caller. */
+enum xc_ag_rc xc_agreement_get(const char *context, const char *id, struct xc_agreement *out,
+                               struct xc_ag_result *res);
+
+struct xc_ag_filter {
+    const char *provider; /* NULL: any */
+    const char *consumer; /* NULL: any */
+    int state;            /* -1: any, -2: any but revoked, else an xc_ag_state */
+    const char *after;    /* cursor: ids after this one (NULL: from the start) */
+    int limit;
+};
+/* Up to f->limit agreements in id order; *out an array of *n (release each,
+ * then free the array). */
+enum xc_ag_rc xc_agreement_list(const char *context, const struct xc_ag_filter *f,
+                                struct xc_agreement **out, size_t *n, struct xc_ag_result *res);
+
+/* Moves agreement id to state `to` (approve: proposed->active, resume:
+ * suspended->active, suspend, revoke), if_version 0 or the version read.
+ * The provider (or the platform) does all of it; the consumer may only
+ * revoke (withdraw). *out receives the new state (release it). */
+enum xc_ag_rc xc_agreement_set_state(const char *context, const char *id, enum xc_ag_state to,
+                                     int if_version, const char *actor, struct xc_agreement *out,
+                                     struct xc_ag_result *res);
+
 /* ---- the policy decision ---- */
 
 /* Why a cross-town request was denied (each has a fixed reason code in the
@@ -105,6 +181,10 @@ struct xc_policy_ask {
     size_t ntypes;
     const char *agreement;
     int64_t now;
+    /* attributes the request names (q, mq, orderBy, attrs, a write's
+     * attributes); none: the permit narrows to the agreement's attrs */
+    const char *const *attrs;
+    size_t nattrs;
 };
 
 /* A decision. On permit, a copy of the agreement that permits it (owned by

@@ -1,4 +1,5 @@
 #include "exchange/xc.h"
+#include "exchange/xc_agreement.h"
 #include "exchange/xc_http.h"
 #include "exchange/xc_subs.h"
 
@@ -9,14 +10,17 @@ void xc_routes(struct core_router *r)
     xc_attrs_routes(r);
     xc_op_routes(r);
     xc_subs_routes(r);
+    xc_agreement_routes(r);
 }
 
 void xc_start(void)
 {
     xc_subs_start();
+    xc_policy_init();
 }
 
 void xc_stop(void)
 {
     xc_subs_stop();
+    xc_policy_release();
 }

@@ -108,6 +108,14 @@ struct tn_patch {
 enum tn_rc tn_update(const char *context, const char *id, const struct tn_patch *p,
                      const char *actor, struct tn_tenant *out, struct tn_result *res);
 
+/* Reads tenant id's city OS registration in the platform context and opens
+ * its sealed secret (for forwarding; never shown anywhere). TN_NOT_FOUND
+ * when there is no such tenant or it is hosted; TN_ERROR when the secret
+ * does not open (altered, or the master secret changed: logged). *out is
+ * released with tn_upstream_release, which wipes the secret. */
+enum tn_rc tn_upstream_load(const char *id, struct tn_upstream *out);
+void tn_upstream_release(struct tn_upstream *up);
+
 /* ---- the cache of tenant state for hot paths ---- */
 
 struct tn_brief {

@@ -36,6 +36,11 @@ static struct core_stmt tn_db_put_upstream_stmt = CORE_STMT(
     "secret = EXCLUDED.secret, updated_at = now()");
 static struct core_stmt tn_db_drop_upstream_stmt =
     CORE_STMT("tn_db_drop_upstream", "DELETE FROM tenant_upstreams WHERE tenant_id = $1");
+static struct core_stmt tn_db_upstream_load_stmt =
+    CORE_STMT("tn_db_upstream_load",
+              "SELECT u.url, u.fiware_service, u.auth, u.token_url, u.client_id, u.scope, u.secret "
+              "FROM tenants t JOIN tenant_upstreams u ON u.tenant_id = t.id "
+              "WHERE t.id = $1 AND t.city_os = 'remote'");
 static struct core_stmt tn_db_update_stmt = CORE_STMT(
     "tn_db_update",
     "UPDATE tenants SET name = coalesce($2, name), "
@@ -410,4 +415,82 @@ enum tn_rc tn_update(const char *context, const char *id, const struct tn_patch 
     enum tn_rc r = finish(rc, &err, res);
     tidy(res);
     return r;
+}
+
+/* ---- the upstream with its secret, for forwarding ---- */
+
+struct upstream_arg {
+    const char *id;
+    struct tn_upstream *out;
+    bool found, sealed_ok;
+};
+
+/* The result comes back in binary: text columns are their UTF-8 bytes
+ * (libpq NUL-terminates every value), the secret its raw sealed bytes. */
+static char *bin_dup_or_null(PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? NULL : xstrdup(PQgetvalue(r, 0, col));
+}
+
+static enum core_db_rc upstream_tx(struct core_db_conn *c, void *p)
+{
+    struct upstream_arg *a = p;
+    tn_upstream_release(a->out);
+    a->found = false;
+    a->sealed_ok = true;
+    const char *v[] = {a->id};
+    PGresult *r = core_db_execp(c, &tn_db_upstream_load_stmt, 1, v, NULL, NULL, 1);
+    if (!r)
+        return CORE_DB_ERROR;
+    if (PQntuples(r) == 1) {
+        struct tn_upstream *up = a->out;
+        a->found = true;
+        up->url = bin_dup_or_null(r, 0);
+        up->fiware_service = bin_dup_or_null(r, 1);
+        const char *auth = PQgetvalue(r, 0, 2);
+        up->auth = strcmp(auth, "bearer") == 0               ? TN_AUTH_BEARER
+                   : strcmp(auth, "client_credentials") == 0 ? TN_AUTH_CLIENT_CREDENTIALS
+                                                             : TN_AUTH_NONE;
+        up->token_url = bin_dup_or_null(r, 3);
+        up->client_id = bin_dup_or_null(r, 4);
+        up->scope = bin_dup_or_null(r, 5);
+        if (up->auth != TN_AUTH_NONE && !PQgetisnull(r, 0, 6)) {
+            unsigned char *plain = NULL;
+            size_t len = 0;
+            if (core_open(TN_UPSTREAM_LABEL, a->id, strlen(a->id), PQgetvalue(r, 0, 6),
+                          (size_t)PQgetlength(r, 0, 6), &plain, &len)) {
+                up->secret = (char *)plain;
+                up->secret_len = len;
+            } else {
+                a->sealed_ok = false;
+            }
+        }
+    }
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+enum tn_rc tn_upstream_load(const char *id, struct tn_upstream *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!core_tenant_id_ok(id))
+        return TN_NOT_FOUND;
+    struct upstream_arg a = {id, out, false, true};
+    struct core_db_err err;
+    struct tn_result res = {0};
+    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, upstream_tx, &a, &err);
+    if (finish(rc, &err, &res) != TN_OK) {
+        tn_upstream_release(out);
+        return res.rc;
+    }
+    if (!a.found)
+        return TN_NOT_FOUND;
+    if (!a.sealed_ok) {
+        core_error("tenant %s: the upstream secret does not open (altered, or the master "
+                   "secret changed)",
+                   id);
+        tn_upstream_release(out);
+        return TN_ERROR;
+    }
+    return TN_OK;
 }

@@ -6,19 +6,25 @@
 #include "core/url.h"
 #include "tenants/tn.h"
 
+void tn_upstream_release(struct tn_upstream *up)
+{
+    free(up->url);
+    free(up->fiware_service);
+    free(up->token_url);
+    free(up->client_id);
+    free(up->scope);
+    if (up->secret) {
+        OPENSSL_cleanse(up->secret, up->secret_len);
+        free(up->secret);
+    }
+    memset(up, 0, sizeof *up);
+}
+
 void tn_tenant_release(struct tn_tenant *t)
 {
     free(t->name);
     free(t->parent);
-    free(t->up.url);
-    free(t->up.fiware_service);
-    free(t->up.token_url);
-    free(t->up.client_id);
-    free(t->up.scope);
-    if (t->up.secret) {
-        OPENSSL_cleanse(t->up.secret, t->up.secret_len);
-        free(t->up.secret);
-    }
+    tn_upstream_release(&t->up);
     memset(t, 0, sizeof *t);
 }
 
