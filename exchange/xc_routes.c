@@ -2,6 +2,7 @@
 #include "exchange/xc_agreement.h"
 #include "exchange/xc_http.h"
 #include "exchange/xc_subs.h"
+#include "exchange/xc_upstream.h"
 
 void xc_routes(struct core_router *r)
 {
@@ -11,16 +12,19 @@ void xc_routes(struct core_router *r)
     xc_op_routes(r);
     xc_subs_routes(r);
     xc_agreement_routes(r);
+    xc_catalog_routes(r);
 }
 
 void xc_start(void)
 {
     xc_subs_start();
     xc_policy_init();
+    xc_upstream_init();
 }
 
 void xc_stop(void)
 {
     xc_subs_stop();
     xc_policy_release();
+    xc_upstream_release();
 }
