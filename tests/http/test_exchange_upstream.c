@@ -23,7 +23,9 @@
 #include "core/crypto.h"
 #include "core/db.h"
 #include "core/db_listen.h"
+#include "core/http.h"
 #include "core/log.h"
+#include "core/router.h"
 #include "core/strbuf.h"
 #include "exchange/xc_upstream.h"
 #include "tenants/tn.h"
@@ -199,10 +201,14 @@ static int setup(void **state)
                              .secret = CC_SECRET,
                              .secret_len = strlen(CC_SECRET)};
     struct tn_upstream ud = {.url = url_down, .auth = TN_AUTH_NONE};
+    struct tn_upstream uw = ub; /* the token endpoint refuses this secret */
+    uw.secret = "wrong-secret";
+    uw.secret_len = strlen(uw.secret);
     register_town("kita", false, &ua);
     register_town("minami", false, &ub);
     register_town("yama", true, NULL);
     register_town("down", false, &ud);
+    register_town("nishi", false, &uw);
 
     const char *ha[] = {"Authorization: Bearer TOKA", "Fiware-Service: kita_os", NULL};
     long st;
@@ -379,6 +385,7 @@ static void test_faults(void **state)
     assert_int_equal(o.status, 200);
 
     call(pool, "down", "GET", "/v2/entities", NULL, XC_UP_DOWN);
+    call(pool, "nishi", "GET", "/v2/entities", NULL, XC_UP_AUTH);
     call(pool, "yama", "GET", "/v2/entities", NULL, XC_UP_NOT_REMOTE);
     call(pool, "nosuch", "GET", "/v2/entities", NULL, XC_UP_NOT_REMOTE);
     core_pool_free(pool);
@@ -416,6 +423,45 @@ static void test_registration_change(void **state)
     core_pool_free(pool);
 }
 
+/* The reply a handler queues for a failed call: the registry's status and
+ * an NGSI error body that names the town, never its address. */
+static void h_forward(struct core_req *req)
+{
+    const char *town = core_req_param(req, "town");
+    struct xc_up_req r = {.tenant = town, .method = "GET", .path_query = "/v2/entities"};
+    struct xc_up_resp out;
+    char err[300];
+    enum xc_up_rc rc = xc_upstream_call(req->pool, &r, &out, err, sizeof err);
+    if (rc != XC_UP_OK)
+        xc_upstream_reply_error(req, town, rc, err);
+    else
+        core_reply_bytes(req, (unsigned)out.status, out.content_type, out.body, out.len);
+}
+
+static const struct core_route forward_route = {CORE_GET,  "/fwd/{town}", h_forward,
+                                                "forward", "test",        0};
+
+static void test_reply_error(void **state)
+{
+    (void)state;
+    struct core_router *router = core_router_new();
+    core_router_add(router, &forward_route);
+    tsup_http_start(router);
+    struct tsup_resp r;
+    tsup_request(&r, "GET", "/fwd/down", NULL, NULL, 0);
+    assert_null(strstr(r.body.buf ? r.body.buf : "", "127.0.0.1"));
+    tsup_assert_error(&r, 502, "BadGateway");
+    control(&orion_a, "{\"mode\":\"slow\",\"delay_ms\":2500}");
+    tsup_request(&r, "GET", "/fwd/kita", NULL, NULL, 0);
+    tsup_assert_error(&r, 504, "GatewayTimeout");
+    control(&orion_a, "{\"mode\":\"normal\"}");
+    tsup_request(&r, "GET", "/fwd/kita", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    tsup_resp_release(&r);
+    tsup_http_stop();
+    core_router_free(router);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -426,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_401_refetches_once),
         cmocka_unit_test(test_faults),
         cmocka_unit_test(test_registration_change),
+        cmocka_unit_test(test_reply_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
