@@ -14,7 +14,8 @@ typedef void (*core_db_notify_fn)(const char *payload, void *arg);
 typedef void (*core_db_reset_fn)(void *arg);
 
 /* Registers a channel before core_db_listen_start (a constant name of
- * [a-z_]). Up to 16 channels. */
+ * [a-z_]). Up to 16 registrations; a channel may be registered by several
+ * caches, and each registration gets every notification and reset. */
 void core_db_listen(const char *channel, core_db_notify_fn on_notify, core_db_reset_fn on_reset,
                     void *arg);
 /* Starts the listener thread on conninfo; returns at once. */
