@@ -60,12 +60,13 @@ static void reply_upstream(struct core_req *req, const struct xc_up_resp *u, con
         core_reply_header(req, "Fiware-Total-Count", u->total_count);
     if (u->location)
         core_reply_header(req, "Location", u->location);
-    unsigned status = u->status >= 200 && u->status <= 599 ? (unsigned)u->status : 502;
-    if (status == 502 && u->status != 502) {
+    if (u->status < 200 || u->status >= 500) {
+        /* the town's server failed: the caller learns that, in NGSI's shape */
         core_reply_error(req, CORE_ERR_BAD_GATEWAY, "the town's city OS answered status %ld",
                          u->status);
         return;
     }
+    unsigned status = (unsigned)u->status;
     if (len == 0 && (status == 204 || status == 201 || status == 304)) {
         core_reply_empty(req, status);
         return;
