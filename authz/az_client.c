@@ -30,6 +30,9 @@ const char *const az_known_scopes[] = {
 
 bool az_scope_known(const char *scope)
 {
+    /* a personal-data agreement's consent scope (az_scope_for_residents) */
+    if (strncmp(scope, "exchange.", 9) == 0)
+        return az_scope_for_residents(scope, strlen(scope));
     for (const char *const *s = az_known_scopes; *s; s++) {
         if (strcmp(*s, scope) == 0)
             return true;
