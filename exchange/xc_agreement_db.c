@@ -224,6 +224,30 @@ static json_t *event_detail(const struct xc_agreement *a, const char *from, bool
     return d;
 }
 
+/*
+ * Records an agreement event in the caller's transaction. The entry's tenant
+ * is the provider, except when the consumer town itself acted (proposed or
+ * withdrew): the audit log lets a town write entries only under its own id
+ * (row-level security on audit_entries), so then it is the consumer. Either
+ * way the entry names provider, consumer and agreement, so both towns (and
+ * the prefecture above them) see it.
+ */
+static bool record_event(struct core_db_conn *c, const char *context, const char *kind,
+                         const struct xc_agreement *a, const char *actor, json_t *detail)
+{
+    bool platform = context == CORE_DB_PLATFORM;
+    struct au_entry e = {
+        .kind = kind,
+        .tenant = platform || strcmp(context, a->provider) == 0 ? a->provider : context,
+        .actor = actor,
+        .consumer_tenant = a->consumer,
+        .provider = a->provider,
+        .agreement = a->id,
+        .detail = detail,
+    };
+    return au_append_in_tx(c, &e, NULL);
+}
+
 /* ---- create ---- */
 
 struct create_arg {
@@ -293,7 +317,7 @@ static enum core_db_rc create_tx(struct core_db_conn *c, void *p)
     from_row(r, 0, x->out);
     PQclear(r);
     json_t *d = event_detail(x->out, NULL, true);
-    bool ok = au_event_record(c, "agreement.propose", x->out->provider, x->actor, d);
+    bool ok = record_event(c, x->context, "agreement.propose", x->out, x->actor, d);
     json_decref(d);
     return ok ? CORE_DB_OK : fail(c, x->res);
 }
@@ -502,7 +526,7 @@ static enum core_db_rc state_tx(struct core_db_conn *c, void *p)
     from_row(r, 0, x->out);
     PQclear(r);
     json_t *d = event_detail(x->out, xc_ag_state_name(from), false);
-    bool ok = au_event_record(c, kind_of(from, x->to), x->out->provider, x->actor, d);
+    bool ok = record_event(c, x->context, kind_of(from, x->to), x->out, x->actor, d);
     json_decref(d);
     return ok ? CORE_DB_OK : fail(c, x->res);
 }

@@ -1,7 +1,422 @@
-/* /admin/v1/agreements[/{id}]: agreements over HTTP. */
+/* /admin/v1/agreements[/{id}]: agreements over HTTP. Scope "admin" acts
+ * for the platform on every agreement; "tenant.admin" sees the agreements
+ * its town is provider or consumer of (others answer 404, as if absent),
+ * proposes only as the consumer, approves, suspends and resumes only as the
+ * provider, and revokes as either. Row-level security and the
+ * agreements_guard trigger enforce the same again. */
+#include <stdlib.h>
+
+#include "core/auth.h"
+#include "core/db.h"
+#include "core/http.h"
 #include "exchange/xc_agreement.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX     500
+
+static void reply_rc(struct core_req *req, enum xc_ag_rc rc, const struct xc_ag_result *res)
+{
+    switch (rc) {
+    case XC_AG_NOT_FOUND:
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "%s", res->message);
+        return;
+    case XC_AG_INVALID:
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", res->message);
+        return;
+    case XC_AG_FORBIDDEN:
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "%s", res->message);
+        return;
+    case XC_AG_CONFLICT:
+        core_reply_error(req, CORE_ERR_CONFLICT, "%s", res->message);
+        return;
+    case XC_AG_STALE:
+        core_reply_error(req, CORE_ERR_PRECONDITION_FAILED, "%s", res->message);
+        return;
+    case XC_AG_UNAVAILABLE:
+        core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
+        return;
+    case XC_AG_OK:
+    case XC_AG_ERROR:
+        break;
+    }
+    core_reply_error(req, CORE_ERR_INTERNAL, NULL);
+}
+
+static void reply_agreement(struct core_req *req, unsigned status, const struct xc_agreement *a)
+{
+    char etag[32];
+    snprintf(etag, sizeof etag, "W/\"%d\"", a->version);
+    core_reply_header(req, "ETag", etag);
+    core_reply_json(req, status, xc_agreement_json(a));
+}
+
+static bool id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    bool ok = n == XC_AG_ID_LEN && strncmp(id, "ag_", 3) == 0;
+    for (size_t i = 3; ok && i < n; i++)
+        ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '2' && id[i] <= '7');
+    return ok;
+}
+
+/* ---- list ---- */
+
+static void xc_handler_agreements_list(struct core_req *req)
+{
+    struct core_admin adm;
+    if (!core_auth_admin(req, &adm))
+        return;
+    long limit = LIST_DEFAULT;
+    const char *ls = core_req_query(req, "limit");
+    if (ls && !core_parse_long(ls, 1, LIST_MAX, &limit)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "limit must be a whole number from 1 to %d",
+                         LIST_MAX);
+        return;
+    }
+    struct xc_ag_filter f = {.state = -1};
+    f.after = core_req_query(req, "cursor");
+    f.provider = core_req_query(req, "provider");
+    f.consumer = core_req_query(req, "consumer");
+    const char *state = core_req_query(req, "state");
+    if (f.after && !id_ok(f.after)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "cursor is not one this API gave out");
+        return;
+    }
+    if ((f.provider && !core_tenant_id_ok(f.provider)) ||
+        (f.consumer && !core_tenant_id_ok(f.consumer))) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "provider and consumer must be tenant ids");
+        return;
+    }
+    if (state) {
+        enum xc_ag_state st;
+        if (!xc_ag_state_parse(state, &st)) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                             "state must be proposed, active, suspended or revoked");
+            return;
+        }
+        f.state = (int)st;
+    }
+    f.limit = (int)limit + 1; /* one more than asked tells whether a page follows */
+    struct xc_agreement *items = NULL;
+    size_t n = 0;
+    struct xc_ag_result res;
+    enum xc_ag_rc rc = xc_agreement_list(adm.context, &f, &items, &n, &res);
+    if (rc != XC_AG_OK) {
+        reply_rc(req, rc, &res);
+        return;
+    }
+    json_t *arr = json_array(), *next = json_null();
+    if (n > (size_t)limit) {
+        json_decref(next);
+        next = json_string(items[limit - 1].id);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i < (size_t)limit)
+            json_array_append_new(arr, xc_agreement_json(&items[i]));
+        xc_agreement_release(&items[i]);
+    }
+    free(items);
+    core_reply_json(req, 200, json_pack("{s:o, s:o}", "items", arr, "next", next));
+}
+
+/* ---- propose ---- */
+
+/* A list of strings member into a freshly allocated list. */
+static bool list_member(json_t *body, const char *key, char ***out, size_t *n, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_array(v)) {
+        snprintf(err, errlen, "%s must be an array of strings", key);
+        return false;
+    }
+    size_t len = json_array_size(v);
+    if (len > XC_AG_LIST_MAX) {
+        snprintf(err, errlen, "%s has %zu items, more than %d", key, len, XC_AG_LIST_MAX);
+        return false;
+    }
+    char **list = len ? xcalloc(len, sizeof *list) : NULL;
+    for (size_t i = 0; i < len; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (!s) {
+            for (size_t k = 0; k < i; k++)
+                free(list[k]);
+            free(list);
+            snprintf(err, errlen, "%s must be an array of strings", key);
+            return false;
+        }
+        list[i] = xstrdup(s);
+    }
+    *out = list;
+    *n = len;
+    return true;
+}
+
+static bool string_member(json_t *body, const char *key, const char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "%s must be a string", key);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool time_member(json_t *body, const char *key, int64_t *out, char *err, size_t errlen)
+{
+    const char *s;
+    *out = 0;
+    if (!string_member(body, key, &s, err, errlen))
+        return false;
+    if (s && !xc_ag_time_parse(s, out)) {
+        snprintf(err, errlen, "%s must be an RFC 3339 time such as 2026-04-01T00:00:00+09:00", key);
+        return false;
+    }
+    return true;
+}
+
+/* The body of a proposal into a (everything owned by a). */
+static bool parse_proposal(json_t *body, const struct core_admin *adm, struct xc_agreement *a,
+                           char *err, size_t errlen)
+{
+    const char *provider, *consumer, *scope, *rattr, *desc;
+    if (!string_member(body, "provider", &provider, err, errlen) ||
+        !string_member(body, "consumer", &consumer, err, errlen) ||
+        !string_member(body, "consent_scope", &scope, err, errlen) ||
+        !string_member(body, "resident_attr", &rattr, err, errlen) ||
+        !string_member(body, "description", &desc, err, errlen))
+        return false;
+    if (!provider) {
+        snprintf(err, errlen, "provider is required");
+        return false;
+    }
+    if (!consumer)
+        consumer = adm->platform ? NULL : adm->p->tenant;
+    if (!consumer) {
+        snprintf(err, errlen, "consumer is required");
+        return false;
+    }
+    if (!xsnprintf(a->provider, sizeof a->provider, "%s", provider) ||
+        !xsnprintf(a->consumer, sizeof a->consumer, "%s", consumer)) {
+        snprintf(err, errlen, "a tenant id has at most 50 characters");
+        return false;
+    }
+    if (!list_member(body, "entity_types", &a->types, &a->ntypes, err, errlen) ||
+        !list_member(body, "attrs", &a->attrs, &a->nattrs, err, errlen) ||
+        !list_member(body, "purposes", &a->purposes, &a->npurposes, err, errlen))
+        return false;
+    char **acts;
+    size_t nact;
+    if (!list_member(body, "actions", &acts, &nact, err, errlen))
+        return false;
+    a->actions = acts ? 0 : XC_AG_READ;
+    bool bad = json_object_get(body, "actions") && nact == 0;
+    for (size_t i = 0; i < nact; i++) {
+        if (strcmp(acts[i], "read") == 0 && !(a->actions & XC_AG_READ))
+            a->actions |= XC_AG_READ;
+        else if (strcmp(acts[i], "write") == 0 && !(a->actions & XC_AG_WRITE))
+            a->actions |= XC_AG_WRITE;
+        else
+            bad = true;
+        free(acts[i]);
+    }
+    free(acts);
+    if (bad) {
+        snprintf(err, errlen, "actions must be [\"read\"], [\"write\"] or [\"read\", \"write\"]");
+        return false;
+    }
+    json_t *personal = json_object_get(body, "personal");
+    if (personal && !json_is_boolean(personal)) {
+        snprintf(err, errlen, "personal must be true or false");
+        return false;
+    }
+    a->personal = json_is_true(personal);
+    a->consent_scope = scope ? xstrdup(scope) : NULL;
+    a->resident_attr = rattr ? xstrdup(rattr) : NULL;
+    a->description = desc ? xstrdup(desc) : NULL;
+    if (!time_member(body, "valid_from", &a->valid_from, err, errlen) ||
+        !time_member(body, "valid_until", &a->valid_until, err, errlen))
+        return false;
+    json_t *rate = json_object_get(body, "rate_per_minute");
+    if (rate && !json_is_null(rate)) {
+        if (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
+            json_integer_value(rate) > XC_AG_RATE_MAX) {
+            snprintf(err, errlen, "rate_per_minute must be a whole number from 0 (no limit) to %d",
+                     XC_AG_RATE_MAX);
+            return false;
+        }
+        a->rate_per_minute = (int)json_integer_value(rate);
+    }
+    if (!a->personal && (a->consent_scope || a->resident_attr)) {
+        snprintf(err, errlen, "consent_scope and resident_attr apply to personal data only");
+        return false;
+    }
+    xc_agreement_defaults(a);
+    return xc_agreement_check(a, err, errlen);
+}
+
+static void xc_handler_agreements_create(struct core_req *req)
+{
+    struct core_admin adm;
+    if (!core_auth_admin(req, &adm))
+        return;
+    json_t *body = core_req_body_json(req);
+    if (!body)
+        return;
+    static const char *const keys[] = {
+        "provider",      "consumer",   "entity_types", "attrs",
+        "actions",       "purposes",   "personal",     "consent_scope",
+        "resident_attr", "valid_from", "valid_until",  "rate_per_minute",
+        "description",   NULL};
+    if (!core_req_json_members(req, body, keys))
+        return;
+    struct xc_agreement a = {0};
+    char err[300];
+    if (!parse_proposal(body, &adm, &a, err, sizeof err)) {
+        xc_agreement_release(&a);
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", err);
+        return;
+    }
+    if (!adm.platform && strcmp(a.consumer, adm.p->tenant) != 0) {
+        xc_agreement_release(&a);
+        core_reply_error(req, CORE_ERR_FORBIDDEN,
+                         "a tenant admin proposes agreements with its own town as the consumer");
+        return;
+    }
+    struct xc_agreement made;
+    struct xc_ag_result res;
+    enum xc_ag_rc rc = xc_agreement_create(adm.context, &a, adm.actor, &made, &res);
+    xc_agreement_release(&a);
+    if (rc != XC_AG_OK) {
+        reply_rc(req, rc, &res);
+        return;
+    }
+    core_reply_header(req, "Location",
+                      core_psprintf(req->pool, "/admin/v1/agreements/%s", made.id));
+    reply_agreement(req, 201, &made);
+    xc_agreement_release(&made);
+}
+
+/* ---- one agreement ---- */
+
+static const char *target(struct core_req *req)
+{
+    const char *id = core_req_param(req, "id");
+    if (!id_ok(id)) {
+        core_reply_error(req, CORE_ERR_NOT_FOUND, "no such agreement");
+        return NULL;
+    }
+    return id;
+}
+
+static void xc_handler_agreements_read(struct core_req *req)
+{
+    struct core_admin adm;
+    if (!core_auth_admin(req, &adm))
+        return;
+    const char *id = target(req);
+    if (!id)
+        return;
+    struct xc_agreement a;
+    struct xc_ag_result res;
+    enum xc_ag_rc rc = xc_agreement_get(adm.context, id, &a, &res);
+    if (rc != XC_AG_OK) {
+        reply_rc(req, rc, &res);
+        return;
+    }
+    reply_agreement(req, 200, &a);
+    xc_agreement_release(&a);
+}
+
+/* If-Match: W/"3" or "3" -> 3; 0 when absent; -1 when malformed. */
+static int if_match(struct core_req *req)
+{
+    const char *h = core_req_header(req, "If-Match");
+    if (!h)
+        return 0;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    size_t len = strlen(h);
+    if (len < 3 || h[0] != '"' || h[len - 1] != '"' || len > 12)
+        return -1;
+    char digits[12];
+    memcpy(digits, h + 1, len - 2);
+    digits[len - 2] = '\0';
+    long v;
+    return core_parse_long(digits, 1, 1L << 30, &v) ? (int)v : -1;
+}
+
+static void xc_handler_agreements_update(struct core_req *req)
+{
+    struct core_admin adm;
+    if (!core_auth_admin(req, &adm))
+        return;
+    const char *id = target(req);
+    if (!id)
+        return;
+    json_t *body = core_req_body_json(req);
+    if (!body)
+        return;
+    static const char *const keys[] = {"state", "version", NULL};
+    if (!core_req_json_members(req, body, keys))
+        return;
+    const char *state = json_string_value(json_object_get(body, "state"));
+    enum xc_ag_state to;
+    if (!state || !xc_ag_state_parse(state, &to) || to == XC_AG_PROPOSED) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                         "state must be \"active\", \"suspended\" or \"revoked\" (the terms of an "
+                         "agreement do not change: propose a new one)");
+        return;
+    }
+    int version = if_match(req);
+    if (version < 0) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "If-Match must be an ETag this API gave out");
+        return;
+    }
+    json_t *bv = json_object_get(body, "version");
+    if (bv) {
+        if (!json_is_integer(bv) || json_integer_value(bv) < 1 ||
+            json_integer_value(bv) > (1 << 30) ||
+            (version && version != (int)json_integer_value(bv))) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST,
+                             "version must be the agreement's version (and agree with If-Match)");
+            return;
+        }
+        version = (int)json_integer_value(bv);
+    }
+    struct xc_agreement a;
+    struct xc_ag_result res;
+    enum xc_ag_rc rc = xc_agreement_set_state(adm.context, id, to, version, adm.actor, &a, &res);
+    if (rc != XC_AG_OK) {
+        reply_rc(req, rc, &res);
+        return;
+    }
+    reply_agreement(req, 200, &a);
+    xc_agreement_release(&a);
+}
+
+static const struct core_route routes[] = {
+    {CORE_GET, "/admin/v1/agreements", xc_handler_agreements_list,
+     "List agreements (admin: all; tenant.admin: its town's as provider or consumer)", "agreements",
+     0},
+    {CORE_POST, "/admin/v1/agreements", xc_handler_agreements_create,
+     "Propose an agreement (tenant.admin: as the consumer)", "agreements", 64 * 1024},
+    {CORE_GET, "/admin/v1/agreements/{id}", xc_handler_agreements_read, "Read an agreement",
+     "agreements", 0},
+    {CORE_PATCH, "/admin/v1/agreements/{id}", xc_handler_agreements_update,
+     "Approve, suspend, resume or revoke an agreement", "agreements", 4 * 1024},
+};
 
 void xc_agreement_routes(struct core_router *r)
 {
-    (void)r;
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
+        core_router_add(r, &routes[i]);
 }
