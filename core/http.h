@@ -47,6 +47,8 @@ const char *core_req_cookie(const struct core_req *req, const char *name);
  * token (base64url). */
 void core_reply_cookie(struct core_req *req, const char *name, const char *value, long max_age,
                        bool secure);
+/* How many times the request carries header name (case-insensitive). */
+int core_req_header_count(const struct core_req *req, const char *name);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *core_req_header(const struct core_req *req, const char *name);
 

@@ -55,6 +55,29 @@ const char *core_req_query_repeated(const struct core_req *req)
     return w.dup ? w.dup : w.too_many ? "(more than 64 parameters)" : NULL;
 }
 
+struct header_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result header_count_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct header_count *h = cls;
+    if (strcasecmp(key, h->name) == 0)
+        h->n++;
+    return MHD_YES;
+}
+
+int core_req_header_count(const struct core_req *req, const char *name)
+{
+    struct header_count h = {name, 0};
+    MHD_get_connection_values(req->in->conn, MHD_HEADER_KIND, header_count_one, &h);
+    return h.n;
+}
+
 struct query_each {
     core_query_fn fn;
     void *arg;

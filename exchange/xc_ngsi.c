@@ -176,6 +176,16 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
         core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
         return false;
     }
+    /* one of each: two could be read differently by the hub and a proxy */
+    static const char *const single[] = {"Fiware-Service", "Fiware-ServicePath", "Renkei-Purpose",
+                                         "Renkei-Agreement"};
+    for (size_t i = 0; i < ARRAY_SIZE(single); i++) {
+        if (core_req_header_count(req, single[i]) > 1) {
+            core_reply_error(req, CORE_ERR_BAD_REQUEST, "header %s is given more than once",
+                             single[i]);
+            return false;
+        }
+    }
     const char *svc = core_req_header(req, "Fiware-Service");
     if (svc && *svc) {
         size_t len = strlen(svc);

@@ -32,6 +32,10 @@ RU=https://mimamori.kanonji.example/cb
 client_add --tenant kanonji --name "見守りアプリ" --grant authorization_code \
   --scope "openid ngsi.read exchange.mimamori" --redirect-uri "$RU"
 APP=$CID APP_SECRET=$CSECRET
+RU2=https://kaigo.kanonji.example/cb
+client_add --tenant kanonji --name "介護アプリ" --grant authorization_code \
+  --scope "openid ngsi.read exchange.mimamori" --redirect-uri "$RU2"
+APP2=$CID APP2_SECRET=$CSECRET
 RU_AYA=https://app.ayagawa.example/cb
 client_add --tenant ayagawa --name "綾川アプリ" --grant authorization_code \
   --scope "openid ngsi.read exchange.mimamori" --redirect-uri "$RU_AYA"
@@ -49,8 +53,6 @@ AG=$(jq -r .id <<<"$RUN_OUT")
 assert_jq '.personal == true and .consent_scope == "exchange.mimamori" and .resident_attr == "refResident"' \
   "$RUN_OUT" "the agreement names the consent scope and the resident attribute"
 run_renkei agreement approve "$AG"
-run_renkei agreement add --provider takamatsu --consumer ayagawa --type Shelter \
-  --purpose disaster-response --json
 oidc_hub_start
 
 get_token "${TK[@]}"
@@ -88,20 +90,22 @@ rget "$AT_H" '/v2/entities/W2?type=WatchOverStatus'
 assert_status 404 "saburo's record by id: not found"
 http GET "/v2/entities?type=WatchOverStatus&q=refResident=='TK-0002'" -H "Authorization: Bearer $AT_H" "${XC[@]}"
 assert_ids '[]' "q cannot widen the query to another resident"
-rget "$AT_H" '/v2/entities?type=WatchOverStatus' -H 'Renkei-Purpose: marketing'
+http GET '/v2/entities?type=WatchOverStatus' -H "Authorization: Bearer $AT_H" -H 'Fiware-Service: takamatsu' -H 'Renkei-Purpose: marketing'
 assert_status 403 "another purpose: denied"
-rget "$AT_H" '/v2/entities?type=WatchOverStatus' -H 'Fiware-Service: kanonji'
+rget "$AT_H" '/v2/entities?type=WatchOverStatus' -H 'Renkei-Purpose: marketing'
+assert_error 400 BadRequest "two purposes: refused"
+http GET '/v2/entities?type=WatchOverStatus' -H "Authorization: Bearer $AT_H" -H 'Fiware-Service: kanonji'
 assert_status 403 "a resident's token does not open a town's own store"
 
 # ------------------------------------------------------------------ without the consent scope
 browser hanako2
-authorize "$APP" "$RU" "openid ngsi.read exchange.mimamori" prompt=consent
+authorize "$APP2" "$RU2" "openid ngsi.read exchange.mimamori"
 bhttp GET "$LOCATION"
 login_post hanako "$PW_H"
 bhttp GET "$LOCATION"
 consent_post allow openid ngsi.read
-expect_code "$RU" "consent without exchange.mimamori"
-redeem_ok "$APP" "$APP_SECRET" "$CODE" "$VERIFIER" "$RU"
+expect_code "$RU2" "consent without exchange.mimamori"
+redeem_ok "$APP2" "$APP2_SECRET" "$CODE" "$VERIFIER" "$RU2"
 assert_json '.scope == "openid ngsi.read"' "the token carries only what she ticked"
 rget "$AT" '/v2/entities?type=WatchOverStatus'
 assert_status 403 "no consent: no data"
@@ -150,6 +154,8 @@ assert_json '[.items[] | select(.provider == "takamatsu" and .town == "kanonji" 
   "hanako sees kanonji's reads of takamatsu's records about her"
 
 # ------------------------------------------------------------------ disabled: the token dies
+rget "$AT_H" '/v2/entities?type=WatchOverStatus'
+assert_status 200 "hanako's watch-over token still reads her record"
 renkei_cli resident disable hanako
 rget "$AT_H" '/v2/entities?type=WatchOverStatus'
 assert_status 401 "a disabled resident's token reads nothing"
