@@ -243,6 +243,15 @@ bool xc_cross_decide(struct xc_ngsi *n, unsigned action, const char *const *type
         }
         n->resident_attr = ag->resident_attr;
         n->resident_value = core_pstrdup(n->req->pool, local);
+        if (n->remote && (action != XC_AG_READ || !n->listing)) {
+            /* at a town's own Orion only a query can be kept to the
+             * resident's entities (q); an id could name anyone's */
+            deny(n, XC_DENY_ACTION,
+                 "personal data at a town's own city OS is read through a query "
+                 "(GET /v2/entities?type=..., POST /v2/op/query), which the hub keeps to the "
+                 "resident's own entities");
+            return false;
+        }
     }
     if (!x->types)
         x->types = name_array((const char *const *)ag->types, ag->ntypes);

@@ -67,6 +67,7 @@ static void get_entities(struct core_req *req)
                           "city OS: name the types");
             return;
         }
+        n.listing = true;
         if (!xc_cross_decide(&n, XC_AG_READ, types, ntypes) || !xc_cross_query(&n, &q))
             return;
         xc_cross_render(&n, &r);

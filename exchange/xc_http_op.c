@@ -355,6 +355,7 @@ static void op_query(struct core_req *req)
                           "selector, so it cannot reach a type the agreement does not cover");
             return;
         }
+        n.listing = true;
         if (!xc_cross_decide(&n, XC_AG_READ, qtypes, nqtypes) || !xc_cross_query(&n, &q))
             return;
         xc_cross_render(&n, &r);

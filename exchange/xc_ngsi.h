@@ -59,6 +59,7 @@ struct xc_ngsi {
     /* another town's data (tenant is the provider, p->tenant the consumer):
      * set by xc_ngsi_begin, decided by xc_cross_decide */
     struct xc_cross *x;
+    bool listing; /* a query (entities, op/query), not one entity by id */
     /* what every SQL over the store adds once a cross-town request is
      * permitted (xc_sql_paths): only these types, only this resident's */
     const char *const *only_types;

@@ -15,8 +15,23 @@ source "$(dirname "$0")/oidc_lib.sh"
 source "$(dirname "$0")/ngsi_lib.sh"
 
 RUN_TIMEOUT=30
+[[ -x ${ORION_STANDIN:-} ]] || fail "ORION_STANDIN must name the built orion-standin"
+UP_TOKEN=upstream-$(_rand)
+"$ORION_STANDIN" --port 0 --token "$UP_TOKEN" >"$tmpdir/orion.out" 2>"$tmpdir/orion.err" &
+poll 10 grep -q '^port ' "$tmpdir/orion.out" || fail "the stand-in did not start"
+ORION=http://127.0.0.1:$(awk '/^port /{print $2}' "$tmpdir/orion.out")
+printf '%s' "$UP_TOKEN" >"$tmpdir/up.token"
+
 az_setup
 run_renkei tenant add ayagawa --name 綾川町 --parent kagawa --hosted
+# zentsuji keeps its watch-over records in its own Orion
+run_renkei tenant add zentsuji --name 善通寺市 --parent kagawa --city-os "$ORION" \
+  --fiware-service zen --upstream-token-file "$tmpdir/up.token"
+check "zentsuji registers its own Orion" test "$RUN_STATUS" = 0
+curl -sS -X POST "$ORION/v2/op/update" -H "Authorization: Bearer $UP_TOKEN" -H 'Fiware-Service: zen' \
+  -H 'Content-Type: application/json' --data-binary '{"actionType": "append", "entities": [
+  {"id": "Z1", "type": "WatchOverStatus", "refResident": {"value": "ZT-77", "type": "Text"}, "alert": {"value": false, "type": "Boolean"}},
+  {"id": "Z2", "type": "WatchOverStatus", "refResident": {"value": "ZT-88", "type": "Text"}, "alert": {"value": true, "type": "Boolean"}}]}'
 
 PW_H='hanako no pass 1'
 PW_S='saburo no pass 2'
@@ -27,6 +42,7 @@ resident_add takamatsu saburo "高松 三郎" "" "$PW_S"
 resident_add kanonji jiro "観音寺 次郎" "" "$PW_J"
 renkei_cli resident link hanako --tenant takamatsu --local-id TK-0001
 renkei_cli resident link saburo --tenant takamatsu --local-id TK-0002
+renkei_cli resident link hanako --tenant zentsuji --local-id ZT-77
 
 RU=https://mimamori.kanonji.example/cb
 client_add --tenant kanonji --name "見守りアプリ" --grant authorization_code \
@@ -53,6 +69,11 @@ AG=$(jq -r .id <<<"$RUN_OUT")
 assert_jq '.personal == true and .consent_scope == "exchange.mimamori" and .resident_attr == "refResident"' \
   "$RUN_OUT" "the agreement names the consent scope and the resident attribute"
 run_renkei agreement approve "$AG"
+run_renkei agreement add --provider zentsuji --consumer kanonji --type WatchOverStatus \
+  --attrs refResident,alert --purpose elderly-watch-over --personal \
+  --consent-scope exchange.mimamori --resident-attr refResident --json
+run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
+check "zentsuji's personal agreement approved" test "$RUN_STATUS" = 0
 oidc_hub_start
 
 get_token "${TK[@]}"
@@ -96,6 +117,18 @@ rget "$AT_H" '/v2/entities?type=WatchOverStatus' -H 'Renkei-Purpose: marketing'
 assert_error 400 BadRequest "two purposes: refused"
 http GET '/v2/entities?type=WatchOverStatus' -H "Authorization: Bearer $AT_H" -H 'Fiware-Service: kanonji'
 assert_status 403 "a resident's token does not open a town's own store"
+
+# a town's own Orion: the query leaves with the resident's condition in q
+ZX=(-H 'Fiware-Service: zentsuji' -H 'Renkei-Purpose: elderly-watch-over')
+http GET '/v2/entities?type=WatchOverStatus&options=keyValues' -H "Authorization: Bearer $AT_H" "${ZX[@]}"
+assert_status 200 "zentsuji's own Orion, hanako's consent: permitted"
+assert_json '. == [{"id":"Z1","type":"WatchOverStatus","refResident":"ZT-77","alert":false}]' \
+  "only hanako's record comes back from the remote Orion"
+http GET '/v2/entities/Z2?type=WatchOverStatus' -H "Authorization: Bearer $AT_H" "${ZX[@]}"
+assert_status 403 "one entity by id at a remote Orion cannot be kept to the resident: denied"
+http PATCH '/v2/entities/Z2/attrs?type=WatchOverStatus' -H "Authorization: Bearer $AT_H" "${ZX[@]}" \
+  -H 'Content-Type: application/json' --data-binary '{"alert": {"value": false}}'
+assert_status 403 "a write through a personal agreement at a remote Orion: denied"
 
 # ------------------------------------------------------------------ without the consent scope
 browser hanako2
