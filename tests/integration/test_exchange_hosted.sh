@@ -172,18 +172,72 @@ assert_jq "[.items[] | select(.agreement == \"$AG\")][0] | .provider == \"takama
 http GET /exchange/v1/catalog -H "Authorization: Bearer $TOK_TK"
 assert_jq '.items == []' "$HTTP_BODY" "takamatsu consumes nothing"
 
-# ------------------------------------------------------------------ state changes take effect at once
+# ------------------------------------------------------------------ state changes reach the hub within a second
+# until_status CODE: the read answers CODE within one second (the change is
+# made by another process, the CLI, and reaches the hub by NOTIFY)
+until_status() {
+  local i
+  for i in $(seq 10); do
+    ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
+    [[ $HTTP_STATUS == "$1" ]] && return 0
+    sleep 0.1
+  done
+  return 0
+}
 run_renkei agreement suspend "$AG"
-ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
-assert_status 403 "a suspended agreement: denied"
+until_status 403
+assert_status 403 "a suspended agreement: denied within a second"
 assert_match 'suspended' "$HTTP_BODY" "the 403 says suspended"
 run_renkei agreement resume "$AG"
-ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
-assert_status 200 "resumed: permitted again"
+until_status 200
+assert_status 200 "resumed: permitted again within a second"
 run_renkei tenant suspend takamatsu
-ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
+until_status 403
 assert_status 403 "a suspended provider town: denied"
 run_renkei tenant resume takamatsu
+until_status 200
+run_renkei tenant suspend kanonji
+until_status 401
+assert_status 401 "a suspended consumer town: its token reads nothing"
+run_renkei tenant resume kanonji
+until_status 200
+assert_status 200 "both towns active again"
+
+# outside the time window
+run_renkei agreement add --provider takamatsu --consumer kanonji --type RoadCondition \
+  --purpose archive-study --from 2020-04-01T00:00:00Z --until 2021-04-01T00:00:00+09:00 --json
+AGX=$(jq -r .id <<<"$RUN_OUT")
+run_renkei agreement approve "$AGX"
+ngsi GET '/v2/entities?type=RoadCondition' "${XC[@]}" -H 'Renkei-Purpose: archive-study'
+assert_status 403 "an expired agreement: denied"
+assert_match 'expired|until' "$HTTP_BODY" "the 403 says it expired"
+run_renkei agreement add --provider takamatsu --consumer kanonji --type RoadCondition \
+  --purpose future-study --from 2099-01-01T00:00:00Z --json
+AGF=$(jq -r .id <<<"$RUN_OUT")
+run_renkei agreement approve "$AGF"
+ngsi GET '/v2/entities?type=RoadCondition' "${XC[@]}" -H 'Renkei-Purpose: future-study'
+assert_status 403 "an agreement not yet valid: denied"
+run_renkei agreement revoke "$AGX"
+ngsi GET '/v2/entities?type=RoadCondition' "${XC[@]}" -H 'Renkei-Purpose: archive-study' -H "Renkei-Agreement: $AGX"
+assert_status 403 "a revoked agreement named: denied"
+
+# bad headers
+ngsi GET '/v2/entities?type=WaterLevel' -H 'Fiware-Service: nosuchtown' "${P[@]}"
+assert_status 403 "an unknown town: denied like any town without an agreement"
+ngsi GET '/v2/entities?type=WaterLevel' -H 'Fiware-Service: takamatsu,kanonji' "${P[@]}"
+assert_error 400 BadRequest "two towns in Fiware-Service"
+ngsi GET '/v2/entities?type=WaterLevel' -H 'Fiware-Service: takamatsu' -H 'Fiware-Service: kanonji' "${P[@]}"
+assert_error 400 BadRequest "Fiware-Service twice"
+ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}" -H 'Renkei-Purpose: marketing'
+assert_error 400 BadRequest "Renkei-Purpose twice"
+ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" -H $'Renkei-Purpose: disaster-response\x01'
+assert_status 403 "a purpose with a control character: denied"
+ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}" -H 'Fiware-ServicePath: no-slash'
+assert_error 400 BadRequest "a bad service path in a cross-town request (audited as bad_request)"
+ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}" -H 'Renkei-Agreement: ../../etc'
+assert_status 403 "a malformed agreement id: denied"
+ngsi GET '/v2/entities?type=WaterLevel&metadata=operatorNote&options=keyValues' "${XC[@]}" "${P[@]}"
+assert_jq 'all(.[]; has("operatorNote") | not)' "$HTTP_BODY" "metadata= does not bring an attribute back"
 
 # rate limit
 run_renkei agreement add --provider takamatsu --consumer kanonji --type RoadCondition \
@@ -218,7 +272,8 @@ permit=$(jq -c --arg h "$want" 'select(.outcome.sha256 == $h)' <<<"$transfers" |
 assert_jq ".agreement == \"$AG\" and .outcome.entities == 2 and .outcome.status == 200 and .outcome.bytes > 0" \
   "$permit" "the permit names the agreement and counts the entities"
 for r in purpose_missing purpose_not_agreed type_not_agreed attr_not_agreed action_not_agreed \
-  agreement_suspended town_suspended rate_limited agreement_not_approved; do
+  agreement_suspended town_suspended rate_limited agreement_not_approved expired not_yet_valid \
+  agreement_revoked no_agreement bad_request; do
   assert_ne 0 "$(jq -c --arg r "$r" 'select(.reason == $r)' <<<"$transfers" | wc -l)" "a denial for $r is audited"
 done
 assert_no_match 'pump 3|Sato' "$RUN_OUT" "no data in the audit log, only digests"
