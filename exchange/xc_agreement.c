@@ -103,6 +103,8 @@ const char *xc_deny_code(enum xc_deny d)
         return "no_consent";
     case XC_DENY_RESIDENT:
         return "resident_token_required";
+    case XC_DENY_SERVICE:
+        return "service_token_required";
     case XC_DENY_NOT_LINKED:
         return "resident_not_linked";
     }

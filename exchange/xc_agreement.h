@@ -163,6 +163,7 @@ enum xc_deny {
     XC_DENY_TOWN,         /* "town_suspended": provider or consumer suspended */
     XC_DENY_CONSENT,      /* "no_consent": personal data without the resident's consent */
     XC_DENY_RESIDENT,     /* "resident_token_required": personal data, service token */
+    XC_DENY_SERVICE,      /* "service_token_required": a town's data, a resident's token */
     XC_DENY_NOT_LINKED,   /* "resident_not_linked": no local number in the provider town */
 };
 const char *xc_deny_code(enum xc_deny d);
@@ -185,6 +186,9 @@ struct xc_policy_ask {
      * attributes); none: the permit narrows to the agreement's attrs */
     const char *const *attrs;
     size_t nattrs;
+    /* the token is a resident's: among agreements that would decide alike,
+     * personal ones are preferred (a service's token: the others) */
+    bool resident;
 };
 
 /* A decision. On permit, a copy of the agreement that permits it (owned by

@@ -204,7 +204,8 @@ bool xc_cross_decide(struct xc_ngsi *n, unsigned action, const char *const *type
                                 .types = types,
                                 .ntypes = ntypes,
                                 .agreement = x->agreement_hdr,
-                                .now = (int64_t)(core_now_us() / 1000000)};
+                                .now = (int64_t)time(NULL),
+                                .resident = n->p->resident != NULL};
     xc_decision_release(&x->dec);
     if (!xc_policy_decide(&ask, &x->dec)) {
         memset(&x->dec, 0, sizeof x->dec);
@@ -218,6 +219,15 @@ bool xc_cross_decide(struct xc_ngsi *n, unsigned action, const char *const *type
         return false;
     }
     const struct xc_agreement *ag = &d->ag;
+    if (n->p->resident && !ag->personal) {
+        /* a resident's consent lets an app reach their own records, never a
+         * town's data as a whole */
+        deny(n, XC_DENY_SERVICE,
+             "a resident's token reaches only the resident's own records, under a personal-data "
+             "agreement; agreement %s is for the town's services",
+             ag->id);
+        return false;
+    }
     if (ag->personal) {
         if (!n->p->resident) {
             deny(n, XC_DENY_RESIDENT,
@@ -303,14 +313,48 @@ static bool q_names(struct xc_ngsi *n, const char *q, enum xc_q_kind kind, const
     return true;
 }
 
+/* q or mq as a town's own Orion reads it: Orion splits at every ';', even
+ * one inside quotes, so each piece is checked on its own as well. */
+static bool q_names_split(struct xc_ngsi *n, const char *q, enum xc_q_kind kind, const char *where)
+{
+    if (!q_names(n, q, kind, where))
+        return false;
+    if (!n->remote || !strchr(q, ';'))
+        return true;
+    const char *p = q;
+    for (;;) {
+        size_t len = strcspn(p, ";");
+        if (len) {
+            char *piece = core_pstrndup(n->req->pool, p, len);
+            const char **names;
+            size_t count;
+            char err[300] = "";
+            if (!xc_q_attrs(n->req->pool, piece, kind, &names, &count, err, sizeof err)) {
+                deny(n, XC_DENY_ATTR,
+                     "%s cannot be read the same way by the hub and the town's city OS (a ';' "
+                     "inside a value)",
+                     where);
+                return false;
+            }
+            for (size_t i = 0; i < count; i++)
+                if (!builtin(names[i]) && !xc_cross_attr(n, names[i], where))
+                    return false;
+        }
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    return true;
+}
+
 bool xc_cross_query(struct xc_ngsi *n, const struct xc_query *q)
 {
     struct xc_cross *x = n->x;
     if (!x || x->dec.ag.nattrs == 0)
         return true;
-    if (q->q && !q_names(n, q->q, XC_Q_ATTRS, "q"))
+    if (q->q && !q_names_split(n, q->q, XC_Q_ATTRS, "q"))
         return false;
-    if (q->mq && !q_names(n, q->mq, XC_Q_METADATA, "mq"))
+    if (q->mq && !q_names_split(n, q->mq, XC_Q_METADATA, "mq"))
         return false;
     for (size_t i = 0; i < q->norder; i++) {
         const char *o = q->order_by[i];
@@ -348,7 +392,7 @@ void xc_cross_entities(struct xc_ngsi *n, long count)
 bool xc_cross_whole_entity(struct xc_ngsi *n, const char *what)
 {
     struct xc_cross *x = n->x;
-    if (!x || x->dec.ag.nattrs == 0)
+    if (!x || (x->dec.ag.nattrs == 0 && !n->resident_attr))
         return true;
     deny(n, XC_DENY_ATTR, "%s would touch attributes agreement %s does not cover", what,
          x->dec.ag.id);

@@ -2,6 +2,8 @@
  * The NGSI front over a town's own Orion: pass-through for the town's own
  * services, and agreement-shaped reads for other towns (see xc_forward.h).
  */
+#include <ctype.h>
+
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "core/url.h"
@@ -9,22 +11,47 @@
 #include "exchange/xc_forward.h"
 #include "exchange/xc_upstream.h"
 
-/* The request's path, percent-encoded again segment by segment. */
-static void add_path(struct strbuf *out, const char *path)
+/* A path segment libcurl or the town's server could resolve into another
+ * path than the one decided: ".", "..", or those spelled with %2e. */
+static bool dot_segment(const char *s, size_t len)
 {
-    const char *p = path;
-    while (*p) {
-        if (*p == '/') {
-            strbuf_adds(out, "/");
-            p++;
-            continue;
+    size_t dots = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] == '.') {
+            i++;
+        } else if (len - i >= 3 && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] | 0x20) == 'e') {
+            i += 3;
+        } else {
+            return false;
         }
-        size_t len = strcspn(p, "/");
-        char *seg = xstrndup(p, len);
-        core_url_encode(out, seg);
-        free(seg);
-        p += len;
+        dots++;
     }
+    return dots == 1 || dots == 2;
+}
+
+/* Appends the request's path as it came (still percent-encoded, so an id
+ * reaches the town's Orion exactly as the caller wrote it); false for a dot
+ * segment or a byte that has no place in a URL path. */
+static bool add_path(struct strbuf *out, const char *path)
+{
+    static const char ok[] = "-._~!$&'()*+,;=:@/%";
+    for (const char *p = path; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!isalnum(c) && !strchr(ok, c))
+            return false;
+        if (c == '%' && !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])))
+            return false;
+    }
+    for (const char *p = path; *p;) {
+        size_t len = strcspn(p, "/");
+        if (dot_segment(p, len))
+            return false;
+        p += len;
+        if (*p == '/')
+            p++;
+    }
+    strbuf_adds(out, path);
+    return true;
 }
 
 static void add_arg(struct strbuf *out, const char *key, const char *value)
@@ -60,7 +87,7 @@ static void reply_upstream(struct core_req *req, const struct xc_up_resp *u, con
         core_reply_header(req, "Fiware-Total-Count", u->total_count);
     if (u->location)
         core_reply_header(req, "Location", u->location);
-    if (u->status < 200 || u->status >= 500) {
+    if (u->status < 200 || (u->status >= 300 && u->status < 400) || u->status >= 500) {
         /* the town's server failed: the caller learns that, in NGSI's shape */
         core_reply_error(req, CORE_ERR_BAD_GATEWAY, "the town's city OS answered status %ld",
                          u->status);
@@ -106,7 +133,11 @@ void xc_forward_raw(struct xc_ngsi *n)
     struct core_req *req = n->req;
     struct strbuf pq;
     strbuf_init(&pq, 64 * 1024);
-    add_path(&pq, req->path);
+    if (!add_path(&pq, req->path)) {
+        strbuf_release(&pq);
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "the path cannot be forwarded as it is");
+        return;
+    }
     struct args a = {&pq, NULL};
     core_req_query_each(req, copy_arg, &a);
     if (pq.toobig) {
@@ -197,6 +228,14 @@ static bool strip(const struct xc_ngsi *n, const struct keep *k, json_t *e, bool
     return true;
 }
 
+/* True when entity e (normalized or keyValues) holds the resident's number. */
+static bool residents(const struct xc_ngsi *n, const json_t *e)
+{
+    json_t *a = json_object_get(e, n->resident_attr);
+    json_t *v = json_is_object(a) ? json_object_get(a, "value") : a;
+    return json_is_string(v) && strcmp(json_string_value(v), n->resident_value) == 0;
+}
+
 static char *join(struct core_pool *pool, const char *const *v, size_t n)
 {
     struct strbuf b;
@@ -232,9 +271,20 @@ void xc_forward_read(struct xc_ngsi *n, enum xc_fwd_kind kind, const struct xc_r
                       "the resident's number cannot be matched at the town's city OS");
         return;
     }
+    if (n->resident_attr && (n->opts & (XC_OPT_VALUES | XC_OPT_UNIQUE))) {
+        /* a bare list of values cannot be checked to be the resident's */
+        xc_cross_deny(n, XC_DENY_ACTION,
+                      "personal data from a town's own city OS comes as entities "
+                      "(options=values and unique are not available)");
+        return;
+    }
     struct strbuf pq;
     strbuf_init(&pq, 64 * 1024);
-    add_path(&pq, req->path);
+    if (!add_path(&pq, req->path)) {
+        strbuf_release(&pq);
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "the path cannot be forwarded as it is");
+        return;
+    }
     static const char *const list_skip[] = {"type", "attrs", "q", NULL};
     static const char *const one_skip[] = {"attrs", NULL};
     struct args a = {&pq, kind == XC_FWD_LIST ? list_skip : one_skip};
@@ -256,6 +306,19 @@ void xc_forward_read(struct xc_ngsi *n, enum xc_fwd_kind kind, const struct xc_r
     if (none) { /* nothing asked is agreed: ask for the agreed, return none */
         send = (const char **)r->allow;
         nsend = r->nallow;
+    }
+    if (n->resident_attr && !k.all) {
+        /* the resident's number comes back too, to be checked (then dropped
+         * unless asked for) */
+        size_t i = 0;
+        while (i < nsend && strcmp(send[i], n->resident_attr) != 0)
+            i++;
+        if (i == nsend) {
+            const char **more = core_pcalloc(req->pool, (nsend + 1) * sizeof *more);
+            memcpy(more, send, nsend * sizeof *more);
+            more[nsend++] = n->resident_attr;
+            send = more;
+        }
     }
     if (!k.all && nsend)
         add_arg(&pq, "attrs", join(req->pool, send, nsend));
@@ -294,7 +357,8 @@ void xc_forward_read(struct xc_ngsi *n, enum xc_fwd_kind kind, const struct xc_r
     if (!ok)
         return;
     if (u.status < 200 || u.status >= 300) {
-        /* Orion's own error (404, 400...) says nothing of other data */
+        /* Orion's own error (404, 400...) says nothing of other data; a
+         * redirect or a failure becomes 502 in reply_upstream */
         reply_upstream(req, &u, u.body, u.len);
         return;
     }
@@ -307,6 +371,17 @@ void xc_forward_read(struct xc_ngsi *n, enum xc_fwd_kind kind, const struct xc_r
         json_t *e;
         json_array_foreach(v, i, e)
         {
+            if (n->resident_attr && !residents(n, e)) {
+                json_decref(v);
+                json_decref(out);
+                core_error("the city OS of %s answered a personal-data query with another "
+                           "resident's entity",
+                           n->tenant);
+                core_reply_error(req, CORE_ERR_BAD_GATEWAY,
+                                 "the city OS of %s did not keep the query to the resident",
+                                 n->tenant);
+                return;
+            }
             if (json_is_object(e) ? strip(n, &k, e, true) : json_is_array(e)) {
                 json_array_append_new(out,
                                       none && json_is_array(e) ? json_array() : json_incref(e));

@@ -26,7 +26,7 @@ static void get_catalog(struct core_req *req)
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "provider is not a town id");
         return;
     }
-    json_t *all = xc_policy_catalog(p->tenant, (int64_t)(core_now_us() / 1000000));
+    json_t *all = xc_policy_catalog(p->tenant, (int64_t)time(NULL));
     if (!all) {
         core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
         return;

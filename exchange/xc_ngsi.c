@@ -176,6 +176,14 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
         core_reply_error(req, CORE_ERR_FORBIDDEN, "the token names no tenant");
         return false;
     }
+    /* one of each: the hub reads the first of a repeated parameter, Orion
+     * the last, so a town's own Orion could act on what was not decided */
+    const char *rep = core_req_query_repeated(req);
+    if (rep) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "URI parameter /%s/ is given more than once",
+                         strncmp(rep, "(", 1) == 0 ? "(many)" : rep);
+        return false;
+    }
     /* one of each: two could be read differently by the hub and a proxy */
     static const char *const single[] = {"Fiware-Service", "Fiware-ServicePath", "Renkei-Purpose",
                                          "Renkei-Agreement"};

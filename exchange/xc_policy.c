@@ -146,7 +146,11 @@ void xc_policy_decide_over(const struct xc_agreement *ags, size_t n,
             continue;
         const char *what;
         enum stage st = evaluate(a, ask, &what);
-        if (!best || st > best_stage || (st == best_stage && strcmp(a->id, best->id) < 0)) {
+        bool fits = a->personal == ask->resident;
+        bool best_fits = best && best->personal == ask->resident;
+        if (!best || st > best_stage ||
+            (st == best_stage &&
+             (fits > best_fits || (fits == best_fits && strcmp(a->id, best->id) < 0)))) {
             best = a;
             best_stage = st;
             best_what = what;

@@ -619,6 +619,8 @@ static enum xc_up_rc attempt(struct town *t, const struct xc_up_req *r, const ch
     }
     h = curl_slist_append(h, "Expect:");
     curl_easy_setopt(e, CURLOPT_URL, url);
+    /* the path was checked and decided as it is: no dot-segment folding */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     if (strcmp(r->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);

@@ -69,6 +69,9 @@ AG=$(jq -r .id <<<"$RUN_OUT")
 assert_jq '.personal == true and .consent_scope == "exchange.mimamori" and .resident_attr == "refResident"' \
   "$RUN_OUT" "the agreement names the consent scope and the resident attribute"
 run_renkei agreement approve "$AG"
+run_renkei agreement add --provider takamatsu --consumer kanonji --type Shelter \
+  --purpose elderly-watch-over --json
+run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
 run_renkei agreement add --provider zentsuji --consumer kanonji --type WatchOverStatus \
   --attrs refResident,alert --purpose elderly-watch-over --personal \
   --consent-scope exchange.mimamori --resident-attr refResident --json
@@ -105,8 +108,11 @@ assert_eq 1 "$(header Fiware-Total-Count)" "the count is of her records only"
 assert_jq '.[0] | (keys - ["id","type","refResident","lastActivity","alert"]) == []' "$HTTP_BODY" \
   "only the agreed attributes (no home address)"
 assert_no_match 'TK-0002|番町' "$HTTP_BODY" "nothing of saburo, no address"
-rget "$AT_H" '/v2/entities?options=keyValues'
-assert_ids '["W1"]' "no type: still only hanako's"
+rget "$AT_H" '/v2/entities?options=keyValues&type=WatchOverStatus'
+assert_ids '["W1"]' "keyValues: still only hanako's"
+rget "$AT_H" '/v2/entities?type=Shelter'
+assert_status 403 "a resident's token does not read a town's non-personal data"
+assert_match 'resident' "$HTTP_BODY" "the 403 says why"
 rget "$AT_H" '/v2/entities/W2?type=WatchOverStatus'
 assert_status 404 "saburo's record by id: not found"
 http GET "/v2/entities?type=WatchOverStatus&q=refResident=='TK-0002'" -H "Authorization: Bearer $AT_H" "${XC[@]}"
@@ -166,7 +172,7 @@ assert_no_match 'TK-000|番町' "$RUN_OUT" "nor the local numbers or data"
 ref=$(jq -r 'select(.decision == "permit") | .resident' <<<"$transfers" | sort -u)
 assert_eq 1 "$(wc -l <<<"$ref")" "hanako's permits carry one resident reference"
 assert_match '^[A-Za-z0-9_-]{43}$' "$ref" "an opaque reference"
-for r in resident_token_required no_consent resident_not_linked no_agreement purpose_not_agreed; do
+for r in resident_token_required service_token_required no_consent resident_not_linked no_agreement purpose_not_agreed; do
   assert_ne 0 "$(jq -c --arg r "$r" 'select(.reason == $r)' <<<"$transfers" | wc -l)" "a denial for $r is audited"
 done
 assert_ne 0 "$(jq -c --arg r "$ref" 'select(.reason == "no_consent" and .resident == $r)' <<<"$transfers" | wc -l)" \

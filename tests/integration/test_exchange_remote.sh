@@ -118,6 +118,16 @@ ngsi_json POST /v2/op/query '{"entities": [{"idPattern": ".*"}]}' "${XC[@]}"
 assert_status 403 "op/query with an untyped selector: denied"
 ngsi_json PATCH '/v2/entities/AWL1/attrs?type=WaterLevel' '{"level": {"value": 0}}' "${XC[@]}"
 assert_status 403 "a write under a read agreement: denied"
+ngsi GET '/v2/entities/ASH1/attrs?type=WaterLevel&type=Shelter' "${XC[@]}"
+assert_error 400 BadRequest "a repeated type (the hub reads the first, Orion the last): refused"
+ngsi_get /v2/entities 'type=WaterLevel' "q=status~=.*|';staffNote==x;status~=.*|'" -- "${XC[@]}"
+assert_status 403 "a q that Orion would split differently (';' inside quotes): denied"
+ngsi_get /v2/entities 'type=WaterLevel' 'q=status==danger;level==4.1' -- "${XC[@]}"
+assert_ids '["AWL2"]' "a q of agreed attributes reaches the Orion"
+NGSI_TOKEN=$TOK_AYA
+ngsi GET '/v2/entities/%2e%2e/attrs'
+assert_error 400 BadRequest "a dot segment is not forwarded"
+NGSI_TOKEN=$TOK_KJ
 
 # ------------------------------------------------------------------ kept-alive connections
 c0=$(stats | jq .connections)

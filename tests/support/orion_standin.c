@@ -227,12 +227,66 @@ static json_t *render(json_t *e, const char *attrs, const char *options, int wit
 
 struct query {
     const char *ids, *types, *pattern, *attrs, *options;
+    const char *q; /* statements "name==value" or "name=='value'" joined by ';' */
     json_t *specs; /* op/query's "entities", or NULL */
     long limit, offset;
 };
 
+/* One q statement "name==value" (value optionally in single quotes) against
+ * the attribute's value (a string, or a number compared as written). -1 for
+ * a statement the stand-in does not understand. */
+static int q_statement(json_t *e, const char *st, size_t len)
+{
+    const char *eq = NULL;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (st[i] == '=' && st[i + 1] == '=') {
+            eq = st + i;
+            break;
+        }
+    if (!eq || eq == st)
+        return -1;
+    char name[257], want[257];
+    size_t nl = (size_t)(eq - st), vl = len - nl - 2;
+    const char *v = eq + 2;
+    if (nl >= sizeof name || vl >= sizeof want)
+        return -1;
+    if (vl >= 2 && v[0] == '\'' && v[vl - 1] == '\'') {
+        v++;
+        vl -= 2;
+    }
+    memcpy(name, st, nl);
+    name[nl] = '\0';
+    memcpy(want, v, vl);
+    want[vl] = '\0';
+    json_t *a = json_object_get(e, name);
+    json_t *val = json_object_get(a, "value");
+    if (json_is_string(val))
+        return strcmp(json_string_value(val), want) == 0;
+    if (json_is_number(val))
+        return json_number_value(val) == strtod(want, NULL);
+    return 0;
+}
+
+/* q as Orion reads it: split at every ';', every statement must hold. */
+static int q_matches(json_t *e, const char *q)
+{
+    if (!q)
+        return 1;
+    const char *p = q;
+    for (;;) {
+        size_t len = strcspn(p, ";");
+        if (len && q_statement(e, p, len) != 1)
+            return 0;
+        if (!p[len])
+            return 1;
+        p += len + 1;
+    }
+}
+
 static int matches(json_t *e, const struct query *q, regex_t *re)
 {
+    if (!q_matches(e, q->q))
+        return 0;
     const char *id = json_string_value(json_object_get(e, "id"));
     const char *type = json_string_value(json_object_get(e, "type"));
     if (q->specs) {
@@ -325,6 +379,7 @@ static enum MHD_Result ngsi(struct MHD_Connection *c, const char *url, const cha
                           arg(c, "idPattern"),
                           arg(c, "attrs"),
                           options,
+                          arg(c, "q"),
                           NULL,
                           0,
                           0};
@@ -360,10 +415,16 @@ static enum MHD_Result ngsi(struct MHD_Connection *c, const char *url, const cha
             snprintf(alist + n, sizeof alist - n, "%s%s", n ? "," : "", json_string_value(a));
         }
         json_t *specs = json_object_get(body, "entities");
-        struct query q = {NULL,    NULL,
-                          NULL,    json_array_size(attrs) ? alist : NULL,
-                          options, json_is_array(specs) ? specs : json_array(),
-                          0,       0};
+        struct query q = {
+            NULL,
+            NULL,
+            NULL,
+            json_array_size(attrs) ? alist : NULL,
+            options,
+            json_string_value(json_object_get(json_object_get(body, "expression"), "q")),
+            json_is_array(specs) ? specs : json_array(),
+            0,
+            0};
         enum MHD_Result r = parse_paging(c, &q)
                                 ? run_query(c, &q)
                                 : send_error(c, 400, "BadRequest", "Bad pagination limit");
