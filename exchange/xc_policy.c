@@ -163,8 +163,9 @@ void xc_policy_decide_over(const struct xc_agreement *ags, size_t n,
                      "the agreement named is not one between provider %s and consumer %s",
                      ask->provider, ask->consumer);
         else
-            snprintf(out->detail, sizeof out->detail, "no agreement lets %s use the data of %s",
-                     ask->consumer, ask->provider);
+            snprintf(out->detail, sizeof out->detail,
+                     "no agreement of %s (the provider) lets %s (the consumer) do this",
+                     ask->provider, ask->consumer);
         return;
     }
     xc_agreement_copy(&out->ag, best);

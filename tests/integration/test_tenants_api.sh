@@ -45,10 +45,18 @@ kagawa|tenant.create
 kanonji|tenant.create
 takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind LIKE 'tenant.%' ORDER BY tenant")" \
   "ops/demo wrote one tenant.create event per tenant"
-assert_eq "kanonji|resident.create
+assert_eq "kanonji|client.create
+kanonji|resident.create
+takamatsu|agreement.approve
+takamatsu|agreement.approve
+takamatsu|agreement.approve
+takamatsu|agreement.propose
+takamatsu|agreement.propose
+takamatsu|agreement.propose
 takamatsu|client.create
-takamatsu|resident.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind NOT LIKE 'tenant.%' ORDER BY tenant, kind")" \
-  "and its demo residents (hanako of takamatsu, taro of kanonji) and the demo app of takamatsu"
+takamatsu|resident.create
+takamatsu|resident.link" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind NOT LIKE 'tenant.%' ORDER BY tenant, kind")" \
+  "and its demo residents (hanako of takamatsu, linked to her number there; taro of kanonji), the demo app of takamatsu, kanonji's watch-over app, and three agreements of takamatsu's data proposed and approved"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenant_upstreams")" "the demo towns have no upstream (all hosted)"
 
 demo_list=$LIST

@@ -665,3 +665,36 @@ test('bad requests: BadRequestError (or the 400 ngsijs does not map)', async () 
     notification: { http: { url: 'not a url' } } }), NGSI.BadRequestError,
   'a subscription with an invalid URL');
 });
+
+// -------------------------------------------------- the data exchange (issue 8)
+
+test('another town under an agreement: narrowed to the agreed type and attribute', async () => {
+  need(other, "marugame's connection");
+  const otherToken = await token(NGSI_OTHER_CLIENT_ID, NGSI_OTHER_CLIENT_SECRET);
+  // run.sh approved: takamatsu → marugame, WaterLevelObserved, attrs waterLevel, flood-watch
+  const viaHub = new NGSI.Connection(HUB_URL, {
+    headers: { Authorization: `Bearer ${otherToken}`, 'Renkei-Purpose': 'flood-watch' },
+  }).v2;
+  const r = await viaHub.listEntities({ service: TOWN, servicepath: '/#', count: true,
+    keyValues: true, limit: 1000 });
+  assert.ok(r.results.length > 0, "marugame reads takamatsu's water levels");
+  assert.equal(r.count, r.results.length, 'the count is of the narrowed query');
+  for (const e of r.results) {
+    assert.equal(e.type, WLO, `${e.id}: only the agreed type`);
+    assert.deepEqual(Object.keys(e).sort(), ['id', 'type', 'waterLevel'].filter((k) => k in e),
+      `${e.id}: only the agreed attribute`);
+  }
+  assert.deepEqual(r.results.find((e) => e.id === 'wl-1'), { id: 'wl-1', type: WLO, waterLevel: 2.9 });
+  const one = await viaHub.getEntity({ id: 'wl-1', type: WLO, service: TOWN, servicepath: '/#' });
+  assert.deepEqual(Object.keys(one).sort(), ['id', 'type', 'waterLevel'], 'one entity, filtered');
+  await rejectsWithStatus(viaHub.listEntities({ service: TOWN, type: 'Shelter' }), 403,
+    'a type the agreement does not cover');
+  await rejectsWithStatus(viaHub.createEntity({ id: 'intruder2', type: WLO }, { service: TOWN }), 403,
+    'a write under a read agreement');
+  // the catalogue says what marugame may read
+  const cat = await fetch(`${HUB_URL}/exchange/v1/catalog`, { headers: { Authorization: `Bearer ${otherToken}` } });
+  assert.equal(cat.status, 200);
+  const items = (await cat.json()).items;
+  assert.ok(items.some((i) => i.provider === TOWN && i.entity_types.includes(WLO) &&
+    i.purposes.includes('flood-watch')), 'the catalogue lists the agreement');
+});

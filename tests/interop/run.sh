@@ -105,6 +105,16 @@ add_client_of kagawa "admin audit.read" AUDIT_CLIENT "interop auditor"
 add_client NGSI_CLIENT "interop ngsijs"
 add_client_of marugame "ngsi.read ngsi.write" NGSI_OTHER_CLIENT "interop ngsijs marugame"
 
+# A data-sharing agreement (ngsi.test.mjs, the exchange): marugame may read
+# takamatsu's water levels (the waterLevel attribute only) for flood-watch.
+run_renkei agreement add --provider takamatsu --consumer marugame --type WaterLevelObserved \
+  --attrs waterLevel --purpose flood-watch --json
+if [[ $RUN_STATUS != 0 ]]; then
+  fail "renkei agreement add exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
+fi
+run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
+assert_eq 0 "$RUN_STATUS" "agreement takamatsu -> marugame approved"
+
 run_renkei client initial-token --tenant takamatsu --uses 5 --json
 if [[ $RUN_STATUS != 0 ]]; then
   fail "renkei client initial-token exited $RUN_STATUS: stdout [$RUN_OUT] stderr [$RUN_ERR]"
