@@ -686,7 +686,7 @@ test('another town under an agreement: narrowed to the agreed type and attribute
   }
   assert.deepEqual(r.results.find((e) => e.id === 'wl-1'), { id: 'wl-1', type: WLO, waterLevel: 2.9 });
   const one = await viaHub.getEntity({ id: 'wl-1', type: WLO, service: TOWN, servicepath: '/#' });
-  assert.deepEqual(Object.keys(one).sort(), ['id', 'type', 'waterLevel'], 'one entity, filtered');
+  assert.deepEqual(Object.keys(one.entity).sort(), ['id', 'type', 'waterLevel'], 'one entity, filtered');
   await rejectsWithStatus(viaHub.listEntities({ service: TOWN, type: 'Shelter' }), 403,
     'a type the agreement does not cover');
   await rejectsWithStatus(viaHub.createEntity({ id: 'intruder2', type: WLO }, { service: TOWN }), 403,
