@@ -121,14 +121,16 @@ revoke() {
 assert_oauth_error() {
   local status=$1 name=$2 msg=$3
   assert_status "$status" "$msg: status $status"
-  assert_match '^application/json(;.*)?$' "$(header Content-Type)" "$msg: Content-Type application/json"
-  assert_json "keys == [\"error\", \"error_description\"]" "$msg: body has error and error_description"
-  assert_json ".error == \"$name\"" "$msg: error is $name"
-  assert_json '.error_description | type == "string" and length > 0' "$msg: error_description is not empty"
+  _header Content-Type
+  assert_match '^application/json(;.*)?$' "$HEADER_VALUE" "$msg: Content-Type application/json"
   # RFC 6749 §5.2 lets error_description hold %x20-21 / %x23-5B / %x5D-7E only
-  assert_jq '.error_description | test("^[ !#-\\[\\]-~]+$")' "$HTTP_BODY" \
+  assert_jsons "keys == [\"error\", \"error_description\"]" "$msg: body has error and error_description" \
+    ".error == \"$name\"" "$msg: error is $name" \
+    '.error_description | type == "string" and length > 0' "$msg: error_description is not empty" \
+    '.error_description | test("^[ !#-\\[\\]-~]+$")' \
     "$msg: error_description uses only the characters RFC 6749 allows"
-  assert_eq "no-store" "$(header Cache-Control)" "$msg: Cache-Control: no-store"
+  _header Cache-Control
+  assert_eq "no-store" "$HEADER_VALUE" "$msg: Cache-Control: no-store"
 }
 
 admin_get() {

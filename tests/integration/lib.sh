@@ -39,6 +39,24 @@ if [[ ! -x $RENKEI_BIN ]]; then
   exit 1
 fi
 
+# Debian's psql is a Perl wrapper (pg_wrapper) that picks a client version,
+# which costs more than the query in a test's many small ones: call the
+# newest installed client directly (the wrapper's choice for a remote
+# conninfo) when there is one.
+_PSQL=psql
+_psql_major=0
+for _p in /usr/lib/postgresql/*/bin/psql; do
+  _v=${_p#/usr/lib/postgresql/}
+  _v=${_v%%[!0-9]*}
+  if [[ -x $_p && -n $_v ]] && ((10#$_v > _psql_major)); then
+    _PSQL=$_p
+    _psql_major=$((10#$_v))
+  fi
+done
+psql() {
+  command "$_PSQL" "$@"
+}
+
 TEST_NAME=$(basename "$0" .sh)
 TEST_NAME=${TEST_NAME#test_}
 
@@ -143,6 +161,64 @@ assert_json() {
   assert_jq "$1" "$HTTP_BODY" "${2:-$1}"
 }
 
+# _jq_checks JSON FILTER...: _JQ_OK[i] is 1 when `jq -e FILTER_i` succeeds
+# on JSON (no error, and a last output that is neither false nor null), else
+# 0; one jq process for all of them (each jq costs tens of milliseconds).
+# Should the combined program not run (a filter that does not compile), or
+# JSON hold no value at all (jq 1.6 -e then exits 0 whatever the filter),
+# each filter gets a jq of its own.
+_jq_checks() {
+  local json=$1 f out
+  # shellcheck disable=SC2016 # a jq program: $__rk_inputs is jq's
+  local prog='[inputs] as $__rk_inputs | if ($__rk_inputs | length) == 0 then empty else ' sep=''
+  shift
+  for f in "$@"; do
+    # the newline ends any comment in the filter
+    prog+="$sep(try ([\$__rk_inputs[] | ($f
+)] | if length > 0 and (last | . != false and . != null) then 1 else 0 end) catch 0)"
+    sep=', '
+  done
+  prog+=' end'
+  _JQ_OK=()
+  if out=$(jq -nr "$prog" 2>/dev/null <<<"$json") && [[ -n $out ]]; then
+    mapfile -t _JQ_OK <<<"$out"
+  fi
+  if ((${#_JQ_OK[@]} != $#)) && (($# > 0)); then
+    _JQ_OK=()
+    for f in "$@"; do
+      if jq -e "$f" >/dev/null 2>&1 <<<"$json"; then _JQ_OK+=(1); else _JQ_OK+=(0); fi
+    done
+  fi
+}
+
+# assert_jqs JSON FILTER MSG [FILTER MSG]...: assert_jq JSON on each FILTER,
+# in order, with one jq process.
+assert_jqs() {
+  local json=$1 i
+  shift
+  local -a filters=() msgs=()
+  while (($# >= 2)); do
+    filters+=("$1")
+    msgs+=("$2")
+    shift 2
+  done
+  (($# == 0)) || fail "assert_jqs: a FILTER without its MSG: [$1]"
+  _jq_checks "$json" "${filters[@]}"
+  for i in "${!filters[@]}"; do
+    if [[ ${_JQ_OK[i]} == 1 ]]; then
+      ok "${msgs[i]}"
+    else
+      fail "${msgs[i]}: jq '${filters[i]}' is false for [$(_trunc "$json")]"
+    fi
+  done
+}
+
+# assert_jsons FILTER MSG [FILTER MSG]...: assert_jqs on the last HTTP
+# response body.
+assert_jsons() {
+  assert_jqs "$HTTP_BODY" "$@"
+}
+
 # assert_status CODE MSG: the last HTTP response had status CODE.
 assert_status() {
   local expected=$1 msg=${2:-status}
@@ -159,11 +235,12 @@ assert_status() {
 assert_error() {
   local status=$1 name=$2 msg=${3:-error $1 $2}
   assert_status "$status" "$msg: status"
-  assert_eq "application/json" "$(header Content-Type)" "$msg: Content-Type"
-  assert_json "type == \"object\" and (keys == [\"description\", \"error\"])" \
-    "$msg: body has exactly error and description"
-  assert_json ".error == \"$name\"" "$msg: error is $name"
-  assert_json '.description | type == "string" and length > 0' \
+  _header Content-Type
+  assert_eq "application/json" "$HEADER_VALUE" "$msg: Content-Type"
+  assert_jsons "type == \"object\" and (keys == [\"description\", \"error\"])" \
+    "$msg: body has exactly error and description" \
+    ".error == \"$name\"" "$msg: error is $name" \
+    '.description | type == "string" and length > 0' \
     "$msg: description is a non-empty string"
 }
 
@@ -347,8 +424,8 @@ run_renkei() {
   RUN_STATUS=0
   timeout "$RUN_TIMEOUT" env -i "${_env[@]}" "$RENKEI_BIN" "${_rest[@]}" \
     >"$tmpdir/run.out" 2>"$tmpdir/run.err" </dev/null || RUN_STATUS=$?
-  RUN_OUT=$(cat "$tmpdir/run.out")
-  RUN_ERR=$(cat "$tmpdir/run.err")
+  RUN_OUT=$(<"$tmpdir/run.out")
+  RUN_ERR=$(<"$tmpdir/run.err")
 }
 
 # migrate [ARGS...]: "$RENKEI_BIN" migrate ARGS with RENKEI_DB; fails the test
@@ -413,9 +490,10 @@ alive() {
 }
 
 _is_zombie() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)
-  [[ $state == Z || -z $state ]]
+  # the third field of /proc/PID/stat (read here: no process per call)
+  local -a stat=()
+  { read -r -a stat <"/proc/$1/stat"; } 2>/dev/null || true
+  [[ ${stat[2]:-} == Z || -z ${stat[2]:-} ]]
 }
 
 # hub_wait [SECONDS]: wait (default 30 s, then SIGKILL) for the hub to exit;
@@ -485,10 +563,11 @@ http_try() {
     -o "$HTTP_BODY_FILE" -w '%{http_code}' "$@" "$HUB_URL$path" \
     2>"$tmpdir/http.err") || rc=$?
   if [[ $method == HEAD ]]; then : >"$HTTP_BODY_FILE"; fi
-  HTTP_BODY=$(cat "$HTTP_BODY_FILE")
-  HTTP_HEADERS=$(tr -d '\r' <"$HTTP_HEADERS_FILE" |
-    awk '/^HTTP\// { block = "" } { block = block $0 "\n" } END { printf "%s", block }')
-  HTTP_CURL_ERROR=$(cat "$tmpdir/http.err")
+  # $(<FILE) and the loops below run in this shell: no process per request
+  # beyond curl (a test makes hundreds of requests).
+  HTTP_BODY=$(<"$HTTP_BODY_FILE")
+  _last_header_block <"$HTTP_HEADERS_FILE"
+  HTTP_CURL_ERROR=$(<"$tmpdir/http.err")
   if ((rc != 0)) && [[ -z $HTTP_STATUS ]]; then HTTP_STATUS=000; fi
   return "$rc"
 }
@@ -503,19 +582,41 @@ http() {
   fi
 }
 
-# header NAME: value of header NAME in the last response (empty if absent).
+# _last_header_block: HTTP_HEADERS gets the last header block of the curl
+# -D file on stdin (from its last line starting "HTTP/"), every CR removed,
+# trailing newlines dropped.
+_last_header_block() {
+  local line block=
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line//$'\r'/}
+    if [[ $line == HTTP/* ]]; then block=; fi
+    block+=$line$'\n'
+  done
+  while [[ $block == *$'\n' ]]; do block=${block%$'\n'}; done
+  HTTP_HEADERS=$block
+}
+
+# header NAME: value of header NAME in the last response (empty if absent;
+# the last one when repeated; blanks and tabs around it removed).
+# _header NAME: the same into HEADER_VALUE (no subshell).
 header() {
-  awk -v name="$1" '
-    BEGIN { name = tolower(name) }
-    {
-      i = index($0, ":")
-      if (i > 0 && tolower(substr($0, 1, i - 1)) == name) {
-        v = substr($0, i + 1)
-        sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
-        value = v
-      }
-    }
-    END { printf "%s", value }' <<<"$HTTP_HEADERS"
+  _header "$1"
+  printf '%s' "$HEADER_VALUE"
+}
+
+_header() {
+  local name=${1,,} line v value=
+  while IFS= read -r line; do
+    [[ $line == *:* ]] || continue
+    v=${line%%:*}
+    if [[ ${v,,} == "$name" ]]; then
+      v=${line#*:}
+      while [[ $v == [$' \t']* ]]; do v=${v:1}; done
+      while [[ $v == *[$' \t'] ]]; do v=${v%?}; done
+      value=$v
+    fi
+  done <<<"$HTTP_HEADERS"
+  HEADER_VALUE=$value
 }
 
 # raw_http REQUEST [TIMEOUT]: send REQUEST on a new TCP connection to the hub
@@ -612,6 +713,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ------------------------------------------------------- this test's database
+
+# A cluster started here is a throwaway: no fsync (see ops/pg).
+export RENKEI_PG_NOSYNC=${RENKEI_PG_NOSYNC:-1}
 
 PG_DIR=
 if [[ -n ${RENKEI_TEST_DB:-} ]]; then

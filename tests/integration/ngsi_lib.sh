@@ -99,10 +99,17 @@ ngsi_get() {
 }
 
 ngsi_create() {
-  local body=$1
+  local body=$1 what
   shift
   ngsi_json POST /v2/entities "$body" "$@"
-  assert_status 201 "create $(jq -c '{id, type}' <<<"$body" 2>/dev/null || echo "$body")"
+  # the message names the entity: {"id":ID,"type":TYPE}, which jq (a process
+  # per create) is needed for only when the body's id and type are not plain
+  if [[ $body =~ ^\{[[:space:]]*\"id\":\ ?\"([A-Za-z0-9_.:-]*)\",\ ?\"type\":\ ?\"([A-Za-z0-9_.:-]*)\"[,}] ]]; then
+    what="{\"id\":\"${BASH_REMATCH[1]}\",\"type\":\"${BASH_REMATCH[2]}\"}"
+  else
+    what=$(jq -c '{id, type}' <<<"$body" 2>/dev/null || echo "$body")
+  fi
+  assert_status 201 "create $what"
 }
 
 ids() {

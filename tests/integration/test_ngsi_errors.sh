@@ -166,16 +166,23 @@ assert_error 409 TooManyResults "GET of an id two entities share"
 # metadata name and a metadata type holding CHARS are each refused (400
 # BadRequest), and nothing is created.
 bad_name() {
-  local s=$1 what=$2 body
-  for body in \
-    "$(jq -nc --arg s "x${s}y" '{id: $s, type: "T"}')" \
-    "$(jq -nc --arg s "x${s}y" '{id: "N1", type: $s}')" \
-    "$(jq -nc --arg s "x${s}y" '{id: "N1", type: "T"} + {($s): {value: 1}}')" \
-    "$(jq -nc --arg s "x${s}y" '{id: "N1", type: "T", a: {value: 1, type: $s}}')" \
-    "$(jq -nc --arg s "x${s}y" '{id: "N1", type: "T", a: {value: 1, metadata: {($s): {value: 1}}}}')" \
-    "$(jq -nc --arg s "x${s}y" '{id: "N1", type: "T", a: {value: 1, metadata: {m: {value: 1, type: $s}}}}')"; do
+  local s=$1 what=$2 body shown i
+  # the six bodies, each followed by its form in the message (one jq: -c
+  # writes one line each, control characters escaped)
+  local -a lines
+  mapfile -t lines < <(jq -nc --arg s "x${s}y" '
+    {id: $s, type: "T"},
+    {id: "N1", type: $s},
+    {id: "N1", type: "T"} + {($s): {value: 1}},
+    {id: "N1", type: "T", a: {value: 1, type: $s}},
+    {id: "N1", type: "T", a: {value: 1, metadata: {($s): {value: 1}}}},
+    {id: "N1", type: "T", a: {value: 1, metadata: {m: {value: 1, type: $s}}}}
+    | ., del(.[] | nulls)')
+  ((${#lines[@]} == 12)) || fail "bad_name $what: jq made ${#lines[@]} lines, not 12"
+  for ((i = 0; i < 12; i += 2)); do
+    body=${lines[i]} shown=${lines[i + 1]}
     ngsi_json POST /v2/entities "$body"
-    assert_error 400 BadRequest "$what in $(jq -c 'del(.[] | nulls)' <<<"$body")"
+    assert_error 400 BadRequest "$what in $shown"
   done
   ngsi GET '/v2/entities?id=N1'
   assert_json '. == []' "$what: nothing was created"
@@ -183,11 +190,15 @@ bad_name() {
 # Every refused character in an id; two of them in every other kind of name
 # (the same check serves all six, so the full matrix would only add time).
 bad_id() {
-  ngsi_json POST /v2/entities "$(jq -nc --arg s "x${1}y" '{id: $s, type: "T"}')"
+  ngsi_json POST /v2/entities "$1"
   assert_error 400 BadRequest "$2 in an id"
 }
-for c in ' ' $'\t' $'\x01' $'\x7f' 'é' '&' '?' '/' '#' '<' '>' '"' "'" '=' ';' '(' ')'; do
-  bad_id "$c" "[$c]"
+bad_chars=(' ' $'\t' $'\x01' $'\x7f' 'é' '&' '?' '/' '#' '<' '>' '"' "'" '=' ';' '(' ')')
+# the bodies {id: "x<c>y", type: "T"}, one a line, from one jq
+mapfile -t bad_bodies < <(jq -nc '$ARGS.positional[] | {id: ("x" + . + "y"), type: "T"}' --args "${bad_chars[@]}")
+assert_eq "${#bad_chars[@]}" "${#bad_bodies[@]}" "a body for each refused character"
+for i in "${!bad_chars[@]}"; do
+  bad_id "${bad_bodies[i]}" "[${bad_chars[i]}]"
 done
 ngsi GET '/v2/entities?id=N1'
 assert_json '. == []' "no refused id was created"

@@ -63,7 +63,8 @@ refused() {
   local status=$RUN_STATUS out=$RUN_OUT err=$RUN_ERR
   assert_eq 2 "$status" "$what: exit 2 (stdout [$out] stderr [$err])"
   assert_eq "" "$out" "$what: nothing on stdout"
-  assert_eq 1 "$(printf '%s\n' "$err" | wc -l)" "$what: exactly one line on stderr [$err]"
+  local newlines=${err//[!$'\n']/}
+  assert_eq 1 "$((${#newlines} + 1))" "$what: exactly one line on stderr [$err]"
   assert_match '^renkei: tenant: ' "$err" "$what: the line starts 'renkei: tenant: '"
   assert_match "$re" "$err" "$what: the message says what is wrong"
   assert_eq "$KNOWN_SNAPSHOT" "$(snapshot)" "$what: no tenant, upstream or event written or changed"
