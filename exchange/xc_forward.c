@@ -315,7 +315,8 @@ void xc_forward_read(struct xc_ngsi *n, enum xc_fwd_kind kind, const struct xc_r
             i++;
         if (i == nsend) {
             const char **more = core_pcalloc(req->pool, (nsend + 1) * sizeof *more);
-            memcpy(more, send, nsend * sizeof *more);
+            if (nsend)
+                memcpy(more, send, nsend * sizeof *more);
             more[nsend++] = n->resident_attr;
             send = more;
         }

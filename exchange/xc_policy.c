@@ -355,7 +355,8 @@ static struct snap *read_db(const char *provider, const char *consumer, int stat
             cap = (s->n + n) * 2;
             s->ags = xrealloc(s->ags, cap * sizeof *s->ags);
         }
-        memcpy(s->ags + s->n, items, n * sizeof *items);
+        if (n) /* items is NULL for none */
+            memcpy(s->ags + s->n, items, n * sizeof *items);
         s->n += n;
         if (n)
             xsnprintf(after, sizeof after, "%s", items[n - 1].id);
