@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # /admin/v1/agreements with real tokens: a town's tenant.admin proposes as
 # the consumer only; the provider's admin approves, suspends, resumes; the
 # consumer cannot approve (403) but may withdraw (revoke); illegal

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # renkei agreement add/list/show/approve/suspend/resume/revoke: the life
 # cycle, illegal transitions (exit 2, nothing changed), revoked is final, bad
 # input each with one clear line and exit 2, an audit event per change; and
