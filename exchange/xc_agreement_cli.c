@@ -379,7 +379,11 @@ static int cmd_show(int argc, char **argv)
     return 0;
 }
 
-static int cmd_state(int argc, char **argv, enum xc_ag_state to, const char *done)
+/* A state change. from: the state the agreement must be in (approve and
+ * resume both make it active, and each refuses the other's starting state,
+ * so an operator's slip does not pass silently); -1: any the database
+ * allows. The change is conditional on the version read. */
+static int cmd_state(int argc, char **argv, int from, enum xc_ag_state to, const char *done)
 {
     const char allowed[] = {A(OPT_JSON), 0};
     struct parsed p;
@@ -389,47 +393,24 @@ static int cmd_state(int argc, char **argv, enum xc_ag_state to, const char *don
     if (!core_cli_config(true, true))
         return 1;
     core_db_init(core_cfg.db, 1);
+    struct xc_ag_result res;
+    enum xc_ag_rc r;
+    int version = 0;
+    if (from >= 0) {
+        struct xc_agreement cur;
+        r = xc_agreement_get(CORE_DB_PLATFORM, p.id, &cur, &res);
+        if (r != XC_AG_OK)
+            return report(r, &res);
+        version = cur.version;
+        enum xc_ag_state now = cur.state;
+        xc_agreement_release(&cur);
+        if ((int)now != from)
+            return bad("agreement %s is %s: %s applies to a %s agreement", p.id,
+                       xc_ag_state_name(now), argv[0], xc_ag_state_name((enum xc_ag_state)from));
+    }
     char *who = core_cli_actor();
     struct xc_agreement a;
-    struct xc_ag_result res;
-    enum xc_ag_rc r = xc_agreement_set_state(CORE_DB_PLATFORM, p.id, to, 0, who, &a, &res);
-    free(who);
-    if (r != XC_AG_OK)
-        return report(r, &res);
-    if (p.json)
-        print_agreement(&a, true);
-    else
-        printf("%s agreement %s (%s gives %s)\n", done, a.id, a.provider, a.consumer);
-    xc_agreement_release(&a);
-    return 0;
-}
-
-/* approve and resume both make an agreement active; each refuses the
- * other's starting state, so an operator's slip does not pass silently. */
-static int cmd_activate(int argc, char **argv, enum xc_ag_state from, const char *done)
-{
-    const char allowed[] = {A(OPT_JSON), 0};
-    struct parsed p;
-    int rc = parse(argc, argv, allowed, true, &p);
-    if (rc)
-        return rc;
-    if (!core_cli_config(true, true))
-        return 1;
-    core_db_init(core_cfg.db, 1);
-    struct xc_agreement cur;
-    struct xc_ag_result res;
-    enum xc_ag_rc r = xc_agreement_get(CORE_DB_PLATFORM, p.id, &cur, &res);
-    if (r != XC_AG_OK)
-        return report(r, &res);
-    int version = cur.version;
-    enum xc_ag_state now = cur.state;
-    xc_agreement_release(&cur);
-    if (now != from)
-        return bad("agreement %s is %s: %s applies to a %s agreement", p.id, xc_ag_state_name(now),
-                   argv[0], xc_ag_state_name(from));
-    char *who = core_cli_actor();
-    struct xc_agreement a;
-    r = xc_agreement_set_state(CORE_DB_PLATFORM, p.id, XC_AG_ACTIVE, version, who, &a, &res);
+    r = xc_agreement_set_state(CORE_DB_PLATFORM, p.id, to, version, who, &a, &res);
     free(who);
     if (r != XC_AG_OK)
         return report(r, &res);
@@ -455,13 +436,13 @@ int xc_cmd_agreement(const struct core_app *app, int argc, char **argv)
     else if (strcmp(verb, "show") == 0)
         rc = cmd_show(argc - 1, argv + 1);
     else if (strcmp(verb, "approve") == 0)
-        rc = cmd_activate(argc - 1, argv + 1, XC_AG_PROPOSED, "approved");
+        rc = cmd_state(argc - 1, argv + 1, XC_AG_PROPOSED, XC_AG_ACTIVE, "approved");
     else if (strcmp(verb, "resume") == 0)
-        rc = cmd_activate(argc - 1, argv + 1, XC_AG_SUSPENDED, "resumed");
+        rc = cmd_state(argc - 1, argv + 1, XC_AG_SUSPENDED, XC_AG_ACTIVE, "resumed");
     else if (strcmp(verb, "suspend") == 0)
-        rc = cmd_state(argc - 1, argv + 1, XC_AG_SUSPENDED, "suspended");
+        rc = cmd_state(argc - 1, argv + 1, -1, XC_AG_SUSPENDED, "suspended");
     else if (strcmp(verb, "revoke") == 0)
-        rc = cmd_state(argc - 1, argv + 1, XC_AG_REVOKED, "revoked");
+        rc = cmd_state(argc - 1, argv + 1, -1, XC_AG_REVOKED, "revoked");
     else
         return usage("unknown agreement command");
     core_cli_finish();
