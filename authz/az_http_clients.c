@@ -44,13 +44,9 @@ static void az_handler_clients_list(struct core_req *req)
     struct core_admin a;
     if (!core_auth_admin(req, &a))
         return;
-    long limit = LIST_DEFAULT;
-    const char *ls = core_req_query(req, "limit");
-    if (ls && !core_parse_long(ls, 1, LIST_MAX, &limit)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "limit must be a whole number from 1 to %d",
-                         LIST_MAX);
+    long limit;
+    if (!core_req_limit(req, LIST_DEFAULT, LIST_MAX, &limit))
         return;
-    }
     const char *cursor = core_req_query(req, "cursor");
     const char *tenant = core_req_query(req, "tenant");
     if ((cursor && strlen(cursor) > 64) || (tenant && !core_tenant_id_ok(tenant))) {

@@ -40,6 +40,14 @@ const char *core_req_query_repeated(const struct core_req *req);
  * bare "?key"). */
 typedef void (*core_query_fn)(void *arg, const char *key, const char *value);
 void core_req_query_each(const struct core_req *req, core_query_fn fn, void *arg);
+/* The admin lists' ?limit=: def when absent, else 1..max; false once 400
+ * is queued. */
+bool core_req_limit(struct core_req *req, long def, long max, long *out);
+/* If-Match as the admin APIs give ETags (W/"N" or "N"): N; 0 when absent.
+ * false once 400 is queued for a malformed one. */
+bool core_req_if_match(struct core_req *req, int *version);
+/* ETag: W/"version" on the reply queued next. */
+void core_reply_etag(struct core_req *req, int version);
 /* A cookie's value; NULL when the request has none of that name. */
 const char *core_req_cookie(const struct core_req *req, const char *name);
 /* Sets a cookie (Path=/; HttpOnly; SameSite=Lax; Secure when secure):

@@ -98,6 +98,48 @@ void core_req_query_each(const struct core_req *req, core_query_fn fn, void *arg
     MHD_get_connection_values(req->in->conn, MHD_GET_ARGUMENT_KIND, query_each_one, &q);
 }
 
+bool core_req_limit(struct core_req *req, long def, long max, long *out)
+{
+    *out = def;
+    const char *s = core_req_query(req, "limit");
+    if (s && !core_parse_long(s, 1, max, out)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "limit must be a whole number from 1 to %ld",
+                         max);
+        return false;
+    }
+    return true;
+}
+
+bool core_req_if_match(struct core_req *req, int *version)
+{
+    *version = 0;
+    const char *h = core_req_header(req, "If-Match");
+    if (!h)
+        return true;
+    if (strncmp(h, "W/", 2) == 0)
+        h += 2;
+    size_t len = strlen(h);
+    long v;
+    char digits[12];
+    if (len >= 3 && len <= 12 && h[0] == '"' && h[len - 1] == '"') {
+        memcpy(digits, h + 1, len - 2);
+        digits[len - 2] = '\0';
+        if (core_parse_long(digits, 1, 1L << 30, &v)) {
+            *version = (int)v;
+            return true;
+        }
+    }
+    core_reply_error(req, CORE_ERR_BAD_REQUEST, "If-Match must be an ETag this API gave out");
+    return false;
+}
+
+void core_reply_etag(struct core_req *req, int version)
+{
+    char etag[32];
+    xsnprintf(etag, sizeof etag, "W/\"%d\"", version);
+    core_reply_header(req, "ETag", etag);
+}
+
 const char *core_req_cookie(const struct core_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->in->conn, MHD_COOKIE_KIND, name);

@@ -44,9 +44,7 @@ static void reply_rc(struct core_req *req, enum xc_ag_rc rc, const struct xc_ag_
 
 static void reply_agreement(struct core_req *req, unsigned status, const struct xc_agreement *a)
 {
-    char etag[32];
-    snprintf(etag, sizeof etag, "W/\"%d\"", a->version);
-    core_reply_header(req, "ETag", etag);
+    core_reply_etag(req, a->version);
     core_reply_json(req, status, xc_agreement_json(a));
 }
 
@@ -66,13 +64,9 @@ static void xc_handler_agreements_list(struct core_req *req)
     struct core_admin adm;
     if (!core_auth_admin(req, &adm))
         return;
-    long limit = LIST_DEFAULT;
-    const char *ls = core_req_query(req, "limit");
-    if (ls && !core_parse_long(ls, 1, LIST_MAX, &limit)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "limit must be a whole number from 1 to %d",
-                         LIST_MAX);
+    long limit;
+    if (!core_req_limit(req, LIST_DEFAULT, LIST_MAX, &limit))
         return;
-    }
     struct xc_ag_filter f = {.state = -1};
     f.after = core_req_query(req, "cursor");
     f.provider = core_req_query(req, "provider");
@@ -336,24 +330,6 @@ static void xc_handler_agreements_read(struct core_req *req)
     xc_agreement_release(&a);
 }
 
-/* If-Match: W/"3" or "3" -> 3; 0 when absent; -1 when malformed. */
-static int if_match(struct core_req *req)
-{
-    const char *h = core_req_header(req, "If-Match");
-    if (!h)
-        return 0;
-    if (strncmp(h, "W/", 2) == 0)
-        h += 2;
-    size_t len = strlen(h);
-    if (len < 3 || h[0] != '"' || h[len - 1] != '"' || len > 12)
-        return -1;
-    char digits[12];
-    memcpy(digits, h + 1, len - 2);
-    digits[len - 2] = '\0';
-    long v;
-    return core_parse_long(digits, 1, 1L << 30, &v) ? (int)v : -1;
-}
-
 static void xc_handler_agreements_update(struct core_req *req)
 {
     struct core_admin adm;
@@ -376,11 +352,9 @@ static void xc_handler_agreements_update(struct core_req *req)
                          "agreement do not change: propose a new one)");
         return;
     }
-    int version = if_match(req);
-    if (version < 0) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "If-Match must be an ETag this API gave out");
+    int version;
+    if (!core_req_if_match(req, &version))
         return;
-    }
     json_t *bv = json_object_get(body, "version");
     if (bv) {
         if (!json_is_integer(bv) || json_integer_value(bv) < 1 ||

@@ -4,6 +4,7 @@
  * an EDC catalogue): provider, types, attributes, actions, purposes,
  * validity, rate, and for personal data the consent scope an app needs.
  */
+#include "core/log.h"
 #include "exchange/xc_agreement.h"
 #include "exchange/xc_http.h"
 #include "tenants/tn.h"
@@ -57,8 +58,11 @@ static void get_catalog(struct core_req *req)
             json_object_get(a, "personal"), "valid_from", json_object_get(a, "valid_from"),
             "valid_until", json_object_get(a, "valid_until"), "rate_per_minute",
             json_object_get(a, "rate_per_minute"), "city_os", b.hosted ? "hosted" : "remote");
-        if (!it)
+        if (!it) { /* xc_agreement_json always gives these members */
+            core_log_bug("agreement %s cannot be put in the catalogue",
+                         json_string_value(json_object_get(a, "id")));
             continue;
+        }
         if (json_is_true(json_object_get(a, "personal"))) {
             json_object_set(it, "consent_scope", json_object_get(a, "consent_scope"));
             json_object_set(it, "resident_attr", json_object_get(a, "resident_attr"));

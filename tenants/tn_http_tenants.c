@@ -45,9 +45,7 @@ static void reply_rc(struct core_req *req, enum tn_rc rc, const struct tn_result
 
 static void reply_tenant(struct core_req *req, unsigned status, const struct tn_tenant *t)
 {
-    char etag[32];
-    snprintf(etag, sizeof etag, "W/\"%d\"", t->version);
-    core_reply_header(req, "ETag", etag);
+    core_reply_etag(req, t->version);
     core_reply_json(req, status, tn_tenant_json(t));
 }
 
@@ -181,13 +179,9 @@ static void tn_handler_list(struct core_req *req)
     struct core_admin c;
     if (!core_auth_admin(req, &c))
         return;
-    long limit = LIST_DEFAULT;
-    const char *ls = core_req_query(req, "limit");
-    if (ls && !core_parse_long(ls, 1, LIST_MAX, &limit)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "limit must be a whole number from 1 to %d",
-                         LIST_MAX);
+    long limit;
+    if (!core_req_limit(req, LIST_DEFAULT, LIST_MAX, &limit))
         return;
-    }
     const char *cursor = core_req_query(req, "cursor");
     if (cursor && !core_tenant_id_ok(cursor)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "cursor is not one this API gave out");
@@ -331,24 +325,6 @@ static void tn_handler_read(struct core_req *req)
     tn_tenant_release(&t);
 }
 
-/* If-Match: W/"3" or "3" → 3; 0 when absent; -1 when malformed. */
-static int if_match(struct core_req *req)
-{
-    const char *h = core_req_header(req, "If-Match");
-    if (!h)
-        return 0;
-    if (strncmp(h, "W/", 2) == 0)
-        h += 2;
-    size_t len = strlen(h);
-    if (len < 3 || h[0] != '"' || h[len - 1] != '"' || len > 12)
-        return -1;
-    char digits[12];
-    memcpy(digits, h + 1, len - 2);
-    digits[len - 2] = '\0';
-    long v;
-    return core_parse_long(digits, 1, 1L << 30, &v) ? (int)v : -1;
-}
-
 static void tn_handler_update(struct core_req *req)
 {
     struct core_admin c;
@@ -421,11 +397,8 @@ static void tn_handler_update(struct core_req *req)
         patch.set_city_os = true;
         patch.up = &up;
     }
-    patch.if_version = if_match(req);
-    if (patch.if_version < 0) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "If-Match must be an ETag this API gave out");
+    if (!core_req_if_match(req, &patch.if_version))
         return;
-    }
     struct tn_tenant t;
     struct tn_result res;
     enum tn_rc rc = tn_update(c.context, id, &patch, c.actor, &t, &res);
