@@ -620,12 +620,36 @@ static const struct az_client *request_client(struct core_req *req, json_t *ar, 
 
 /* ---- sign-in ---- */
 
+/* Where a console sends the browser to sign in (/login?next=/audit...): a
+ * path of the consoles only, so the sign-in page is no open redirector. */
+static const char *console_next(const char *next)
+{
+    if (!next || strlen(next) > 1000)
+        return NULL;
+    bool audit = strncmp(next, "/audit", 6) == 0, admin = strncmp(next, "/admin", 6) == 0;
+    if (!audit && !admin)
+        return NULL;
+    char after = next[6];
+    if (after != '\0' && after != '/' && after != '?')
+        return NULL;
+    if ((admin && strncmp(next, "/admin/v1", 9) == 0) ||
+        (audit && strncmp(next, "/audit/v1", 9) == 0))
+        return NULL; /* the APIs are not pages */
+    for (const unsigned char *c = (const unsigned char *)next; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || *c == '\\')
+            return NULL;
+    return strstr(next, "//") ? NULL : next;
+}
+
 static void login_page(struct core_req *req, unsigned status, enum az_lang lang, const char *r,
-                       json_t *ar, const char *login, const char *error, int minutes)
+                       const char *next, json_t *ar, const char *login, const char *error,
+                       int minutes)
 {
     json_t *vars = json_pack("{s:s, s:s}", "action", "/login", "csrf", az_csrf_token(req));
     if (r)
         json_object_set_new(vars, "r", json_string(r));
+    else if (next)
+        json_object_set_new(vars, "next", json_string(next));
     if (login)
         json_object_set_new(vars, "login", json_string(login));
     if (error) {
@@ -647,6 +671,7 @@ static void login_page(struct core_req *req, unsigned status, enum az_lang lang,
 static void az_handler_login_get(struct core_req *req)
 {
     const char *r = core_req_query(req, "r");
+    const char *next = console_next(core_req_query(req, "next"));
     enum az_lang lang = request_lang(req, NULL);
     json_t *ar = NULL;
     if (r) {
@@ -656,11 +681,11 @@ static void az_handler_login_get(struct core_req *req)
     } else {
         struct az_session s;
         if (az_session_get(req, &s) == AZ_SESSION_OK) {
-            see_other(req, "/account");
+            see_other(req, next ? next : "/account");
             return;
         }
     }
-    login_page(req, 200, lang, r, ar, ar ? jstr(ar, "lh") : NULL, NULL, 0);
+    login_page(req, 200, lang, r, next, ar, ar ? jstr(ar, "lh") : NULL, NULL, 0);
 }
 
 static void az_handler_login_post(struct core_req *req)
@@ -684,6 +709,7 @@ static void az_handler_login_post(struct core_req *req)
     } else {
         r = NULL;
     }
+    const char *next = r ? NULL : console_next(page_form_get(&f, "next", NULL));
     if (!az_csrf_ok(req, page_form_get(&f, "csrf", NULL))) {
         error_page(req, 403, lang, "error.csrf", NULL);
         return;
@@ -691,7 +717,7 @@ static void az_handler_login_post(struct core_req *req)
     const char *login = page_form_get(&f, "login", NULL);
     const char *password = page_form_get(&f, "password", NULL);
     if (!login || !*login || !password || !*password) {
-        login_page(req, 400, lang, r, ar, login, "signin.empty", 0);
+        login_page(req, 400, lang, r, next, ar, login, "signin.empty", 0);
         return;
     }
     struct az_resident who;
@@ -702,16 +728,16 @@ static void az_handler_login_post(struct core_req *req)
     case AZ_SIGNIN_OK:
         break;
     case AZ_SIGNIN_BAD:
-        login_page(req, 401, lang, r, ar, login, "signin.bad", 0);
+        login_page(req, 401, lang, r, next, ar, login, "signin.bad", 0);
         return;
     case AZ_SIGNIN_DISABLED:
-        login_page(req, 403, lang, r, ar, login, "signin.disabled", 0);
+        login_page(req, 403, lang, r, next, ar, login, "signin.disabled", 0);
         return;
     case AZ_SIGNIN_THROTTLED: {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry);
         core_reply_header(req, "Retry-After", ra);
-        login_page(req, 429, lang, r, ar, login, "signin.throttled", (retry + 59) / 60);
+        login_page(req, 429, lang, r, next, ar, login, "signin.throttled", (retry + 59) / 60);
         return;
     }
     default:
@@ -725,7 +751,7 @@ static void az_handler_login_post(struct core_req *req)
     }
     OPENSSL_cleanse(&who, sizeof who);
     if (!ar) {
-        see_other(req, "/account");
+        see_other(req, next ? next : "/account");
         return;
     }
     proceed(req, ar, &s, true);

@@ -26,9 +26,11 @@
 #include <strings.h>
 
 #include "authz/az_page.h"
+#include "authz/az_session.h"
 #include "core/log.h"
 #include "core/router.h"
 #include "core/strbuf.h"
+#include "core/url.h"
 
 #define AZ_TPL_MAX_NEST  16
 #define AZ_TPL_MAX_DEPTH 32
@@ -761,10 +763,21 @@ const char *az_page_text(enum az_lang lang, const char *key)
 char *az_page_format(enum az_lang lang, const char *key, json_t *vars)
 {
     pages_ready();
-    const char *text = msg_text(pages, lang, key);
+    return az_tpl_format(pages, lang, key, vars);
+}
+
+const char *az_tpl_text(const struct az_tpl_set *set, enum az_lang lang, const char *key)
+{
+    return msg_text(set, lang, key);
+}
+
+char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key,
+                    json_t *vars)
+{
+    const char *text = msg_text(set, lang, key);
     if (!text)
         return NULL;
-    struct render r = {.set = pages, .lang = lang, .max = AZ_FORMAT_MAX};
+    struct render r = {.set = set, .lang = lang, .max = AZ_FORMAT_MAX};
     strbuf_init(&r.out, AZ_FORMAT_MAX);
     if (vars)
         r.stack[r.nstack++] = vars;
@@ -832,39 +845,38 @@ static char *placeholders(const char *text)
     return strbuf_detach(&sb, NULL);
 }
 
-bool az_page_check(char **why)
+bool az_tpl_set_check(const struct az_tpl_set *set, const char *const *names, size_t nnames,
+                      char **why)
 {
     pages_ready();
     struct strbuf sb;
     strbuf_init(&sb, 64 * 1024);
-    if (!pages->messages)
+    if (!set->messages)
         strbuf_adds(&sb, "the message catalogue did not load\n");
-    if (!css)
-        strbuf_adds(&sb, "the stylesheet renkei.css is missing\n");
-    for (size_t i = 0; i < ARRAY_SIZE(page_names); i++) {
-        if (!set_find(pages, page_names[i]))
-            strbuf_addf(&sb, "template %s is missing\n", page_names[i]);
+    for (size_t i = 0; i < nnames; i++) {
+        if (!set_find(set, names[i]))
+            strbuf_addf(&sb, "template %s is missing\n", names[i]);
     }
-    for (size_t i = 0; i < pages->n; i++) {
-        const struct tpl *t = &pages->tpls[i];
+    for (size_t i = 0; i < set->n; i++) {
+        const struct tpl *t = &set->tpls[i];
         if (t->error)
             strbuf_addf(&sb, "%s\n", t->error);
-        check_nodes(pages, t, t->nodes, t->n, &sb);
+        check_nodes(set, t, t->nodes, t->n, &sb);
     }
     const char *key;
     json_t *entry;
-    json_object_foreach(pages->messages, key, entry)
+    json_object_foreach(set->messages, key, entry)
     {
         if (!json_is_object(entry) || json_object_size(entry) != ARRAY_SIZE(lang_tags) ||
-            !has_both(pages, key)) {
+            !has_both(set, key)) {
             strbuf_addf(&sb, "catalogue: \"%s\" must have exactly ja and en texts\n", key);
             continue;
         }
         char *ja = placeholders(json_string_value(json_object_get(entry, "ja")));
         char *en = placeholders(json_string_value(json_object_get(entry, "en")));
         if (strcmp(ja, en) != 0)
-            strbuf_addf(&sb, "catalogue: \"%s\" has placeholders {%s} in ja, {%s} in en\n", key, ja,
-                        en);
+            strbuf_addf(&sb, "catalogue: \"%s\" has placeholders {%s} in ja, {%s} in en\n", key,
+                        ja, en);
         free(ja);
         free(en);
     }
@@ -877,6 +889,17 @@ bool az_page_check(char **why)
     else
         strbuf_release(&sb);
     return false;
+}
+
+bool az_page_check(char **why)
+{
+    pages_ready();
+    if (!css) {
+        if (why)
+            *why = xstrdup("the stylesheet renkei.css is missing\n");
+        return false;
+    }
+    return az_tpl_set_check(pages, page_names, ARRAY_SIZE(page_names), why);
 }
 
 /* ---- the language ---- */
@@ -1022,7 +1045,97 @@ enum az_lang az_page_lang_pick(const char *ui_locales, const char *accept_langua
 
 enum az_lang az_page_lang(struct core_req *req, const char *ui_locales)
 {
+    /* the language the person chose on a page (/lang) comes before the
+     * browser's, after an app's ui_locales */
+    if (!ui_locales) {
+        const char *chosen = core_req_cookie(req, "renkei_lang");
+        if (chosen && strcmp(chosen, "en") == 0)
+            return AZ_LANG_EN;
+        if (chosen && strcmp(chosen, "ja") == 0)
+            return AZ_LANG_JA;
+    }
     return az_page_lang_pick(ui_locales, core_req_header(req, "Accept-Language"));
+}
+
+/* ---- switching language ---- */
+
+#define NEXT_MAX 2000
+
+/* A path of this site to go back to: "/" and no "//", no backslash, no
+ * control or non-ASCII bytes. */
+static bool local_path(const char *p)
+{
+    if (!p || p[0] != '/' || p[1] == '/' || strlen(p) > NEXT_MAX)
+        return false;
+    for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || *c == '\\')
+            return false;
+    return true;
+}
+
+struct here {
+    struct strbuf *sb;
+    bool first;
+};
+
+static void add_query(void *arg, const char *key, const char *value)
+{
+    struct here *h = arg;
+    if (strcmp(key, "lang") == 0)
+        return;
+    strbuf_adds(h->sb, h->first ? "?" : "&");
+    h->first = false;
+    core_url_encode(h->sb, key);
+    if (value) {
+        strbuf_adds(h->sb, "=");
+        core_url_encode(h->sb, value);
+    }
+}
+
+const char *az_page_here(struct core_req *req)
+{
+    struct strbuf here;
+    strbuf_init(&here, NEXT_MAX + 1);
+    strbuf_adds(&here, req->path);
+    struct here h = {&here, true};
+    core_req_query_each(req, add_query, &h);
+    const char *out = !here.toobig && local_path(here.buf) ? core_pstrdup(req->pool, here.buf)
+                                                           : NULL;
+    strbuf_release(&here);
+    return out;
+}
+
+const char *az_page_lang_switch(struct core_req *req, enum az_lang lang)
+{
+    if (strcmp(req->method, "GET") != 0)
+        return NULL; /* the answer to a form: going back would lose what was sent */
+    const char *here = az_page_here(req);
+    if (!here)
+        return NULL;
+    struct strbuf link;
+    strbuf_init(&link, 3 * NEXT_MAX + 32);
+    strbuf_adds(&link, lang == AZ_LANG_EN ? "/lang?to=ja&next=" : "/lang?to=en&next=");
+    core_url_encode(&link, here);
+    const char *out = core_pstrdup(req->pool, link.buf);
+    strbuf_release(&link);
+    return out;
+}
+
+/* GET /lang?to=ja|en&next=PATH: remembers the choice for a year and goes back. */
+static void az_handler_lang(struct core_req *req)
+{
+    const char *to = core_req_query(req, "to");
+    const char *next = core_req_query(req, "next");
+    if (!to || (strcmp(to, "ja") != 0 && strcmp(to, "en") != 0)) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "to must be ja or en");
+        return;
+    }
+    if (!local_path(next))
+        next = "/account";
+    core_reply_cookie(req, "renkei_lang", to, 365L * 86400, az_cookie_secure());
+    core_reply_header(req, "Location", next);
+    core_reply_header(req, "Cache-Control", "no-store");
+    core_reply_bytes(req, 303, "text/plain; charset=utf-8", "", 0);
 }
 
 /* ---- replies ---- */
@@ -1066,6 +1179,9 @@ void az_page_reply(struct core_req *req, unsigned status, const char *page, enum
     if ((unsigned)lang >= ARRAY_SIZE(lang_tags))
         lang = AZ_LANG_JA;
     size_t len = 0;
+    const char *sw = az_page_lang_switch(req, lang);
+    if (sw && !json_object_get(vars, "lang_switch"))
+        json_object_set_new(vars, "lang_switch", json_string(sw));
     char *html = az_page_render(page, lang, vars, &len);
     json_decref(vars);
     security_headers(req);
@@ -1118,6 +1234,8 @@ static void az_handler_css(struct core_req *req)
 
 static const struct core_route routes[] = {
     {CORE_GET, "/static/renkei.css", az_handler_css, "The resident pages' stylesheet", "authz", 0},
+    {CORE_GET, "/lang", az_handler_lang,
+     "Switch the pages' language (?to=ja|en&next=PATH; a cookie for a year)", "authz", 0},
 };
 
 void az_page_routes(struct core_router *r)

@@ -16,6 +16,13 @@ enum az_lang { AZ_LANG_JA, AZ_LANG_EN };
 /* The page language: the first supported tag of ui_locales (space-separated
  * BCP 47, may be NULL), else the best of Accept-Language by q, else ja. */
 enum az_lang az_page_lang(struct core_req *req, const char *ui_locales);
+/* This request's path and query (re-encoded, without a lang parameter),
+ * in req->pool; NULL when longer than 2000 bytes. */
+const char *az_page_here(struct core_req *req);
+/* The link that switches the page to the other language and comes back to
+ * this GET request's path and query (in req->pool); NULL for a POST or a
+ * path too long. az_page_reply adds it as var lang_switch. */
+const char *az_page_lang_switch(struct core_req *req, enum az_lang lang);
 /* "ja" / "en". */
 const char *az_lang_tag(enum az_lang lang);
 
@@ -80,6 +87,18 @@ bool az_tpl_set_add(struct az_tpl_set *set, const char *name, const char *text, 
  * max bytes; NULL and *why (malloc'd) when it cannot. */
 char *az_tpl_render(const struct az_tpl_set *set, const char *name, enum az_lang lang, json_t *vars,
                     size_t max, size_t *len, char **why);
+
+/* A set's catalogue text for key (NULL when none), and with {placeholders}
+ * filled from vars (borrowed), unescaped, malloc'd (as az_page_format). */
+const char *az_tpl_text(const struct az_tpl_set *set, enum az_lang lang, const char *key);
+char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key,
+                    json_t *vars);
+/* Checks a set as az_page_check does: the templates names (nnames of them)
+ * exist, every template parses, includes what exists and names catalogue
+ * keys with ja and en texts; each catalogue entry has the same
+ * {placeholders} in both. */
+bool az_tpl_set_check(const struct az_tpl_set *set, const char *const *names, size_t nnames,
+                      char **why);
 
 /* The files of authz/pages compiled into the binary (cmake/embed_pages.cmake). */
 struct az_page_file {

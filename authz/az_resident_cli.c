@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "authz/az_resident.h"
+#include "authz/az_staff.h"
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/db.h"
@@ -19,7 +20,9 @@ static const char resident_usage[] =
     "       renkei resident disable LOGIN | enable LOGIN [--json]\n"
     "       renkei resident passwd LOGIN --password-stdin\n"
     "       renkei resident link LOGIN --tenant ID --local-id X\n"
-    "       renkei resident unlink LOGIN --tenant ID";
+    "       renkei resident unlink LOGIN --tenant ID\n"
+    "       renkei resident grant LOGIN --role platform_admin|tenant_admin|auditor\n"
+    "       renkei resident withdraw LOGIN --role ROLE";
 
 static int bad(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static int bad(const char *fmt, ...)
@@ -49,17 +52,18 @@ static int report(enum az_rc rc, const struct az_result *res)
     return bad("%s", res->message);
 }
 
-enum { O_TENANT = 1, O_LOGIN, O_NAME, O_EMAIL, O_STDIN, O_JSON, O_LOCAL };
+enum { O_TENANT = 1, O_LOGIN, O_NAME, O_EMAIL, O_STDIN, O_JSON, O_LOCAL, O_ROLE };
 
 static const struct option opts[] = {
     {"tenant", required_argument, NULL, O_TENANT},  {"login", required_argument, NULL, O_LOGIN},
     {"name", required_argument, NULL, O_NAME},      {"email", required_argument, NULL, O_EMAIL},
     {"password-stdin", no_argument, NULL, O_STDIN}, {"json", no_argument, NULL, O_JSON},
-    {"local-id", required_argument, NULL, O_LOCAL}, {NULL, 0, NULL, 0},
+    {"local-id", required_argument, NULL, O_LOCAL}, {"role", required_argument, NULL, O_ROLE},
+    {NULL, 0, NULL, 0},
 };
 
 struct args {
-    const char *login, *tenant, *name, *email, *local_id;
+    const char *login, *tenant, *name, *email, *local_id, *role;
     bool password_stdin, json;
 };
 
@@ -95,6 +99,9 @@ static int parse(int argc, char **argv, const char *allowed, bool want_login, st
             break;
         case O_LOCAL:
             slot = &a->local_id;
+            break;
+        case O_ROLE:
+            slot = &a->role;
             break;
         case O_STDIN:
             a->password_stdin = true;
@@ -263,22 +270,33 @@ static int cmd_show(int argc, char **argv)
     struct az_result res;
     enum az_rc r_rc = az_resident_by_login(CORE_DB_PLATFORM, a.login, &r, &res);
     json_t *links = NULL;
+    unsigned roles = 0;
     if (r_rc == AZ_OK)
         r_rc = az_resident_links(CORE_DB_PLATFORM, a.login, &links, &res);
+    if (r_rc == AZ_OK)
+        r_rc = az_staff_roles(a.login, &roles, &res);
     if (r_rc != AZ_OK)
         return report(r_rc, &res);
     if (a.json) {
         json_t *j = az_resident_json(&r);
         json_object_set_new(j, "links", links);
+        json_t *rl = json_array();
+        for (unsigned bit = 1; bit <= AZ_ROLE_AUDITOR; bit <<= 1)
+            if (roles & bit)
+                json_array_append_new(rl, json_string(az_role_name(bit)));
+        json_object_set_new(j, "roles", rl);
         core_cli_print_json(j);
         json_decref(j);
         return 0;
     }
     printf("login:     %s\ntenant:    %s\nname:      %s\nemail:     %s%s\nstate:     %s\n"
-           "created:   %s\nupdated:   %s\nlinks:%s\n",
+           "created:   %s\nupdated:   %s\nroles:    %s%s%s%s\nlinks:%s\n",
            r.login, r.tenant, r.name, r.email[0] ? r.email : "-",
            r.email[0] && r.email_verified ? " (verified)" : "", r.disabled ? "disabled" : "active",
-           r.created_at, r.updated_at, json_array_size(links) ? "" : "     none");
+           r.created_at, r.updated_at, roles ? "" : " none",
+           roles & AZ_ROLE_PLATFORM_ADMIN ? " platform_admin" : "",
+           roles & AZ_ROLE_TENANT_ADMIN ? " tenant_admin" : "",
+           roles & AZ_ROLE_AUDITOR ? " auditor" : "", json_array_size(links) ? "" : "     none");
     size_t i;
     json_t *l;
     json_array_foreach(links, i, l)
@@ -381,6 +399,35 @@ static int cmd_link(int argc, char **argv, bool link)
     return 0;
 }
 
+/* grant / withdraw LOGIN --role ROLE: the consoles' roles (authz/az_staff.h). */
+static int cmd_role(int argc, char **argv, bool grant)
+{
+    struct args a;
+    const char allowed[] = {O_ROLE, 0};
+    int rc = parse(argc, argv, allowed, true, &a);
+    if (rc)
+        return rc;
+    unsigned bit;
+    if (!a.role)
+        return usage("--role is required");
+    if (!az_role_parse(a.role, &bit))
+        return bad("--role must be platform_admin, tenant_admin or auditor");
+    if (!setup(true))
+        return 1;
+    struct az_result res;
+    char *who = core_cli_actor();
+    enum az_rc r = grant ? az_staff_grant(a.login, a.role, who, &res)
+                         : az_staff_withdraw(a.login, a.role, who, &res);
+    free(who);
+    if (r != AZ_OK)
+        return report(r, &res);
+    if (grant)
+        printf("granted %s the role %s\n", a.login, a.role);
+    else
+        printf("withdrew the role %s from %s\n", a.role, a.login);
+    return 0;
+}
+
 int az_cmd_resident(const struct core_app *app, int argc, char **argv)
 {
     (void)app;
@@ -408,6 +455,10 @@ int az_cmd_resident(const struct core_app *app, int argc, char **argv)
         rc = cmd_link(argc - 1, argv + 1, true);
     else if (strcmp(verb, "unlink") == 0)
         rc = cmd_link(argc - 1, argv + 1, false);
+    else if (strcmp(verb, "grant") == 0)
+        rc = cmd_role(argc - 1, argv + 1, true);
+    else if (strcmp(verb, "withdraw") == 0)
+        rc = cmd_role(argc - 1, argv + 1, false);
     else
         return usage("unknown resident command");
     core_cli_finish();

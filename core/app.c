@@ -3,13 +3,14 @@
 #include "audit/au.h"
 #include "authz/az.h"
 #include "authz/az_resident.h"
+#include "console/cn.h"
 #include "exchange/xc.h"
 #include "exchange/xc_agreement.h"
 #include "tenants/tn.h"
 
 /* The one table of routes: every module's registration function. */
 static const core_routes_fn route_table[] = {
-    core_routes, tn_routes, az_routes, xc_routes, au_routes,
+    core_routes, tn_routes, az_routes, xc_routes, au_routes, cn_routes,
 };
 
 /* The one table of subcommands. */
@@ -23,8 +24,9 @@ static const struct core_command command_table[] = {
      "manage the registry of towns (renkei help tenant)"},
     {"client", az_cmd_client, "client add|list|show|rotate-secret|disable|enable|initial-token",
      "manage service IDs (OAuth clients)"},
-    {"resident", az_cmd_resident, "resident add|list|show|disable|enable|passwd|link|unlink ...",
-     "manage residents (common IDs) and their links to towns"},
+    {"resident", az_cmd_resident,
+     "resident add|list|show|disable|enable|passwd|link|unlink|grant|withdraw ...",
+     "manage residents (common IDs), their links to towns and the consoles' roles"},
     {"agreement", xc_cmd_agreement, "agreement add|list|show|approve|suspend|resume|revoke ...",
      "manage data-sharing agreements between towns (renkei help agreement)"},
     {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
