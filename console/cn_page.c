@@ -15,11 +15,7 @@
 #define CN_PAGE_MAX (4 * 1024 * 1024)
 
 /* Every template a handler renders (cn_page_check finds them all). */
-static const char *const page_names[] = {
-    "error",
-    "audit",
-    "admin",
-};
+static const char *const page_names[] = {"error"};
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct az_tpl_set *set;
@@ -40,20 +36,37 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* Each console keeps its own catalogue (messages.json, messages-audit.json,
+ * messages-admin.json ...); they make one, and a key in two is a bug. */
+static void add_catalogue(json_t *messages, const struct az_page_file *f)
+{
+    json_error_t err;
+    json_t *part = json_loadb(f->data, f->len, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(part)) {
+        core_log_bug("console/pages/%s, line %d: %s", f->name, err.line,
+                     part ? "not an object" : err.text);
+        json_decref(part);
+        return;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(part, key, v)
+    {
+        if (json_object_get(messages, key))
+            core_log_bug("console/pages/%s: \"%s\" is in another catalogue too", f->name, key);
+        else
+            json_object_set(messages, key, v);
+    }
+    json_decref(part);
+}
+
 static void init(void)
 {
-    json_t *messages = NULL;
+    json_t *messages = json_object();
     for (size_t i = 0; i < cn_page_files_count; i++) {
         const struct az_page_file *f = &cn_page_files[i];
-        if (strcmp(f->name, "messages.json") == 0) {
-            json_error_t err;
-            messages = json_loadb(f->data, f->len, JSON_REJECT_DUPLICATES, &err);
-            if (!json_is_object(messages)) {
-                core_log_bug("console/pages/messages.json, line %d: %s", err.line,
-                             messages ? "not an object" : err.text);
-                json_decref(messages);
-                messages = NULL;
-            }
+        if (strncmp(f->name, "messages", 8) == 0 && ends_with(f->name, ".json")) {
+            add_catalogue(messages, f);
         } else if ((ends_with(f->name, ".css") || ends_with(f->name, ".js")) &&
                    nassets < ARRAY_SIZE(assets)) {
             struct asset *a = &assets[nassets++];
@@ -155,16 +168,15 @@ void cn_reply(struct core_req *req, unsigned status, const char *page, enum az_l
 
 json_t *cn_vars(struct core_req *req, const struct cn_ctx *ctx, const char *section)
 {
-    const struct asset *css = asset_named("console.css");
+    ready();
     json_t *v = json_object();
-    json_object_set_new(v, "console_css", json_string(css ? css->href : ""));
     for (size_t i = 0; i < nassets; i++) {
-        if (!ends_with(assets[i].file->name, ".js"))
-            continue;
-        /* "audit.js" -> var "js_audit" */
+        /* "audit.js" -> var "js_audit", "admin.css" -> "css_admin" */
+        const char *name = assets[i].file->name;
+        bool js = ends_with(name, ".js");
         char key[64];
-        xsnprintf(key, sizeof key, "js_%.*s", (int)(strlen(assets[i].file->name) - 3),
-                  assets[i].file->name);
+        xsnprintf(key, sizeof key, "%s_%.*s", js ? "js" : "css",
+                  (int)(strlen(name) - (js ? 3 : 4)), name);
         json_object_set_new(v, key, json_string(assets[i].href));
     }
     json_object_set_new(v, "csrf", json_string(az_csrf_token(req)));

@@ -35,7 +35,9 @@ bool cn_begin(struct core_req *req, unsigned need_any, struct cn_ctx *ctx);
 
 /* The vars every page's layout uses (new object): the person's name, login
  * and town, the navigation (which console is current: section), the CSRF
- * token, the language switch, the stylesheets. */
+ * token, the language switch, and the URL of each stylesheet and script of
+ * console/pages as css_<name> / js_<name> ("css_console", "js_audit"),
+ * versioned by content. */
 json_t *cn_vars(struct core_req *req, const struct cn_ctx *ctx, const char *section);
 
 /* Renders console page (a template of console/pages) with vars (reference
