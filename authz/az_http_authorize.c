@@ -138,6 +138,33 @@ static const char *tenant_name(struct core_req *req, const char *id)
     return name;
 }
 
+/* A town's name through seen (id -> name, for one page). */
+static const char *town_named(struct core_req *req, json_t *seen, const char *id)
+{
+    if (!id)
+        return NULL;
+    const char *known = json_string_value(json_object_get(seen, id));
+    if (known)
+        return known;
+    const char *name = tenant_name(req, id);
+    json_object_set_new(seen, id, json_string(name));
+    return name;
+}
+
+/* A client's name, or its id when it has none that can be read now. */
+static const char *client_name(struct core_req *req, const char *id)
+{
+    if (!id)
+        return NULL;
+    enum az_rc rc;
+    const struct az_client *c = az_client_get(id, &rc);
+    if (!c)
+        return id;
+    const char *name = core_pstrdup(req->pool, c->name);
+    az_client_put(c);
+    return name;
+}
+
 /* VSCHAR (RFC 6749 Appendix A): what state and nonce may hold. */
 static bool vschar(const char *s)
 {
@@ -990,11 +1017,14 @@ static void az_handler_account(struct core_req *req)
         json_t *sc;
         json_array_foreach(json_object_get(g, "scopes"), k, sc)
         {
+            const char *name = jstr(sc, "scope");
             char key[100];
-            snprintf(key, sizeof key, "scope.%s.title", jstr(sc, "scope"));
+            snprintf(key, sizeof key, "scope.%s.title", name);
             const char *t = az_page_text(lang, key);
-            json_array_append_new(titles, json_pack("{s:s, s:s}", "scope", jstr(sc, "scope"),
-                                                    "title", t ? t : jstr(sc, "scope")));
+            if (!t && name && strncmp(name, "exchange.", 9) == 0)
+                t = az_page_text(lang, "scope.exchange.title"); /* as the consent page said */
+            json_array_append_new(titles,
+                                  json_pack("{s:s, s:s}", "scope", name, "title", t ? t : name));
         }
         json_array_append_new(
             apps,
@@ -1004,6 +1034,7 @@ static void az_handler_account(struct core_req *req)
                       local_time(req, jstr(g, "created_at"), lang), "scopes", titles));
     }
     json_t *rows = json_array();
+    json_t *towns = json_object(); /* the page names few towns: each looked up once */
     json_t *a;
     long long last = -1;
     json_array_foreach(access, i, a)
@@ -1014,10 +1045,13 @@ static void az_handler_account(struct core_req *req)
                              ? az_page_text(lang, "account.decision.permit")
                          : d && strcmp(d, "deny") == 0 ? az_page_text(lang, "account.decision.deny")
                                                        : d;
-        json_array_append_new(
-            rows, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "time", local_time(req, t, lang),
-                            "consumer", jstr(a, "town"), "client", jstr(a, "service"), "provider",
-                            jstr(a, "provider"), "purpose", jstr(a, "purpose"), "decision", dt));
+        /* towns and apps by the names the resident knows them by */
+        json_array_append_new(rows, json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "time",
+                                              local_time(req, t, lang), "consumer",
+                                              town_named(req, towns, jstr(a, "town")), "client",
+                                              client_name(req, jstr(a, "service")), "provider",
+                                              town_named(req, towns, jstr(a, "provider")),
+                                              "purpose", jstr(a, "purpose"), "decision", dt));
         last = json_integer_value(json_object_get(a, "seq"));
     }
     json_t *vars =
@@ -1029,6 +1063,7 @@ static void az_handler_account(struct core_req *req)
     const char *notice = core_req_query(req, "notice");
     if (notice && strcmp(notice, "revoked") == 0)
         json_object_set_new(vars, "notice", json_string("account.revoked"));
+    json_decref(towns);
     json_decref(grants);
     json_decref(access);
     az_page_reply(req, 200, "account", lang, vars);

@@ -771,8 +771,7 @@ const char *az_tpl_text(const struct az_tpl_set *set, enum az_lang lang, const c
     return msg_text(set, lang, key);
 }
 
-char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key,
-                    json_t *vars)
+char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key, json_t *vars)
 {
     const char *text = msg_text(set, lang, key);
     if (!text)
@@ -875,8 +874,8 @@ bool az_tpl_set_check(const struct az_tpl_set *set, const char *const *names, si
         char *ja = placeholders(json_string_value(json_object_get(entry, "ja")));
         char *en = placeholders(json_string_value(json_object_get(entry, "en")));
         if (strcmp(ja, en) != 0)
-            strbuf_addf(&sb, "catalogue: \"%s\" has placeholders {%s} in ja, {%s} in en\n", key,
-                        ja, en);
+            strbuf_addf(&sb, "catalogue: \"%s\" has placeholders {%s} in ja, {%s} in en\n", key, ja,
+                        en);
         free(ja);
         free(en);
     }
@@ -1099,8 +1098,8 @@ const char *az_page_here(struct core_req *req)
     strbuf_adds(&here, req->path);
     struct here h = {&here, true};
     core_req_query_each(req, add_query, &h);
-    const char *out = !here.toobig && local_path(here.buf) ? core_pstrdup(req->pool, here.buf)
-                                                           : NULL;
+    const char *out =
+        !here.toobig && local_path(here.buf) ? core_pstrdup(req->pool, here.buf) : NULL;
     strbuf_release(&here);
     return out;
 }

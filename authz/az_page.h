@@ -91,8 +91,7 @@ char *az_tpl_render(const struct az_tpl_set *set, const char *name, enum az_lang
 /* A set's catalogue text for key (NULL when none), and with {placeholders}
  * filled from vars (borrowed), unescaped, malloc'd (as az_page_format). */
 const char *az_tpl_text(const struct az_tpl_set *set, enum az_lang lang, const char *key);
-char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key,
-                    json_t *vars);
+char *az_tpl_format(const struct az_tpl_set *set, enum az_lang lang, const char *key, json_t *vars);
 /* Checks a set as az_page_check does: the templates names (nnames of them)
  * exist, every template parses, includes what exists and names catalogue
  * keys with ja and en texts; each catalogue entry has the same

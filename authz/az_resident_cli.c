@@ -55,10 +55,14 @@ static int report(enum az_rc rc, const struct az_result *res)
 enum { O_TENANT = 1, O_LOGIN, O_NAME, O_EMAIL, O_STDIN, O_JSON, O_LOCAL, O_ROLE };
 
 static const struct option opts[] = {
-    {"tenant", required_argument, NULL, O_TENANT},  {"login", required_argument, NULL, O_LOGIN},
-    {"name", required_argument, NULL, O_NAME},      {"email", required_argument, NULL, O_EMAIL},
-    {"password-stdin", no_argument, NULL, O_STDIN}, {"json", no_argument, NULL, O_JSON},
-    {"local-id", required_argument, NULL, O_LOCAL}, {"role", required_argument, NULL, O_ROLE},
+    {"tenant", required_argument, NULL, O_TENANT},
+    {"login", required_argument, NULL, O_LOGIN},
+    {"name", required_argument, NULL, O_NAME},
+    {"email", required_argument, NULL, O_EMAIL},
+    {"password-stdin", no_argument, NULL, O_STDIN},
+    {"json", no_argument, NULL, O_JSON},
+    {"local-id", required_argument, NULL, O_LOCAL},
+    {"role", required_argument, NULL, O_ROLE},
     {NULL, 0, NULL, 0},
 };
 

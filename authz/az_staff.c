@@ -68,10 +68,10 @@ static unsigned roles_of(const char *list)
 
 /* ---- who is signed in ---- */
 
-static struct core_stmt az_staff_get_stmt = CORE_STMT(
-    "az_staff_get",
-    "SELECT r.login, r.name, r.tenant_id, coalesce((SELECT string_agg(s.role, ' ') FROM "
-    "staff_roles s WHERE s.resident_id = r.id), '') FROM residents r WHERE r.id = $1");
+static struct core_stmt az_staff_get_stmt =
+    CORE_STMT("az_staff_get",
+              "SELECT r.login, r.name, r.tenant_id, coalesce((SELECT string_agg(s.role, ' ') FROM "
+              "staff_roles s WHERE s.resident_id = r.id), '') FROM residents r WHERE r.id = $1");
 
 struct get_arg {
     struct az_staff *out;
@@ -194,8 +194,8 @@ static enum core_db_rc change_tx(struct core_db_conn *c, void *p)
     if (!a->role)
         return CORE_DB_OK; /* only the roles were asked for */
     const char *cv[] = {id, a->role, a->actor};
-    r = core_db_exec(c, a->grant ? &az_staff_grant_stmt : &az_staff_withdraw_stmt,
-                     a->grant ? 3 : 2, cv);
+    r = core_db_exec(c, a->grant ? &az_staff_grant_stmt : &az_staff_withdraw_stmt, a->grant ? 3 : 2,
+                     cv);
     if (!r)
         return CORE_DB_ERROR;
     bool changed = PQntuples(r) == 1;
@@ -232,8 +232,8 @@ static enum az_rc change(const char *login, const char *role, const char *actor,
         return fail(res, AZ_INVALID, "no role %s (platform_admin, tenant_admin, auditor)", role);
     struct change_arg a = {norm, role, actor, grant, 0, res};
     struct core_db_err err;
-    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, role ? CORE_TX_WRITE : CORE_TX_READ,
-                                    change_tx, &a, &err);
+    enum core_db_rc rc =
+        core_db_tx(CORE_DB_PLATFORM, role ? CORE_TX_WRITE : CORE_TX_READ, change_tx, &a, &err);
     if (rc == CORE_DB_UNAVAILABLE)
         return fail(res, AZ_UNAVAILABLE, "the database is not available");
     if (rc != CORE_DB_OK && rc != CORE_DB_ROLLBACK)

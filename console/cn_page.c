@@ -175,8 +175,8 @@ json_t *cn_vars(struct core_req *req, const struct cn_ctx *ctx, const char *sect
         const char *name = assets[i].file->name;
         bool js = ends_with(name, ".js");
         char key[64];
-        xsnprintf(key, sizeof key, "%s_%.*s", js ? "js" : "css",
-                  (int)(strlen(name) - (js ? 3 : 4)), name);
+        xsnprintf(key, sizeof key, "%s_%.*s", js ? "js" : "css", (int)(strlen(name) - (js ? 3 : 4)),
+                  name);
         json_object_set_new(v, key, json_string(assets[i].href));
     }
     json_object_set_new(v, "csrf", json_string(az_csrf_token(req)));
@@ -297,8 +297,8 @@ static void cn_handler_static(struct core_req *req)
 }
 
 static const struct core_route routes[] = {
-    {CORE_GET, "/static/console/{file}", cn_handler_static,
-     "The consoles' stylesheet and scripts", "console", 0},
+    {CORE_GET, "/static/console/{file}", cn_handler_static, "The consoles' stylesheet and scripts",
+     "console", 0},
 };
 
 void cn_page_routes(struct core_router *r)
