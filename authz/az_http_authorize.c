@@ -665,7 +665,12 @@ static const char *console_next(const char *next)
     for (const unsigned char *c = (const unsigned char *)next; *c; c++)
         if (*c <= 0x20 || *c >= 0x7f || *c == '\\')
             return NULL;
-    return strstr(next, "//") ? NULL : next;
+    /* no empty or dot segments: the browser would resolve them elsewhere */
+    size_t path_len = strcspn(next, "?");
+    for (size_t i = 0; i + 1 < path_len; i++)
+        if (next[i] == '/' && (next[i + 1] == '/' || next[i + 1] == '.'))
+            return NULL;
+    return next;
 }
 
 static void login_page(struct core_req *req, unsigned status, enum az_lang lang, const char *r,
