@@ -525,8 +525,11 @@ static void assert_well_formed(const char *html, const char *what)
     }
     if (n)
         fail_msg("%s: <%.*s> is never closed", what, (int)depth[n - 1], stack[n - 1]);
-    if (count(html, "<h1") != 1 || count(html, "<main>") != 1 || count(html, "</html>") != 1)
+    if (count(html, "<h1") != 1 || count(html, "<main") != 1 || count(html, "</html>") != 1)
         fail_msg("%s: needs one <h1>, one <main>", what);
+    /* the skip link's target */
+    assert_contains(html, "<main id=\"main\">");
+    assert_contains(html, "<a class=\"skip\" href=\"#main\">");
     assert_lacks(html, "{{");
     assert_lacks(html, "}}");
     assert_lacks(html, "<script");
