@@ -81,6 +81,8 @@ export async function checkPage(page, response) {
       .map((el) => el.outerHTML.slice(0, 120)));
   assert.deepEqual(unlabelled, [], 'every control has a label');
   assert.equal(await page.locator('main').count(), 1, 'one <main>');
+  await checkContrast(page);
+  await checkReflow(page);
   assert.equal(await page.locator('h1').count(), 1, 'one <h1>');
   assert.ok((await page.getAttribute('html', 'lang'))?.length, '<html lang> is set');
 }
@@ -106,4 +108,61 @@ export async function psql(sql) {
   return execFileSync(process.env.PSQL || 'psql',
     [process.env.RENKEI_DB_SUPER, '-XqAt', '-v', 'ON_ERROR_STOP=1', '-c', sql],
     { encoding: 'utf8' }).trim();
+}
+
+// checkContrast(page): every element's own text meets WCAG 2.2 AA contrast
+// against the background it is drawn on (4.5:1; 3:1 for large text), from
+// the computed styles (backgrounds looked up through transparent ancestors).
+export async function checkContrast(page) {
+  const bad = await page.evaluate(() => {
+    const rgb = (c) => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!own || !el.getClientRects().length) continue;
+      const cs = getComputedStyle(el);
+      if (cs.visibility === 'hidden' || Number(cs.opacity) === 0) continue;
+      // the skip link is off-screen until it has the keyboard's focus
+      if (el.getBoundingClientRect().right < 0) continue;
+      const fg = rgb(cs.color);
+      const bg = background(el);
+      if (!fg) continue;
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(cs.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) {
+        out.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+      }
+    }
+    return out;
+  });
+  assert.deepEqual(bad, [], 'text contrast (WCAG AA)');
+}
+
+// checkReflow(page): at 320 CSS pixels wide (WCAG 1.4.10: a 1280-pixel
+// window zoomed to 400%), the page needs no sideways scrolling; wide tables
+// scroll inside their own box.
+export async function checkReflow(page) {
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 320, height: 800 });
+  const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await page.setViewportSize(size);
+  assert.ok(over <= 1, `the page scrolls sideways by ${over}px at 320px wide`);
 }
