@@ -83,6 +83,7 @@ export async function checkPage(page, response) {
   assert.equal(await page.locator('main').count(), 1, 'one <main>');
   await checkContrast(page);
   await checkReflow(page);
+  await checkKeyboard(page);
   assert.equal(await page.locator('h1').count(), 1, 'one <h1>');
   assert.ok((await page.getAttribute('html', 'lang'))?.length, '<html lang> is set');
 }
@@ -165,4 +166,24 @@ export async function checkReflow(page) {
   const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await page.setViewportSize(size);
   assert.ok(over <= 1, `the page scrolls sideways by ${over}px at 320px wide`);
+}
+
+// checkKeyboard(page): the first Tab reaches the skip link, which shows
+// itself when focused and leads to <main>; every link, button and control
+// can take the keyboard's focus (no positive tabindex, none taken away).
+export async function checkKeyboard(page) {
+  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+  await page.keyboard.press('Tab');
+  const skip = await page.evaluate(() => {
+    const a = document.activeElement;
+    const r = a.getBoundingClientRect();
+    return { cls: a.className, href: a.getAttribute('href'), visible: r.left >= 0 && r.width > 0 };
+  });
+  assert.deepEqual(skip, { cls: 'skip', href: '#main', visible: true },
+    'the first Tab reaches the visible skip link');
+  const untabbable = await page.evaluate(() =>
+    [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, [tabindex]')]
+      .filter((el) => el.tabIndex > 0 || (el.tabIndex < 0 && !el.disabled))
+      .map((el) => el.outerHTML.slice(0, 100)));
+  assert.deepEqual(untabbable, [], 'no positive tabindex, no control taken out of the tab order');
 }
