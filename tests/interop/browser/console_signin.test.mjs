@@ -3,7 +3,7 @@
 // language switch works on every console page.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { HUB, STAFF_PASSWORD, checkPage, launch, newPage, shot, signIn } from './lib.mjs';
+import { HUB, STAFF_PASSWORD, checkPage, launch, newPage, shot, signIn, switchLanguage } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -42,11 +42,9 @@ test('a resident without a role is refused the consoles', async () => {
 test('the language switch changes the console to English and back', async () => {
   const page = await newPage(browser);
   await signIn(page, 'auditor@kagawa.example', STAFF_PASSWORD, '/audit');
-  await page.getByRole('link', { name: 'English' }).click();
-  await page.waitForURL((u) => u.pathname === '/audit');
+  await switchLanguage(page, 'English');
   assert.equal(await page.getAttribute('html', 'lang'), 'en');
-  await page.getByRole('link', { name: '日本語' }).click();
-  await page.waitForURL((u) => u.pathname === '/audit');
+  await switchLanguage(page, '日本語');
   assert.equal(await page.getAttribute('html', 'lang'), 'ja');
   await page.context().close();
 });

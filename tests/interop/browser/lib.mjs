@@ -172,7 +172,17 @@ export async function checkReflow(page) {
 // itself when focused and leads to <main>; every link, button and control
 // can take the keyboard's focus (no positive tabindex, none taken away).
 export async function checkKeyboard(page) {
-  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+  // start the keyboard's walk at the top, as after loading the page (a
+  // clicked button stays the starting point even once it loses focus)
+  await page.evaluate(() => {
+    document.activeElement?.blur();
+    const top = document.createElement('span');
+    top.tabIndex = -1;
+    document.body.prepend(top);
+    top.focus();
+    top.remove();
+    window.scrollTo(0, 0);
+  });
   await page.keyboard.press('Tab');
   const skip = await page.evaluate(() => {
     const a = document.activeElement;
@@ -186,4 +196,16 @@ export async function checkKeyboard(page) {
       .filter((el) => el.tabIndex > 0 || (el.tabIndex < 0 && !el.disabled))
       .map((el) => el.outerHTML.slice(0, 100)));
   assert.deepEqual(untabbable, [], 'no positive tabindex, no control taken out of the tab order');
+}
+
+// switchLanguage(page, linkName): follows the banner's language link
+// ('English' / '日本語') and waits until the same page is back in the other
+// language (the URL ends where it started, so waiting for it is not enough).
+export async function switchLanguage(page, linkName) {
+  const path = new URL(page.url()).pathname;
+  await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === path && r.request().isNavigationRequest()),
+    page.getByRole('link', { name: linkName }).click(),
+  ]);
+  await page.waitForLoadState('load');
 }
