@@ -837,11 +837,12 @@ static char *placeholders(const char *text)
     struct strbuf sb;
     strbuf_init(&sb, 4096);
     strbuf_add(&sb, "", 0);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (i == 0 || strcmp(names[i], names[i - 1]) != 0)
             strbuf_addf(&sb, "%s ", names[i]);
+    /* freed only now: each name is compared with the one before it */
+    for (size_t i = 0; i < n; i++)
         free(names[i]);
-    }
     return strbuf_detach(&sb, NULL);
 }
 
