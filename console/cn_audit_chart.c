@@ -81,13 +81,13 @@ static bool same(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static int by_permits(const void *pa, const void *pb)
+/* The busiest pairs first. */
+static int by_transfers(const void *pa, const void *pb)
 {
     const struct series *a = pa, *b = pb;
-    if (a->permit != b->permit)
-        return a->permit > b->permit ? -1 : 1;
-    if (a->deny != b->deny)
-        return a->deny > b->deny ? -1 : 1;
+    long ta = a->permit + a->deny, tb = b->permit + b->deny;
+    if (ta != tb)
+        return ta > tb ? -1 : 1;
     return strcmp(a->label, b->label);
 }
 
@@ -103,6 +103,12 @@ static struct series *series_of(struct series *s, size_t n, const char *consumer
 static const char *str_or_null(json_t *v)
 {
     return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static long transfers(json_t *row)
+{
+    return (long)(json_integer_value(json_object_get(row, "permit")) +
+                  json_integer_value(json_object_get(row, "deny")));
 }
 
 static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, const char *to)
@@ -144,12 +150,10 @@ static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, c
     }
     json_object_set_new(out, "rows", table);
     json_object_set_new(out, "any", json_boolean(n > 0));
-    qsort(s, ns, sizeof *s, by_permits);
+    qsort(s, ns, sizeof *s, by_transfers);
     json_t *legend = json_array();
     for (size_t i = 0; i < ns; i++) {
-        /* sorted by permits: the drawn ones are first, and a pair with
-         * denials only has no bar (the table shows it) */
-        s[i].cls = i < SERIES_MAX && s[i].permit > 0 ? (int)i : -1;
+        s[i].cls = i < SERIES_MAX ? (int)i : -1;
         if (s[i].cls < 0)
             continue;
         char cls[8];
@@ -157,8 +161,7 @@ static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, c
         json_array_append_new(legend, json_pack("{s:s, s:s}", "cls", cls, "label", s[i].label));
     }
     json_object_set_new(out, "legend", legend);
-    json_object_set_new(out, "cut_series",
-                        json_boolean(ns > SERIES_MAX && s[SERIES_MAX].permit > 0));
+    json_object_set_new(out, "cut_series", json_boolean(ns > SERIES_MAX));
     size_t first_day = nd > DAYS_MAX ? nd - DAYS_MAX : 0;
     size_t shown_days = nd - first_day;
     json_object_set_new(out, "cut_days", json_boolean(nd > DAYS_MAX));
@@ -166,13 +169,13 @@ static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, c
     while (shown_series < ns && s[shown_series].cls >= 0)
         shown_series++;
 
-    /* the scale: the largest count drawn */
+    /* the scale: the largest count drawn (a bar is a pair's transfers in
+     * a day, permitted and denied: the table splits them) */
     long max = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(rows, i);
-        long permit = (long)json_integer_value(json_object_get(r, "permit"));
-        if (permit > max)
-            max = permit;
+        long v = transfers(json_array_get(rows, i));
+        if (v > max)
+            max = v;
     }
     long top = nice_max(max);
     long step = top >= 5 ? top / 5 : 1;
@@ -209,17 +212,17 @@ static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, c
     for (size_t i = 0; i < n; i++) {
         json_t *r = json_array_get(rows, i);
         const char *day = json_string_value(json_object_get(r, "day"));
-        long permit = (long)json_integer_value(json_object_get(r, "permit"));
+        long count = transfers(r);
         struct series *x = series_of(s, ns, str_or_null(json_object_get(r, "consumer")),
                                      str_or_null(json_object_get(r, "provider")));
         size_t d = first_day;
         while (d < nd && strcmp(days[d], day) != 0)
             d++;
-        if (!x || x->cls < 0 || d >= nd || permit <= 0)
+        if (!x || x->cls < 0 || d >= nd || count <= 0)
             continue;
-        double h = ph * (double)permit / (double)top;
+        double h = ph * (double)count / (double)top;
         double bx = PAIRS_LEFT + group * (double)(d - first_day) + pad + bw * x->cls;
-        char *title = xasprintf("%s %s: %ld", day, x->label, permit);
+        char *title = xasprintf("%s %s: %ld", day, x->label, count);
         char cls[8];
         xsnprintf(cls, sizeof cls, "s%d", x->cls);
         json_array_append_new(bars, json_pack("{s:o, s:o, s:o, s:o, s:s, s:s}", "x", coord(bx), "y",
@@ -231,10 +234,10 @@ static json_t *pairs_chart(enum az_lang lang, json_t *stats, const char *from, c
     json_object_set_new(out, "xlabels", xlabels);
 
     /* the chart's accessible name says what it shows */
-    json_t *sv =
-        json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:I}", "from", from, "to", to, "permit",
-                  (json_int_t)permits, "deny", (json_int_t)denials, "npairs", (json_int_t)ns, "top",
-                  ns ? s[0].label : "—", "top_count", (json_int_t)(ns ? s[0].permit : 0));
+    json_t *sv = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:I}", "from", from, "to", to, "permit",
+                           (json_int_t)permits, "deny", (json_int_t)denials, "npairs",
+                           (json_int_t)ns, "top", ns ? s[0].label : "—", "top_count",
+                           (json_int_t)(ns ? s[0].permit + s[0].deny : 0));
     char *summary =
         cn_format(lang, ns ? "audit.chart.pairs.summary" : "audit.chart.pairs.none", sv);
     json_object_set_new(out, "summary", json_string(summary ? summary : ""));
