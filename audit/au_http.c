@@ -16,7 +16,6 @@
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
 #define STREAM_PAGE  1000
-#define FILTER_MAX   200
 
 /* The auditor's context, or false once the 401/403 is queued. */
 static bool auditor(struct core_req *req, const char **context)
@@ -55,15 +54,27 @@ static bool int_param(struct core_req *req, const char *name, long min, long max
     return true;
 }
 
-static bool str_param(struct core_req *req, const char *name, const char **out)
+/* A query parameter, for au_filter_parse. */
+static const char *query_param(void *req, const char *name)
 {
-    const char *s = core_req_query(req, name);
-    *out = s;
-    if (s && (!*s || strlen(s) > FILTER_MAX)) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s must be 1 to %d bytes", name, FILTER_MAX);
-        return false;
-    }
-    return true;
+    return core_req_query(req, name);
+}
+
+/* An export's file name: a browser saves it rather than shows it. */
+static void attachment(struct core_req *req, const char *ext)
+{
+    char now[32], stamp[32];
+    core_time_rfc3339(now);
+    /* 2026-11-26T07:57:01.123Z -> 20261126T075701Z */
+    size_t n = 0;
+    for (const char *p = now; *p && *p != '.' && n < sizeof stamp - 2; p++)
+        if (*p != '-' && *p != ':')
+            stamp[n++] = *p;
+    stamp[n++] = 'Z';
+    stamp[n] = '\0';
+    core_reply_header(
+        req, "Content-Disposition",
+        core_psprintf(req->pool, "attachment; filename=\"renkei-audit-%s.%s\"", stamp, ext));
 }
 
 enum fmt { F_JSON, F_JSONL, F_CSV };
@@ -72,8 +83,8 @@ struct export
 {
     struct au_filter f;
     const char *context;
-    char *owned; /* context's copy, unless it is the platform */
-    char *strings[12];
+    char *owned;       /* context's copy, unless it is the platform */
+    char *strings[12]; /* the filter's strings, owned */
     enum fmt fmt;
     long remaining; /* -1: no limit */
     struct strbuf out;
@@ -136,9 +147,10 @@ static void export_done(void *arg)
 /* Copies the filter's strings so that a stream may outlive the request. */
 static void export_own(struct export *x)
 {
-    const char **fields[] = {&x->f.from,      &x->f.to,         &x->f.tenant,   &x->f.client,
-                             &x->f.agreement, &x->f.purpose,    &x->f.decision, &x->f.resident,
-                             &x->f.kind,      &x->f.kind_prefix};
+    const char **fields[] = {&x->f.from,      &x->f.to,          &x->f.tenant,   &x->f.client,
+                             &x->f.agreement, &x->f.purpose,     &x->f.decision, &x->f.resident,
+                             &x->f.kind,      &x->f.kind_prefix, &x->f.consumer, &x->f.provider};
+    _Static_assert(ARRAY_SIZE(fields) <= ARRAY_SIZE(x->strings), "a string per filter");
     for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
         x->strings[i] = *fields[i] ? xstrdup(*fields[i]) : NULL;
         *fields[i] = x->strings[i];
@@ -187,27 +199,12 @@ static void au_handler_entries(struct core_req *req)
     if (!int_param(req, "limit", 1, fmt == F_JSON ? LIST_MAX : LONG_MAX,
                    fmt == F_JSON ? LIST_DEFAULT : -1, &limit))
         return;
-    const char *kind;
-    if (!str_param(req, "from", &f.from) || !str_param(req, "to", &f.to) ||
-        !str_param(req, "tenant", &f.tenant) || !str_param(req, "client", &f.client) ||
-        !str_param(req, "agreement", &f.agreement) || !str_param(req, "purpose", &f.purpose) ||
-        !str_param(req, "decision", &f.decision) || !str_param(req, "kind", &kind) ||
-        !str_param(req, "resident", &f.resident))
-        return;
-    if ((f.from && !au_time_param_ok(f.from)) || (f.to && !au_time_param_ok(f.to))) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                         "from and to must be RFC 3339 times (2026-04-01T00:00:00Z) or dates");
+    const char *field = NULL;
+    const char *why = au_filter_parse(&f, query_param, req, req->pool, &field);
+    if (why) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s %s", field, why);
         return;
     }
-    if (f.decision && strcmp(f.decision, "permit") != 0 && strcmp(f.decision, "deny") != 0) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST, "decision must be permit or deny");
-        return;
-    }
-    size_t kl = kind ? strlen(kind) : 0;
-    if (kl > 2 && strcmp(kind + kl - 2, ".*") == 0)
-        f.kind_prefix = core_psprintf(req->pool, "%.*s", (int)(kl - 1), kind);
-    else
-        f.kind = kind;
 
     if (fmt != F_JSON) {
         struct export *x = xcalloc(1, sizeof *x);
@@ -236,6 +233,7 @@ static void au_handler_entries(struct core_req *req)
         if (x->remaining >= 0)
             x->remaining -= n;
         x->end = n < want || x->remaining == 0;
+        attachment(req, fmt == F_CSV ? "csv" : "jsonl");
         core_reply_stream(req, 200, fmt == F_CSV ? "text/csv; charset=utf-8" : "application/jsonl",
                           export_read, x, export_done);
         return;
@@ -264,13 +262,9 @@ static void au_handler_entries(struct core_req *req)
 static struct core_stmt au_checkpoints_list_stmt = CORE_STMT(
     "au_checkpoints_list", "SELECT tree_size, root_hash, time, kid, signature FROM "
                            "audit_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT $2");
-static struct core_stmt au_checkpoints_latest_stmt =
-    CORE_STMT("au_checkpoints_latest", "SELECT tree_size, root_hash, time, kid, signature FROM "
-                                       "audit_checkpoints ORDER BY tree_size DESC LIMIT 1");
 
 struct cps_arg {
     const char *after, *limit;
-    bool latest;
     PGresult *res;
 };
 
@@ -279,8 +273,7 @@ static enum core_db_rc cps_tx(struct core_db_conn *c, void *p)
     struct cps_arg *a = p;
     PQclear(a->res);
     const char *v[] = {a->after, a->limit};
-    a->res = a->latest ? core_db_execp(c, &au_checkpoints_latest_stmt, 0, NULL, NULL, NULL, 1)
-                       : core_db_execp(c, &au_checkpoints_list_stmt, 2, v, NULL, NULL, 1);
+    a->res = core_db_execp(c, &au_checkpoints_list_stmt, 2, v, NULL, NULL, 1);
     return a->res ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
@@ -324,15 +317,12 @@ static void au_handler_checkpoint_latest(struct core_req *req)
     const char *context;
     if (!auditor(req, &context))
         return;
-    struct cps_arg a = {.latest = true};
-    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, cps_tx, &a, NULL) != CORE_DB_OK) {
-        PQclear(a.res);
+    struct au_checkpoint cp;
+    int have = au_checkpoints_latest(&cp);
+    if (have < 0) {
         core_reply_error(req, CORE_ERR_DB_UNAVAILABLE, NULL);
         return;
     }
-    struct au_checkpoint cp;
-    bool have = PQntuples(a.res) == 1 && au_checkpoint_row(a.res, 0, &cp);
-    PQclear(a.res);
     if (!have) {
         core_reply_error(req, CORE_ERR_NOT_FOUND, "the log has no checkpoint yet");
         return;

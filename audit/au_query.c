@@ -2,6 +2,7 @@
 
 #include "audit/au_query.h"
 #include "core/log.h"
+#include "core/pool.h"
 
 /*
  * Reading the log: pages of entries in seq order under filters, rendered as
@@ -9,17 +10,41 @@
  * API and `renkei audit export`, so both produce the same bytes.
  */
 
-static struct core_stmt au_entries_page_stmt = CORE_STMT(
-    "au_entries_page",
-    "SELECT seq, canonical, encode(leaf_hash, 'base64') FROM audit_entries "
-    "WHERE seq > $1 AND ($2::bigint IS NULL OR seq <= $2) "
-    "AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4) "
-    "AND ($5::text IS NULL OR tenant = $5 OR consumer_tenant = $5 OR provider = $5) "
-    "AND ($6::text IS NULL OR consumer_client = $6) AND ($7::text IS NULL OR agreement = $7) "
-    "AND ($8::text IS NULL OR purpose = $8) AND ($9::text IS NULL OR decision = $9) "
-    "AND ($10::text IS NULL OR kind = $10) AND ($11::text IS NULL OR starts_with(kind, $11)) "
-    "AND ($12::text IS NULL OR resident = $12) "
-    "ORDER BY seq LIMIT $13");
+/* The filters of struct au_filter as SQL: $1 after, $2 upto, $3 from, $4 to,
+ * $5 tenant, $6 client, $7 agreement, $8 purpose, $9 decision, $10 kind,
+ * $11 kind prefix, $12 resident, $13 consumer, $14 provider (filter_values). */
+#define AU_FILTER_SQL                                                                              \
+    "seq > $1 AND ($2::bigint IS NULL OR seq <= $2) "                                              \
+    "AND ($3::timestamptz IS NULL OR time >= $3) AND ($4::timestamptz IS NULL OR time < $4) "      \
+    "AND ($5::text IS NULL OR tenant = $5 OR consumer_tenant = $5 OR provider = $5) "              \
+    "AND ($6::text IS NULL OR consumer_client = $6) AND ($7::text IS NULL OR agreement = $7) "     \
+    "AND ($8::text IS NULL OR purpose = $8) AND ($9::text IS NULL OR decision = $9) "              \
+    "AND ($10::text IS NULL OR kind = $10) AND ($11::text IS NULL OR starts_with(kind, $11)) "     \
+    "AND ($12::text IS NULL OR resident = $12) "                                                   \
+    "AND ($13::text IS NULL OR consumer_tenant = $13) AND ($14::text IS NULL OR provider = $14) "
+#define AU_FILTER_NPARAMS 14
+
+static struct core_stmt au_entries_page_stmt =
+    CORE_STMT("au_entries_page", "SELECT seq, canonical, encode(leaf_hash, 'base64') FROM "
+                                 "audit_entries WHERE " AU_FILTER_SQL "ORDER BY seq LIMIT $15");
+
+/* The text parameters of AU_FILTER_SQL, then limit as $15; after and upto
+ * are buffers of the caller's for the numbers. */
+static void filter_values(const struct au_filter *f, char after[32], char upto[32],
+                          const char *limit, const char *v[AU_FILTER_NPARAMS + 1])
+{
+    xsnprintf(after, 32, "%lld", (long long)f->after);
+    xsnprintf(upto, 32, "%lld", (long long)f->upto);
+    const char *w[] = {after,          f->upto >= 0 ? upto : NULL,
+                       f->from,        f->to,
+                       f->tenant,      f->client,
+                       f->agreement,   f->purpose,
+                       f->decision,    f->kind,
+                       f->kind_prefix, f->resident,
+                       f->consumer,    f->provider,
+                       limit};
+    memcpy(v, w, sizeof w);
+}
 
 struct page_arg {
     const struct au_filter *f;
@@ -32,18 +57,11 @@ static enum core_db_rc page_tx(struct core_db_conn *c, void *p)
     struct page_arg *a = p;
     const struct au_filter *f = a->f;
     char after[32], upto[32], limit[32];
-    xsnprintf(after, sizeof after, "%lld", (long long)f->after);
-    xsnprintf(upto, sizeof upto, "%lld", (long long)f->upto);
     xsnprintf(limit, sizeof limit, "%ld", a->limit);
-    const char *v[] = {after,          f->upto >= 0 ? upto : NULL,
-                       f->from,        f->to,
-                       f->tenant,      f->client,
-                       f->agreement,   f->purpose,
-                       f->decision,    f->kind,
-                       f->kind_prefix, f->resident,
-                       limit};
+    const char *v[AU_FILTER_NPARAMS + 1];
+    filter_values(f, after, upto, limit, v);
     PQclear(a->res);
-    a->res = core_db_exec(c, &au_entries_page_stmt, 13, v);
+    a->res = core_db_exec(c, &au_entries_page_stmt, AU_FILTER_NPARAMS + 1, v);
     return a->res ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
@@ -221,4 +239,169 @@ bool au_time_param_ok(const char *t)
         return true;
     return (t[i] == '+' || t[i] == '-') && n - i == 6 && digits(t + i + 1, 2) && t[i + 3] == ':' &&
            digits(t + i + 4, 2) && num(t + i + 1, 2) <= 15 && num(t + i + 4, 2) <= 59;
+}
+
+/* ---- the filters of a request ---- */
+
+#define AU_STR_(x) #x
+#define AU_STR(x)  AU_STR_(x)
+
+const char *au_filter_parse(struct au_filter *f, au_param_fn get, void *arg, struct core_pool *pool,
+                            const char **field)
+{
+    static const char *const names[] = {"from",     "to",       "tenant",    "consumer",
+                                        "provider", "client",   "agreement", "purpose",
+                                        "decision", "resident", "kind"};
+    const char **slots[] = {&f->from,     &f->to,       &f->tenant,    &f->consumer,
+                            &f->provider, &f->client,   &f->agreement, &f->purpose,
+                            &f->decision, &f->resident, &f->kind};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        const char *s = get(arg, names[i]);
+        *slots[i] = s;
+        if (s && (!*s || strlen(s) > AU_FILTER_MAX)) {
+            *field = names[i];
+            return "must be 1 to " AU_STR(AU_FILTER_MAX) " bytes";
+        }
+    }
+    if (f->from && !au_time_param_ok(f->from)) {
+        *field = "from";
+        return "must be an RFC 3339 time (2026-04-01T00:00:00Z) or a date";
+    }
+    if (f->to && !au_time_param_ok(f->to)) {
+        *field = "to";
+        return "must be an RFC 3339 time (2026-04-01T00:00:00Z) or a date";
+    }
+    if (f->decision && strcmp(f->decision, "permit") != 0 && strcmp(f->decision, "deny") != 0) {
+        *field = "decision";
+        return "must be permit or deny";
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *town = i ? f->provider : f->consumer;
+        if (town && !core_tenant_id_ok(town)) {
+            *field = i ? "provider" : "consumer";
+            return "must be a town's id (1 to 50 of a-z, 0-9, _)";
+        }
+    }
+    size_t kl = f->kind ? strlen(f->kind) : 0;
+    if (kl > 2 && strcmp(f->kind + kl - 2, ".*") == 0) {
+        f->kind_prefix = core_pstrndup(pool, f->kind, kl - 1);
+        f->kind = NULL;
+    }
+    return NULL;
+}
+
+/* ---- checkpoints ---- */
+
+static struct core_stmt au_checkpoints_latest_stmt =
+    CORE_STMT("au_checkpoints_latest", "SELECT tree_size, root_hash, time, kid, signature FROM "
+                                       "audit_checkpoints ORDER BY tree_size DESC LIMIT 1");
+
+struct latest_arg {
+    struct au_checkpoint *cp;
+    int found;
+};
+
+static enum core_db_rc latest_tx(struct core_db_conn *c, void *p)
+{
+    struct latest_arg *a = p;
+    PGresult *r = core_db_execp(c, &au_checkpoints_latest_stmt, 0, NULL, NULL, NULL, 1);
+    if (!r)
+        return CORE_DB_ERROR;
+    a->found = PQntuples(r) == 1 && au_checkpoint_row(r, 0, a->cp);
+    PQclear(r);
+    return CORE_DB_OK;
+}
+
+int au_checkpoints_latest(struct au_checkpoint *cp)
+{
+    struct latest_arg a = {.cp = cp};
+    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_READ, latest_tx, &a, NULL) != CORE_DB_OK)
+        return -1;
+    return a.found;
+}
+
+/* ---- the figures behind the charts ---- */
+
+/* The latest days first under the bound, then in order: a cut range loses
+ * its oldest days. */
+static struct core_stmt au_stats_pairs_stmt = CORE_STMT(
+    "au_stats_pairs",
+    "SELECT * FROM (SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, "
+    "consumer_tenant, provider, count(*) FILTER (WHERE decision = 'permit'), "
+    "count(*) FILTER (WHERE decision = 'deny') FROM audit_entries WHERE kind = 'transfer' "
+    "AND " AU_FILTER_SQL "GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2, 3 LIMIT $15) s ORDER BY 1, 2, 3");
+/* A denial's reason is in the entry's bytes only. */
+static struct core_stmt au_stats_reasons_stmt = CORE_STMT(
+    "au_stats_reasons",
+    "SELECT coalesce(canonical::jsonb ->> 'reason', ''), count(*) FROM audit_entries "
+    "WHERE decision = 'deny' AND " AU_FILTER_SQL "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $15");
+
+struct stats_arg {
+    struct core_stmt *st;
+    const struct au_filter *f;
+    long max;
+    PGresult *res;
+};
+
+static enum core_db_rc stats_tx(struct core_db_conn *c, void *p)
+{
+    struct stats_arg *a = p;
+    char after[32], upto[32], limit[32];
+    xsnprintf(limit, sizeof limit, "%ld", a->max + 1);
+    const char *v[AU_FILTER_NPARAMS + 1];
+    filter_values(a->f, after, upto, limit, v);
+    PQclear(a->res);
+    a->res = core_db_exec(c, a->st, AU_FILTER_NPARAMS + 1, v);
+    return a->res ? CORE_DB_OK : CORE_DB_ERROR;
+}
+
+static json_t *text_or_null(PGresult *r, int i, int col)
+{
+    return PQgetisnull(r, i, col) ? json_null() : json_string(PQgetvalue(r, i, col));
+}
+
+json_t *au_query_stats(const char *context, const struct au_filter *f, long max_pairs,
+                       long max_reasons)
+{
+    struct au_filter all = *f;
+    all.after = -1;
+    all.upto = -1;
+    struct stats_arg pairs = {.st = &au_stats_pairs_stmt, .f = &all, .max = max_pairs};
+    struct stats_arg reasons = {.st = &au_stats_reasons_stmt, .f = &all, .max = max_reasons};
+    struct core_db_err err;
+    json_t *out = NULL;
+    if (core_db_tx(context, CORE_TX_READ, stats_tx, &pairs, &err) != CORE_DB_OK) {
+        core_warn("audit figures not read: %s", err.message);
+        goto cleanup;
+    }
+    bool damaged = false;
+    if (core_db_tx(context, CORE_TX_READ, stats_tx, &reasons, &err) != CORE_DB_OK) {
+        /* 22P02: an entry's stored bytes are not JSON (tampered with): the
+         * rest of the page still shows, and the verification says which */
+        if (strcmp(err.sqlstate, "22P02") != 0) {
+            core_warn("audit figures not read: %s", err.message);
+            goto cleanup;
+        }
+        damaged = true;
+    }
+    json_t *pa = json_array(), *ra = json_array();
+    int np = PQntuples(pairs.res);
+    for (int i = 0; i < np && i < max_pairs; i++)
+        json_array_append_new(
+            pa,
+            json_pack("{s:s, s:o, s:o, s:I, s:I}", "day", PQgetvalue(pairs.res, i, 0), "consumer",
+                      text_or_null(pairs.res, i, 1), "provider", text_or_null(pairs.res, i, 2),
+                      "permit", (json_int_t)strtoll(PQgetvalue(pairs.res, i, 3), NULL, 10), "deny",
+                      (json_int_t)strtoll(PQgetvalue(pairs.res, i, 4), NULL, 10)));
+    int nr = damaged ? 0 : PQntuples(reasons.res);
+    for (int i = 0; i < nr && i < max_reasons; i++)
+        json_array_append_new(
+            ra, json_pack("{s:s, s:I}", "reason", PQgetvalue(reasons.res, i, 0), "count",
+                          (json_int_t)strtoll(PQgetvalue(reasons.res, i, 1), NULL, 10)));
+    out = json_pack("{s:o, s:b, s:o, s:b, s:b}", "pairs", pa, "pairs_more", np > max_pairs,
+                    "reasons", ra, "reasons_more", nr > max_reasons, "reasons_damaged", damaged);
+cleanup:
+    PQclear(pairs.res);
+    PQclear(reasons.res);
+    return out;
 }
