@@ -191,6 +191,7 @@ export async function checkKeyboard(page) {
   });
   assert.deepEqual(skip, { cls: 'skip', href: '#main', visible: true },
     'the first Tab reaches the visible skip link');
+  await page.evaluate(() => document.activeElement?.blur());
   const untabbable = await page.evaluate(() =>
     [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, [tabindex]')]
       .filter((el) => el.tabIndex > 0 || (el.tabIndex < 0 && !el.disabled))
