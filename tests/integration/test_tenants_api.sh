@@ -45,8 +45,17 @@ kagawa|tenant.create
 kanonji|tenant.create
 takamatsu|tenant.create" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind LIKE 'tenant.%' ORDER BY tenant")" \
   "ops/demo wrote one tenant.create event per tenant"
-assert_eq "kanonji|client.create
+assert_eq "ayagawa|agreement.propose
+ayagawa|resident.create
+ayagawa|staff.grant
+kagawa|resident.create
+kagawa|resident.create
+kagawa|staff.grant
+kagawa|staff.grant
+kanonji|client.create
 kanonji|resident.create
+kanonji|resident.create
+kanonji|staff.grant
 takamatsu|agreement.approve
 takamatsu|agreement.approve
 takamatsu|agreement.approve
@@ -55,8 +64,10 @@ takamatsu|agreement.propose
 takamatsu|agreement.propose
 takamatsu|client.create
 takamatsu|resident.create
-takamatsu|resident.link" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind NOT LIKE 'tenant.%' ORDER BY tenant, kind")" \
-  "and its demo residents (hanako of takamatsu, linked to her number there; taro of kanonji), the demo app of takamatsu, kanonji's watch-over app, and three agreements of takamatsu's data proposed and approved"
+takamatsu|resident.create
+takamatsu|resident.link
+takamatsu|staff.grant" "$(sql "SELECT tenant, kind FROM renkei.audit_events WHERE kind NOT LIKE 'tenant.%' ORDER BY tenant, kind")" \
+  "and its demo residents (hanako of takamatsu, linked to her number there; taro of kanonji), the demo app of takamatsu, kanonji's watch-over app, three agreements of takamatsu's data proposed and approved, kanonji's proposal to ayagawa, and the consoles' staff with their roles (kagawa's auditor and operator, each town's administrator)"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.tenant_upstreams")" "the demo towns have no upstream (all hosted)"
 
 demo_list=$LIST
