@@ -652,6 +652,14 @@ enum az_rc az_client_create(const char *context, const struct az_client_spec *s,
         xsnprintf(res->message, sizeof res->message, "%s", why);
         return res->rc;
     }
+    if (context != CORE_DB_PLATFORM && s->scopes && array_has(s->scopes, "admin")) {
+        /* a top-level town's administrator would otherwise mint the
+         * platform's own power */
+        res->rc = AZ_FORBIDDEN;
+        xsnprintf(res->message, sizeof res->message,
+                  "only the platform gives a client scope admin");
+        return res->rc;
+    }
     char reg_local[64];
     struct create_arg a = {s, actor, id_out, secret_out, reg_out ? reg_out : reg_local, res};
     struct core_db_err err;
@@ -798,9 +806,34 @@ static enum az_rc change(const char *context, struct change_arg *a)
     return finish(rc, &err, a->res);
 }
 
+/* A town's administrator does not hold the keys of, or switch off, a client
+ * with the platform's scope admin (its town's row-level security would
+ * otherwise let it). False (res set) when context may not touch id. */
+static bool platform_client_guard(const char *context, const char *id, struct az_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (context == CORE_DB_PLATFORM)
+        return true;
+    struct az_client c;
+    if (az_client_read(context, id, &c, res) != AZ_OK)
+        return res->rc == AZ_NOT_FOUND; /* the change itself says 404 */
+    bool admin = c.scopes && array_has(c.scopes, "admin");
+    az_client_release(&c);
+    if (admin) {
+        res->rc = AZ_FORBIDDEN;
+        xsnprintf(res->message, sizeof res->message,
+                  "client %s holds scope admin: only the platform changes it", id);
+        return false;
+    }
+    return true;
+}
+
 enum az_rc az_client_rotate_secret(const char *context, const char *id, const char *actor,
                                    char *secret_out, struct az_result *res)
 {
+    secret_out[0] = '\0';
+    if (!platform_client_guard(context, id, res))
+        return res->rc;
     unsigned char mac[32];
     new_secret(secret_out);
     az_secret_hmac(AZ_SECRET_LABEL, secret_out, strlen(secret_out), mac);
@@ -820,6 +853,8 @@ enum az_rc az_client_rotate_secret(const char *context, const char *id, const ch
 enum az_rc az_client_set_disabled(const char *context, const char *id, bool disabled,
                                   const char *actor, struct az_result *res)
 {
+    if (!platform_client_guard(context, id, res))
+        return res->rc;
     const char *v[] = {id, disabled ? "disabled" : "active"};
     struct change_arg a = {&az_client_state_stmt,
                            v,

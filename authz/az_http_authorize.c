@@ -665,8 +665,11 @@ static const char *console_next(const char *next)
     for (const unsigned char *c = (const unsigned char *)next; *c; c++)
         if (*c <= 0x20 || *c >= 0x7f || *c == '\\')
             return NULL;
-    /* no empty or dot segments: the browser would resolve them elsewhere */
+    /* no empty or dot segments, nor escapes in the path (%2e%2e is a dot
+     * segment to a browser): it would resolve them elsewhere */
     size_t path_len = strcspn(next, "?");
+    if (memchr(next, '%', path_len))
+        return NULL;
     for (size_t i = 0; i + 1 < path_len; i++)
         if (next[i] == '/' && (next[i + 1] == '/' || next[i + 1] == '.'))
             return NULL;

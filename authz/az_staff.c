@@ -112,7 +112,17 @@ static bool console_read(struct core_req *req)
 {
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
         return false;
-    if (strncmp(req->path, "/audit/v1/", 10) != 0 && strncmp(req->path, "/admin/v1/", 10) != 0)
+    /* what the consoles read: the audit log, and the towns, clients and
+     * agreements they list (not residents' personal data) */
+    static const char *const prefixes[] = {"/audit/v1/", "/admin/v1/tenants", "/admin/v1/clients",
+                                           "/admin/v1/agreements"};
+    bool listed = false;
+    for (size_t i = 0; i < ARRAY_SIZE(prefixes) && !listed; i++) {
+        size_t n = strlen(prefixes[i]);
+        listed = strncmp(req->path, prefixes[i], n) == 0 &&
+                 (prefixes[i][n - 1] == '/' || req->path[n] == '\0' || req->path[n] == '/');
+    }
+    if (!listed)
         return false;
     /* a browser says where the request comes from; another site's page
      * (a link, an image, a form) never acts with the console's session */

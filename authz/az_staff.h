@@ -45,8 +45,9 @@ struct az_staff {
  * for a resident who holds none). */
 enum az_session_rc az_staff_get(struct core_req *req, struct az_staff *out);
 
-/* The principal of a console's own reads: a GET or HEAD of the auditor or
- * admin API (/audit/v1/..., /admin/v1/...) without an Authorization header,
+/* The principal of a console's own reads: a GET or HEAD of the auditor API
+ * (/audit/v1/...) or of the admin API's towns, clients and agreements (not
+ * residents) without an Authorization header,
  * from the same origin (Sec-Fetch-Site), by a signed-in account with roles.
  * Returns 1 and fills *out (strings in req->pool), 0 when this does not
  * apply (the caller asks for a bearer token), -1 once 503 is queued. */

@@ -100,6 +100,8 @@ static void form_choices(json_t *v, const struct cn_ctx *ctx, const struct az_fo
                                            grants[i].value, "checked", checked));
     }
     for (const char *const *sc = az_known_scopes; *sc; sc++) {
+        if (!ctx->platform && strcmp(*sc, "admin") == 0)
+            continue; /* only the platform gives it (az_client_create refuses) */
         char field[80];
         xsnprintf(field, sizeof field, "scope_%s", *sc);
         char key[96];

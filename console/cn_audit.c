@@ -78,7 +78,7 @@ static const char *opt(struct core_req *req, const char *name)
 
 /* The day after a YYYY-MM-DD date (out[11]); the API's "to" is exclusive,
  * the form's is the last day shown. */
-static void day_add(const char *ymd, int days, char out[11])
+static bool day_add(const char *ymd, int days, char out[11])
 {
     int y = 0, m = 0, d = 0;
     core_parse_digits(ymd, 4, &y);
@@ -86,8 +86,9 @@ static void day_add(const char *ymd, int days, char out[11])
     core_parse_digits(ymd + 8, 2, &d);
     time_t t = (time_t)(core_days_from_civil(y, m, d) + days) * 86400;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 11, "%Y-%m-%d", &tm);
+    /* 9999-12-31 + 1 has five digits of year: no room, and no NUL */
+    out[0] = '\0';
+    return gmtime_r(&t, &tm) && strftime(out, 11, "%Y-%m-%d", &tm) == 10;
 }
 
 static bool form_read(struct core_req *req, const struct cn_ctx *ctx, struct audit_form *fm)
@@ -138,7 +139,10 @@ static bool form_read(struct core_req *req, const struct cn_ctx *ctx, struct aud
     fm->to_api = fm->to;
     if (fm->to && strlen(fm->to) == 10 && au_time_param_ok(fm->to)) {
         char *next = core_palloc(req->pool, 11);
-        day_add(fm->to, 1, next);
+        if (!day_add(fm->to, 1, next)) {
+            bad_field(req, ctx, "to", "audit.rule.time");
+            return false;
+        }
         fm->to_api = next;
     }
     return true;
@@ -408,9 +412,9 @@ static void cn_handler_audit(struct core_req *req)
     char now[32], today[11], start[11];
     core_time_rfc3339(now);
     xsnprintf(today, sizeof today, "%.10s", now);
-    day_add(today, -CHART_DAYS, start);
+    bool have_start = day_add(today, -CHART_DAYS, start); /* today is a real date */
     struct au_filter cf = f;
-    if (!cf.from)
+    if (!cf.from && have_start)
         cf.from = start;
     json_t *stats =
         n < 0 ? NULL : au_query_stats(ctx.context, &cf, STATS_PAIRS_MAX, STATS_REASONS_MAX);
@@ -458,6 +462,9 @@ static void cn_handler_audit(struct core_req *req)
         xsnprintf(page, sizeof page, "limit=%ld", fm.limit);
     json_object_set_new(v, "api_page",
                         json_string(url(req, "/audit/v1/entries?format=jsonl&", &fm, true, page)));
+    /* the platform reads every entry: the page's check may then demand
+     * seq 0, 1, 2 ... without a gap (a town's auditor sees only some) */
+    json_object_set_new(v, "whole_log", json_string(ctx.platform ? "true" : "false"));
 
     char last_day[11];
     if (fm.to)
@@ -472,10 +479,10 @@ static void cn_handler_audit(struct core_req *req)
         json_object_set_new(v, "checkpoint", checkpoint_vars(&cp));
     /* the script's messages keep their {placeholders}: it fills them */
     json_object_set_new(v, "ph",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", "{seq}",
-                                  "size", "{size}", "first", "{first}", "count", "{count}", "kid",
-                                  "{kid}", "time", "{time}", "why", "{why}", "done", "{done}",
-                                  "total", "{total}"));
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
+                                  "{seq}", "size", "{size}", "first", "{first}", "count", "{count}",
+                                  "kid", "{kid}", "time", "{time}", "why", "{why}", "done",
+                                  "{done}", "total", "{total}", "thumbprint", "{thumbprint}"));
     cn_reply(req, 200, "audit", ctx.lang, v);
 }
 

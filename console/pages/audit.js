@@ -26,7 +26,9 @@
   const progress = document.getElementById('verify-progress');
   const subtle = window.crypto && window.crypto.subtle;
 
-  const STORE = 'renkei.audit.checkpoint.v1'; // the last checkpoint verified here
+  // the last checkpoint verified here, with the key that signed it: the one
+  // thing this check holds that the hub cannot change afterwards
+  const STORE = 'renkei.audit.checkpoint.v2';
   const CONCURRENCY = 6; // inclusion proofs asked for at a time
   const MAX_DEPTH = 32; // nesting of an entry's values
   const MEMBERS = ['actor', 'agreement', 'consumer', 'decision', 'detail', 'kind', 'outcome',
@@ -269,8 +271,19 @@
     if (!ok) throw new Failure('why.signature', { size: cp.tree_size });
   }
 
+  // RFC 7638 thumbprint of an EC key: to compare with one read elsewhere
+  // (renkei audit verify-file --jwks, the operator's published copy).
+  async function thumbprint(jwk) {
+    const json = `{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}`;
+    const digest = new Uint8Array(await subtle.digest('SHA-256', utf8.encode(json)));
+    return toB64(digest).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
   // The checkpoint to prove consistency from: the last one verified in this
-  // browser when it still verifies, else the log's oldest.
+  // browser (checked with the key kept beside it), else the log's oldest.
+  // The hub's audit keys are never withdrawn (audit/FORMAT.md §4): a kept
+  // key that is gone from /oauth2/jwks, or published with other numbers,
+  // is a failure, not something to forget.
   async function baseline(keys) {
     let kept = null;
     try {
@@ -278,14 +291,24 @@
     } catch {
       kept = null;
     }
-    if (checkpointShape(kept) && kept.tree_size > 0) {
+    const key = kept && kept.key;
+    if (kept && checkpointShape(kept.cp) && kept.cp.tree_size > 0 && key &&
+        typeof key.x === 'string' && typeof key.y === 'string' && key.kid === kept.cp.kid) {
+      let ours = true;
       try {
-        await verifyCheckpoint(kept, keys);
-        return { cp: kept, kept: true };
+        await verifyCheckpoint(kept.cp, [{ ...key, kty: 'EC', crv: 'P-256' }]);
       } catch {
-        // this browser's storage, not the hub, is at fault: forget it
-        localStorage.removeItem(STORE);
+        ours = false; // this browser's storage is damaged, not the hub's log
       }
+      if (ours) {
+        const served = keys.find((k) => k.kid === key.kid);
+        if (!served) throw new Failure('why.key_gone', { kid: key.kid });
+        if (served.x !== key.x || served.y !== key.y) {
+          throw new Failure('why.key_changed', { kid: key.kid });
+        }
+        return { cp: kept.cp, kept: true };
+      }
+      localStorage.removeItem(STORE);
     }
     const list = await getJson('/audit/v1/checkpoints?limit=1');
     const oldest = Array.isArray(list.items) ? list.items[0] : null;
@@ -453,8 +476,10 @@
       }
 
       // entries newer than the checkpoint: the hub signs a new one within
-      // a second while entries arrive
-      if (items.some((it, i) => leaves[i] && it.seq >= latest.tree_size)) {
+      // a second while entries arrive; an entry no checkpoint covers cannot
+      // be called intact
+      for (let tries = 0; tries < 3 &&
+        items.some((it, i) => leaves[i] && it.seq >= latest.tree_size); tries++) {
         await new Promise((resolve) => setTimeout(resolve, 1500));
         const newer = await latestCheckpoint();
         if (newer.tree_size > latest.tree_size) {
@@ -463,6 +488,17 @@
         }
       }
       const rootHash = hashOf(latest.root_hash);
+
+      // the whole log (a platform reader sees every entry): seq 0, 1, 2 ...
+      // with none missing, at least up to the checkpoint
+      if (all && root.getAttribute('data-whole-log') === 'true') {
+        let at = 0;
+        while (at < items.length && items[at].seq === at) at++;
+        if (at < items.length || items.length < latest.tree_size) {
+          // the hub's proofs over a log with a hole are not worth asking for
+          throw new Failure('why.gap', {}, at);
+        }
+      }
 
       const base = await baseline(keys);
       if (base) await checkConsistency(base.cp, latest);
@@ -487,16 +523,23 @@
       });
 
       if (failures.length) throw failures.sort(bySeq)[0];
+      if (uncovered) throw new Trouble('why.not_yet', { count: uncovered });
+      const signer = keys.find((k) => k.kid === latest.kid);
       try {
-        localStorage.setItem(STORE, JSON.stringify(latest));
+        localStorage.setItem(STORE, JSON.stringify({
+          cp: latest, key: { kid: signer.kid, x: signer.x, y: signer.y },
+        }));
       } catch {
         // storage full or refused: the next check starts from the oldest
       }
       const lines = [say('intact'), say('intact_detail', {
         size: latest.tree_size, time: latest.time, kid: latest.kid, count: covered,
       })];
-      if (base) lines.push(say('consistency_ok', { first: base.cp.tree_size, size: latest.tree_size }));
-      if (uncovered) lines.push(say('uncovered', { count: uncovered }));
+      if (base) {
+        lines.push(say(base.kept ? 'consistency_ok' : 'consistency_oldest',
+          { first: base.cp.tree_size, size: latest.tree_size }));
+      }
+      lines.push(say('trust', { thumbprint: await thumbprint(signer) }));
       lines.push(say('baseline_stored'));
       show('intact', lines);
     } catch (err) {

@@ -196,7 +196,7 @@ before=$(snapshot_authz)
 admin_send POST /admin/v1/clients "$TAT" '{"tenant": "kanonji", "name": "x", "grant_types": ["client_credentials"], "scopes": ["ngsi.read"]}'
 assert_error 403 Forbidden "tenant.admin creates a client for another tenant"
 admin_send POST /admin/v1/clients "$TAT" '{"name": "x", "grant_types": ["client_credentials"], "scopes": ["admin"]}'
-assert_error 400 BadRequest "tenant.admin creates a client with scope admin"
+assert_error 403 Forbidden "tenant.admin creates a client with scope admin (only the platform gives it)"
 admin_send POST /admin/v1/clients "$TAT" '{"name": "x", "grant_types": ["client_credentials"], "scopes": ["frob"]}'
 assert_error 400 BadRequest "an unknown scope"
 admin_send POST /admin/v1/clients "$TAT" '{"name": "x", "grant_types": ["password"]}'
@@ -286,3 +286,20 @@ revoke "$ADM_ID" "$ADM_SECRET" "$ADM"
 assert_status 200 "the admin revokes its own token"
 admin_get /admin/v1/clients "$ADM"
 invalid_token "GET /admin/v1/clients with the revoked admin token"
+
+# ---------------------------------------------- the platform's own clients
+
+# A top-level town's administrator (kagawa's) is still not the platform: it
+# neither gives scope admin nor holds the keys of a client that has it.
+client_add --tenant kagawa --name kagawa-admin --grant client_credentials --scope tenant.admin
+get_token "$CID" "$CSECRET"
+KGT=$TOKEN
+admin_send POST /admin/v1/clients "$KGT" '{"name": "x", "grant_types": ["client_credentials"], "scopes": ["admin"]}'
+assert_error 403 Forbidden "kagawa's tenant.admin creates a client with scope admin"
+http POST "/admin/v1/clients/$ADM_ID/secret" -H "Authorization: Bearer $KGT"
+assert_error 403 Forbidden "nor rotates the secret of the platform's admin client"
+admin_send PATCH "/admin/v1/clients/$ADM_ID" "$KGT" '{"state": "disabled"}'
+assert_error 403 Forbidden "nor disables it"
+assert_eq active "$(sql "SELECT state FROM renkei.clients WHERE id = '$ADM_ID'")" "the platform's client is untouched"
+admin_send POST /admin/v1/clients "$KGT" '{"name": "kagawa reader", "grant_types": ["client_credentials"], "scopes": ["ngsi.read"]}'
+assert_status 201 "kagawa's tenant.admin still makes its own town's clients"

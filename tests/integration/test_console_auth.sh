@@ -66,7 +66,8 @@ bhttp GET "/audit?kind=transfer&decision=deny"
 assert_eq "/login?next=%2Faudit%3Fkind%3Dtransfer%26decision%3Ddeny" "$LOCATION" \
   "with its query"
 for bad in //evil.example/audit https://evil.example/audit /account /audit/v1/entries \
-  /auditx '/audit/../account' '/audit\evil' /admin//x; do
+  /auditx '/audit/../account' '/audit\evil' /admin//x '/admin/%2e%2e/oauth2/authorize' \
+  '/audit/%2E%2E/account'; do
   bhttp GET "/login?next=$(urlenc "$bad")"
   assert_status 200 "the sign-in page with next=$bad"
   assert_no_match 'name="next"' "$HTTP_BODY" "next=$bad is not carried (consoles' pages only)"
@@ -141,6 +142,8 @@ assert_eq "/admin" "$LOCATION" "the operator comes back to /admin"
 bhttp GET /admin/v1/tenants
 assert_status 200 "the platform's operator reads the admin API"
 assert_json '[.items[].id] | sort == ["kagawa", "kanonji", "takamatsu"]' "every town"
+bhttp GET /admin/v1/residents
+assert_status 401 "but not residents' personal data: the consoles do not read it"
 bhttp GET /audit
 assert_status 200 "and the audit console"
 run_renkei resident withdraw ops@kagawa.example --role platform_admin

@@ -234,7 +234,10 @@ test('the in-page verification says intact, and NOT intact naming an entry alter
   await shot(page, 'audit-verified');
   v = await verify(page, '#verify-all');
   assert.ok(v.intact, `every entry the auditor can see: ${v.text}`);
-  assert.ok(await page.evaluate(() => localStorage.getItem('renkei.audit.checkpoint.v1')), 'the checkpoint is kept');
+  const kept = JSON.parse(await page.evaluate(() => localStorage.getItem('renkei.audit.checkpoint.v2')));
+  assert.ok(kept?.cp?.tree_size > 0 && kept.key?.kid === kept.cp.kid && kept.key.x && kept.key.y,
+    'the checkpoint is kept with the key that signed it');
+  assert.match(v.text, /鍵の指紋（RFC 7638）: [A-Za-z0-9_-]{43}/, 'the key thumbprint, to compare elsewhere');
 
   // a denial on the page turned into a permit behind the hub's back
   const [victim] = (await psql(`SELECT seq FROM renkei.audit_entries WHERE provider = '${TOWN}' AND decision = 'deny' ORDER BY seq LIMIT 1`)).split('\n');
@@ -269,6 +272,40 @@ test('the in-page verification says intact, and NOT intact naming an entry alter
   assert.equal(await psql(md5), before, 'the entry is restored');
   await page.reload();
   v = await verify(page);
+  assert.ok(v.intact, `intact again once restored: ${v.text}`);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('the platform checks the whole log: a deleted entry is a gap, NOT intact', async () => {
+  const page = await newPage(browser, { lang: 'en' });
+  await signIn(page, 'operator@kagawa.example', STAFF_PASSWORD, '/audit');
+  let v = await verify(page, '#verify-all');
+  assert.ok(v.intact, `the whole log: ${v.text}`);
+  assert.match(v.text, /from the hub's oldest checkpoint/, 'a first check starts from the oldest');
+  v = await verify(page, '#verify-all');
+  assert.ok(v.intact, `again: ${v.text}`);
+  assert.match(v.text, /consistency proof from the checkpoint of tree size \d+/,
+    'a second check starts from the checkpoint this browser kept');
+
+  // an entry the checkpoint covers taken out behind the hub's back
+  const victim = Number(await psql('SELECT max(seq) / 2 FROM renkei.audit_entries'));
+  await psql(`DROP TABLE IF EXISTS public.gap_saved;
+    CREATE TABLE public.gap_saved AS SELECT * FROM renkei.audit_entries WHERE seq = ${victim};
+    SET session_replication_role = replica;
+    DELETE FROM renkei.audit_entries WHERE seq = ${victim}`);
+  try {
+    await page.reload();
+    v = await verify(page, '#verify-all');
+    assert.ok(!v.intact, `NOT intact: ${v.text}`);
+    assert.match(v.text, new RegExp(`First failing entry: seq ${victim}\\. The entries' seq numbers have a gap`));
+  } finally {
+    await psql(`SET session_replication_role = replica;
+      INSERT INTO renkei.audit_entries SELECT * FROM public.gap_saved;
+      DROP TABLE public.gap_saved`);
+  }
+  await page.reload();
+  v = await verify(page, '#verify-all');
   assert.ok(v.intact, `intact again once restored: ${v.text}`);
   assert.deepEqual(page.problems, []);
   await page.context().close();
