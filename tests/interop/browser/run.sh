@@ -93,11 +93,11 @@ node_status=0
     KANONJI_CLIENT_ID="$KANONJI_CLIENT_ID" KANONJI_CLIENT_SECRET="$KANONJI_CLIENT_SECRET" \
     PROPOSED_AGREEMENT="$PROPOSED_AGREEMENT" RENKEI_DB_SUPER="$RENKEI_DB" PSQL="$_PSQL" \
     HOME="${HOME:-/tmp}" PATH="$PATH" NO_COLOR=1 \
-    timeout 240 node --test --test-concurrency=1 --test-reporter=tap "${test_files[@]}"
+    timeout 330 node --test --test-concurrency=1 --test-reporter=tap "${test_files[@]}"
 ) </dev/null || node_status=$?
 
 if ((node_status == 124)); then
-  fail "node --test did not finish within 240 s"
+  fail "node --test did not finish within 330 s"
 fi
 if ((node_status != 0)); then
   fail "node --test ${test_files[*]##*/} exited $node_status (see the failed tests above)"
