@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/unit/page_scan.h"
+
 #include "authz/az_page.h"
 #include "core/strbuf.h"
 
@@ -833,32 +835,7 @@ static void test_templates_quote_attributes(void **state)
             continue;
         html_files++;
         assert_int_equal(strlen(f->data), f->len);
-        bool in_tag = false, in_value = false;
-        for (const char *p = f->data; *p; p++) {
-            if (strncmp(p, "{{!", 3) == 0) {
-                const char *end = strstr(p, "}}");
-                assert_non_null(end);
-                p = end + 1;
-                continue;
-            }
-            if (strncmp(p, "{{", 2) == 0) {
-                char sig = p[2];
-                bool prints = sig != '#' && sig != '^' && sig != '/' && sig != '>';
-                if (in_tag && !in_value && prints)
-                    fail_msg("%s: %.30s prints outside a quoted attribute value", f->name, p);
-                p = strstr(p, "}}") + 1;
-                continue;
-            }
-            if (!in_tag && *p == '<')
-                in_tag = true;
-            else if (in_tag && *p == '"')
-                in_value = !in_value;
-            else if (in_tag && !in_value && *p == '>')
-                in_tag = false;
-            else if (in_tag && !in_value && *p == '\'')
-                fail_msg("%s: single-quoted attribute at %.30s", f->name, p);
-        }
-        assert_false(in_tag);
+        assert_attributes_quoted(f->name, f->data);
     }
     assert_true(html_files >= 9);
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/unit/page_scan.h"
+
 #include "console/cn_page.h"
 
 static bool ends_with(const char *s, const char *suffix)
@@ -54,32 +56,7 @@ static void test_templates(void **state)
             if (!strncmp(s, "<script>", 8) || !strstr(s, "src=\"{{") ||
                 strstr(s, "src=\"{{") > strchr(s, '>'))
                 fail_msg("%s: a <script> without src from the hub: %.60s", f->name, s);
-        bool in_tag = false, in_value = false;
-        for (const char *p = f->data; *p; p++) {
-            if (strncmp(p, "{{!", 3) == 0) {
-                const char *end = strstr(p, "}}");
-                assert_non_null(end);
-                p = end + 1;
-                continue;
-            }
-            if (strncmp(p, "{{", 2) == 0) {
-                char sig = p[2];
-                bool prints = sig != '#' && sig != '^' && sig != '/' && sig != '>';
-                if (in_tag && !in_value && prints)
-                    fail_msg("%s: %.30s prints outside a quoted attribute value", f->name, p);
-                p = strstr(p, "}}") + 1;
-                continue;
-            }
-            if (!in_tag && *p == '<')
-                in_tag = true;
-            else if (in_tag && *p == '"')
-                in_value = !in_value;
-            else if (in_tag && !in_value && *p == '>')
-                in_tag = false;
-            else if (in_tag && !in_value && *p == '\'')
-                fail_msg("%s: single-quoted attribute at %.30s", f->name, p);
-        }
-        assert_false(in_tag);
+        assert_attributes_quoted(f->name, f->data);
     }
     assert_true(html >= 4);
     assert_true(css >= 1);
