@@ -6,6 +6,7 @@
 #include "console/cn_admin.h"
 #include "console/cn_internal.h"
 #include "core/router.h"
+#include "core/strbuf.h"
 
 void cn_admin_routes(struct core_router *r)
 {
@@ -61,6 +62,20 @@ const char *cn_admin_town_name(const struct tn_tenant *list, size_t n, const cha
         if (strcmp(list[i].id, id) == 0)
             return list[i].name;
     return id;
+}
+
+char *cn_admin_join(struct core_req *req, char *const *v, size_t n)
+{
+    struct strbuf b;
+    strbuf_init(&b, 16 * 1024);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strbuf_adds(&b, ", ");
+        strbuf_adds(&b, v[i]);
+    }
+    char *s = core_pstrdup(req->pool, b.buf ? b.buf : "");
+    strbuf_release(&b);
+    return s;
 }
 
 /* ---- notices and errors ---- */

@@ -32,6 +32,8 @@ json_t *cn_admin_town_options(const struct tn_tenant *list, size_t n, const char
                               const char *skip);
 /* The name of town id in list, or id itself. */
 const char *cn_admin_town_name(const struct tn_tenant *list, size_t n, const char *id);
+/* v[0..n) joined by ", " (a list of types, attributes, purposes), in req->pool. */
+char *cn_admin_join(struct core_req *req, char *const *v, size_t n);
 
 /* ?done=X of a list page: sets var "notice" to the catalogue's text of
  * "admin.done.X" when X is one of known (NULL-terminated). */

@@ -68,20 +68,6 @@ static const char *list_url(struct core_req *req, const char *town, const char *
 
 /* ---- showing agreements ---- */
 
-static char *joined(struct core_req *req, char *const *v, size_t n)
-{
-    struct strbuf b;
-    strbuf_init(&b, 16 * 1024);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strbuf_adds(&b, ", ");
-        strbuf_adds(&b, v[i]);
-    }
-    char *s = core_pstrdup(req->pool, b.buf ? b.buf : "");
-    strbuf_release(&b);
-    return s;
-}
-
 /* Unix seconds as the towns read them: "2026-04-01 09:00" (JST); "" for 0. */
 static const char *jst(struct core_req *req, int64_t t)
 {
@@ -125,12 +111,12 @@ static json_t *row_json(struct core_req *req, const struct cn_ctx *ctx,
         "s:s, s:i}",
         "id", a->id, "provider", a->provider, "provider_name",
         cn_admin_town_name(towns, ntowns, a->provider), "consumer", a->consumer, "consumer_name",
-        cn_admin_town_name(towns, ntowns, a->consumer), "types", joined(req, a->types, a->ntypes),
-        "attrs", joined(req, a->attrs, a->nattrs), "actions_key", actions, "purposes",
-        joined(req, a->purposes, a->npurposes), "from", jst(req, a->valid_from), "until",
-        jst(req, a->valid_until), "rate", a->rate_per_minute, "personal", a->personal,
-        "consent_scope", a->consent_scope ? a->consent_scope : "", "resident_attr",
-        a->resident_attr ? a->resident_attr : "", "description",
+        cn_admin_town_name(towns, ntowns, a->consumer), "types",
+        cn_admin_join(req, a->types, a->ntypes), "attrs", cn_admin_join(req, a->attrs, a->nattrs),
+        "actions_key", actions, "purposes", cn_admin_join(req, a->purposes, a->npurposes), "from",
+        jst(req, a->valid_from), "until", jst(req, a->valid_until), "rate", a->rate_per_minute,
+        "personal", a->personal, "consent_scope", a->consent_scope ? a->consent_scope : "",
+        "resident_attr", a->resident_attr ? a->resident_attr : "", "description",
         a->description ? a->description : "", "state", xc_ag_state_name(a->state), "state_key",
         state_key, "version", a->version);
     if (!row) /* a description that is not UTF-8: shown without it */

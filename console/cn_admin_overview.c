@@ -85,20 +85,6 @@ static enum az_rc count_clients(const struct cn_ctx *ctx, long *count, bool *mor
     }
 }
 
-static char *joined(struct core_req *req, char *const *v, size_t n)
-{
-    struct strbuf b;
-    strbuf_init(&b, 16 * 1024);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            strbuf_adds(&b, ", ");
-        strbuf_adds(&b, v[i]);
-    }
-    char *s = core_pstrdup(req->pool, b.buf ? b.buf : "");
-    strbuf_release(&b);
-    return s;
-}
-
 static long index_of(const char *const *ids, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)
@@ -216,9 +202,9 @@ static void cn_handler_admin(struct core_req *req)
                                             cn_admin_town_name(towns, ntowns, a->provider),
                                             "consumer", a->consumer, "consumer_name",
                                             cn_admin_town_name(towns, ntowns, a->consumer), "types",
-                                            joined(req, a->types, a->ntypes), "purposes",
-                                            joined(req, a->purposes, a->npurposes), "href", href,
-                                            "description", a->description));
+                                            cn_admin_join(req, a->types, a->ntypes), "purposes",
+                                            cn_admin_join(req, a->purposes, a->npurposes), "href",
+                                            href, "description", a->description));
         }
     }
     if (matrix_ok) {
