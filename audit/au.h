@@ -48,6 +48,15 @@ struct au_entry {
  */
 bool au_append(const struct au_entry *e, uint64_t *seq);
 
+/*
+ * au_append without waiting: done(arg, ok, seq) is called once e is
+ * committed (ok) or refused, on the appender's thread (or on the caller's,
+ * before this returns, when no appender runs). e and everything it points to
+ * must stay valid until done is called; done must not block.
+ */
+typedef void (*au_append_done)(void *arg, bool ok, uint64_t seq);
+void au_append_async(const struct au_entry *e, au_append_done done, void *arg);
+
 /* Appends e inside the caller's transaction: it is in the log exactly when
  * that transaction commits. Holds the log's head lock until then, so keep
  * the rest of the transaction short. false: the statement failed (roll back). */

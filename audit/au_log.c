@@ -567,8 +567,10 @@ void au_metrics(struct strbuf *out)
 struct waiter {
     const struct au_entry *e;
     uint64_t seq;
-    int state;           /* 0 queued, 1 done, -1 failed */
-    pthread_cond_t done; /* each waiter its own: a batch wakes only its writers */
+    int state;            /* 0 queued, 1 done, -1 failed */
+    pthread_cond_t done;  /* each waiter its own: a batch wakes only its writers */
+    au_append_done async; /* set: nobody waits; the appender calls it and frees the waiter */
+    void *async_arg;
     struct waiter *next;
 };
 
@@ -628,8 +630,19 @@ static void *appender_main(void *unused)
         atomic_fetch_add(&m_batches, 1);
         for (size_t i = 0; i < n; i++)
             atomic_fetch_add(state[i] > 0 ? &m_appended : &m_failed, 1);
+        /* an asynchronous writer is told outside the lock (its callback
+         * may take other locks); its waiter is the appender's to free */
+        for (size_t i = 0; i < n; i++) {
+            if (ws[i]->async) {
+                ws[i]->async(ws[i]->async_arg, state[i] > 0, seq[i]);
+                free(ws[i]);
+                ws[i] = NULL;
+            }
+        }
         pthread_mutex_lock(&ap.mu);
         for (size_t i = 0; i < n; i++) {
+            if (!ws[i])
+                continue;
             ws[i]->seq = seq[i];
             ws[i]->state = state[i];
             pthread_cond_signal(&ws[i]->done);
@@ -702,4 +715,27 @@ bool au_append(const struct au_entry *e, uint64_t *seq)
     if (seq)
         *seq = w.seq;
     return true;
+}
+
+void au_append_async(const struct au_entry *e, au_append_done done, void *arg)
+{
+    pthread_mutex_lock(&ap.mu);
+    if (!ap.running || ap.stopping) {
+        pthread_mutex_unlock(&ap.mu);
+        uint64_t seq = 0;
+        bool ok = au_append(e, &seq);
+        done(arg, ok, seq);
+        return;
+    }
+    struct waiter *w = xcalloc(1, sizeof *w);
+    w->e = e;
+    w->async = done;
+    w->async_arg = arg;
+    if (ap.tail)
+        ap.tail->next = w;
+    else
+        ap.head = w;
+    ap.tail = w;
+    pthread_cond_signal(&ap.work);
+    pthread_mutex_unlock(&ap.mu);
 }

@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -30,6 +31,29 @@ void core_random(void *buf, size_t len)
         core_log_bug("RAND_bytes failed");
         abort();
     }
+}
+
+static unsigned char unique_prefix[8];
+static atomic_ullong unique_counter;
+static pthread_once_t unique_once = PTHREAD_ONCE_INIT;
+
+static void unique_init(void)
+{
+    unsigned char r[16];
+    core_random(r, sizeof r);
+    memcpy(unique_prefix, r, sizeof unique_prefix);
+    unsigned long long start;
+    memcpy(&start, r + 8, sizeof start);
+    atomic_store(&unique_counter, start >> 16); /* room before it wraps */
+}
+
+void core_unique_id(unsigned char out[16])
+{
+    pthread_once(&unique_once, unique_init);
+    unsigned long long n = atomic_fetch_add(&unique_counter, 1);
+    memcpy(out, unique_prefix, 8);
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (unsigned char)(n >> (56 - 8 * i));
 }
 
 void core_hex(const unsigned char *in, size_t len, char *out)

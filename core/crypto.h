@@ -7,6 +7,12 @@
  * fallback to weaker randomness). */
 void core_random(void *buf, size_t len);
 
+/* 16 bytes unique to this call for as long as the process lives, and
+ * across processes with overwhelming probability: a random per-process
+ * prefix and a counter. Cheap, and not secret: for request ids and
+ * correlators, never for tokens or keys. */
+void core_unique_id(unsigned char out[16]);
+
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */
 void core_hex(const unsigned char *in, size_t len, char *out);
 

@@ -2,11 +2,22 @@
 #define CORE_DB_INTERNAL_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 
 #include "core/db.h"
 #include "core/log.h"
 
 #define CORE_DB_MAX_STMTS 1024
+/* Statements built at run time that a connection keeps prepared (the
+ * least recently used goes when a new one needs room). */
+#define CORE_DB_DYN_STMTS 64
+
+struct core_db_dyn {
+    uint64_t hash;
+    char *sql;          /* NULL: a free slot */
+    char name[24];      /* "renkei_dyn_<n>", never reused on a connection */
+    unsigned long used; /* the connection's use counter when last used */
+};
 
 struct core_db_conn {
     PGconn *pg;
@@ -19,7 +30,17 @@ struct core_db_conn {
     const struct core_stmt *first_stmt; /* and which statement it was */
     bool commit_sent;                   /* core_db_exec_commit sent COMMIT in this transaction */
     bool committed;                     /* and it succeeded */
+    /* renkei.tenant at session level, as core_db_read's single statements
+     * leave it ("" for none). Transactions set it locally over this, and
+     * explicitly to "" when they want none and this is not "". */
+    char session_tenant[64];
+    bool session_known; /* false after a failure that may have left it either way */
+    struct core_db_dyn dyn[CORE_DB_DYN_STMTS];
+    unsigned long dyn_uses, dyn_names;
 };
+
+/* Forgets what the server kept for c (it reconnected or closed). */
+void core_db_conn_forget(struct core_db_conn *c);
 
 /* Borrows a connected connection (connecting if needed); NULL with err set
  * when none is free in time or the database cannot be reached. */

@@ -19,6 +19,10 @@ static const char *const session_setup = "SET search_path TO pg_catalog, renkei,
                                          "SET statement_timeout = '10s';"
                                          "SET synchronous_commit = on;"
                                          "SET idle_in_transaction_session_timeout = '60s';"
+                                         /* a statement outside BEGIN (core_db_read's
+                                          * single ones) only reads; writes say
+                                          * READ WRITE */
+                                         "SET default_transaction_read_only = on;"
                                          "SET ROLE renkei_service";
 
 static struct {
@@ -122,7 +126,18 @@ static void conn_close(struct core_db_conn *c, bool locked)
         PQfreeCancel(cancel);
     if (pg)
         PQfinish(pg);
+    core_db_conn_forget(c);
+}
+
+void core_db_conn_forget(struct core_db_conn *c)
+{
     memset(c->prepared, 0, sizeof c->prepared);
+    for (size_t i = 0; i < CORE_DB_DYN_STMTS; i++) {
+        free(c->dyn[i].sql);
+        c->dyn[i] = (struct core_db_dyn){0};
+    }
+    c->session_tenant[0] = '\0';
+    c->session_known = true; /* a new session has none */
 }
 
 void core_db_shutdown(void)
@@ -244,6 +259,7 @@ static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
     pthread_mutex_lock(&pool.mu);
     c->pg = pg;
     c->cancel = PQgetCancel(pg);
+    core_db_conn_forget(c);
     pool.connected++;
     pool.down_until = 0;
     pthread_mutex_unlock(&pool.mu);

@@ -10,8 +10,8 @@
 
 static const char *const begin_sql[] = {
     [CORE_TX_READ] = "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY",
-    [CORE_TX_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED",
-    [CORE_TX_SERIALIZABLE] = "BEGIN ISOLATION LEVEL SERIALIZABLE",
+    [CORE_TX_WRITE] = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE",
+    [CORE_TX_SERIALIZABLE] = "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE",
     [CORE_TX_SNAPSHOT] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 };
 
@@ -30,6 +30,19 @@ bool core_tenant_id_ok(const char *id)
 
 static struct core_stmt set_tenant =
     CORE_STMT("core_db_tx_set_tenant", "SELECT set_config('renkei.tenant', $1, true)");
+
+static struct core_stmt set_session_tenant =
+    CORE_STMT("core_db_set_session_tenant", "SELECT set_config('renkei.tenant', $1, false)");
+
+/* The tenant a transaction sets locally: its own, or "" to hide a session
+ * value left by core_db_read when it wants none; NULL when nothing needs
+ * saying. */
+static const char *tx_tenant(const struct core_db_conn *c, const char *tenant)
+{
+    if (tenant)
+        return tenant;
+    return !c->session_known || c->session_tenant[0] ? "" : NULL;
+}
 
 /* Runs a statement that takes no parameters and returns no rows. */
 static bool simple(struct core_db_conn *c, const char *sql, const char *expect_tag)
@@ -76,6 +89,7 @@ static bool begin(struct core_db_conn *c, enum core_tx_mode mode, const char *te
 {
     if (first && !core_db_prepare(c, first->st))
         return false;
+    tenant = tx_tenant(c, tenant);
     if (!PQenterPipelineMode(c->pg) ||
         !PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0) ||
         (tenant && !PQsendQueryParams(c->pg, set_tenant.sql, 1, NULL, &tenant, NULL, NULL, 0)) ||
@@ -220,62 +234,184 @@ enum core_db_rc core_db_tx_racing(const char *tenant, enum core_tx_mode mode, co
     return rc;
 }
 
-/* One pipelined read on c: BEGIN, the tenant context, the statements and
- * COMMIT. False with the error recorded on c (and the transaction rolled
- * back when the connection is still there). */
+static uint64_t sql_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot keeping sql prepared on c, or NULL; *fresh: a slot to prepare
+ * it in (its old statement, if any, to be deallocated first). */
+static struct core_db_dyn *dyn_find(struct core_db_conn *c, const char *sql, uint64_t h,
+                                    struct core_db_dyn **fresh)
+{
+    struct core_db_dyn *lru = &c->dyn[0];
+    for (size_t i = 0; i < CORE_DB_DYN_STMTS; i++) {
+        struct core_db_dyn *d = &c->dyn[i];
+        if (d->sql && d->hash == h && strcmp(d->sql, sql) == 0) {
+            d->used = ++c->dyn_uses;
+            return d;
+        }
+        if (!d->sql ? lru->sql != NULL : lru->sql && d->used < lru->used)
+            lru = d;
+    }
+    *fresh = lru;
+    return NULL;
+}
+
+/* What one statement of a read sends and receives. */
+struct read_step {
+    struct core_db_dyn *dyn;
+    bool prepare;  /* the statement is prepared in this pipeline */
+    char drop[24]; /* a statement deallocated first to make room ("" none) */
+    char *sql;     /* the text the slot will hold once prepared */
+};
+
+/*
+ * One pipelined read on c, in one round trip. A single statement in READ
+ * mode runs on its own (autocommit), under the session-level tenant, set
+ * first only when it differs from what the session holds; several, or a
+ * snapshot, run in BEGIN ... COMMIT with the tenant set locally. Statements
+ * are prepared once per connection and reused. False with the error
+ * recorded on c (and a transaction rolled back while the connection is
+ * still there).
+ */
 static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant,
                       const struct core_db_query *qs, int nq, PGresult **out)
 {
-    if (!PQenterPipelineMode(c->pg) ||
-        !PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0) ||
-        (tenant && !PQsendQueryParams(c->pg, set_tenant.sql, 1, NULL, &tenant, NULL, NULL, 0))) {
-        core_db_record_error(c, NULL, "BEGIN");
-        PQexitPipelineMode(c->pg);
-        return false;
-    }
+    bool single = mode == CORE_TX_READ && nq == 1;
+    const char *want = tenant ? tenant : "";
+    bool set_session = single && (!c->session_known || strcmp(c->session_tenant, want) != 0) &&
+                       strlen(want) < sizeof c->session_tenant;
+    const char *local = single ? NULL : tx_tenant(c, tenant);
+    if (single && !set_session && strcmp(c->session_tenant, want) != 0)
+        return false; /* cannot happen: tenant ids are short */
+    struct read_step steps[CORE_DB_READ_MAX];
+    memset(steps, 0, sizeof steps);
     for (int i = 0; i < nq; i++) {
-        if (!PQsendQueryParams(c->pg, qs[i].sql, qs[i].n, NULL, qs[i].values, NULL, NULL, 0)) {
-            core_db_record_error(c, NULL, "dynamic");
-            PQexitPipelineMode(c->pg);
-            return false;
-        }
+        uint64_t h = sql_hash(qs[i].sql);
+        struct core_db_dyn *fresh = NULL;
+        steps[i].dyn = dyn_find(c, qs[i].sql, h, &fresh);
+        if (steps[i].dyn)
+            continue;
+        for (int j = 0; j < i; j++) /* two of one read may share a slot only once */
+            if (steps[j].dyn == fresh)
+                fresh = NULL;
+        if (!fresh)
+            continue; /* run unprepared */
+        if (fresh->sql)
+            memcpy(steps[i].drop, fresh->name, sizeof steps[i].drop);
+        free(fresh->sql);
+        fresh->sql = NULL;
+        fresh->hash = h;
+        snprintf(fresh->name, sizeof fresh->name, "renkei_dyn_%lu", ++c->dyn_names);
+        fresh->used = ++c->dyn_uses;
+        steps[i].dyn = fresh;
+        steps[i].prepare = true;
+        steps[i].sql = xstrdup(qs[i].sql);
     }
-    if (!PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
-        !PQpipelineSync(c->pg)) {
-        core_db_record_error(c, NULL, "COMMIT");
+
+    enum kind { K_SETUP, K_COMMIT, K_DROP, K_PREPARE, K_QUERY };
+    struct {
+        enum kind kind;
+        int q;
+    } res[3 + 3 * CORE_DB_READ_MAX];
+    int sent = 0;
+    bool sent_ok = PQenterPipelineMode(c->pg);
+    if (sent_ok && !single) {
+        sent_ok = PQsendQueryParams(c->pg, begin_sql[mode], 0, NULL, NULL, NULL, NULL, 0);
+        res[sent].kind = K_SETUP;
+        res[sent++].q = -1;
+    }
+    if (sent_ok && (set_session || local)) {
+        const char *sql = set_session ? set_session_tenant.sql : set_tenant.sql;
+        const char *v = set_session ? want : local;
+        sent_ok = PQsendQueryParams(c->pg, sql, 1, NULL, &v, NULL, NULL, 0);
+        res[sent].kind = K_SETUP;
+        res[sent++].q = -1;
+    }
+    for (int i = 0; sent_ok && i < nq; i++) {
+        struct read_step *st = &steps[i];
+        if (st->drop[0]) {
+            char sql[48];
+            snprintf(sql, sizeof sql, "DEALLOCATE %s", st->drop);
+            sent_ok = PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+            res[sent].kind = K_DROP;
+            res[sent++].q = i;
+        }
+        if (sent_ok && st->prepare) {
+            sent_ok = PQsendPrepare(c->pg, st->dyn->name, qs[i].sql, 0, NULL);
+            res[sent].kind = K_PREPARE;
+            res[sent++].q = i;
+        }
+        if (sent_ok)
+            sent_ok = st->dyn ? PQsendQueryPrepared(c->pg, st->dyn->name, qs[i].n, qs[i].values,
+                                                    NULL, NULL, 0)
+                              : PQsendQueryParams(c->pg, qs[i].sql, qs[i].n, NULL, qs[i].values,
+                                                  NULL, NULL, 0);
+        res[sent].kind = K_QUERY;
+        res[sent++].q = i;
+    }
+    if (sent_ok && !single) {
+        sent_ok = PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+        res[sent].kind = K_COMMIT;
+        res[sent++].q = -1;
+    }
+    if (!sent_ok || !PQpipelineSync(c->pg)) {
+        core_db_record_error(c, NULL, "dynamic");
         PQexitPipelineMode(c->pg);
+        for (int i = 0; i < nq; i++)
+            free(steps[i].sql); /* the slot stays free: nothing was prepared */
+        c->session_known = false;
         return false;
     }
     bool ok = true;
-    int sent = 1 + (tenant != NULL) + nq + 1;
-    for (int i = 0; i < sent; i++) {
+    for (int k = 0; k < sent; k++) {
         PGresult *r = PQgetResult(c->pg), *extra;
         while ((extra = PQgetResult(c->pg)) != NULL)
             PQclear(extra);
         ExecStatusType st = PQresultStatus(r);
-        int q = i - 1 - (tenant != NULL);
-        bool is_commit = i == sent - 1;
-        if (ok && (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || r == NULL ||
-                   (is_commit && (st != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT"))))) {
+        enum kind kind = res[k].kind;
+        bool failed =
+            st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || r == NULL ||
+            (kind == K_COMMIT && (st != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT")));
+        if (kind == K_PREPARE && !failed) {
+            /* the statement exists now: the slot may name it */
+            struct read_step *rs = &steps[res[k].q];
+            rs->dyn->sql = rs->sql;
+            rs->sql = NULL;
+        }
+        if (ok && failed) {
             core_db_record_error(c, r,
-                                 q >= 0 && q < nq ? "dynamic"
-                                 : is_commit      ? "COMMIT"
-                                                  : "BEGIN");
+                                 kind == K_QUERY    ? "dynamic"
+                                 : kind == K_COMMIT ? "COMMIT"
+                                 : kind == K_SETUP  ? "BEGIN"
+                                                    : "PREPARE");
             ok = false;
         }
-        if (ok && q >= 0 && q < nq)
-            out[q] = r;
+        if (ok && kind == K_QUERY)
+            out[res[k].q] = r;
         else
             PQclear(r);
     }
     PQclear(PQgetResult(c->pg)); /* the sync */
     PQexitPipelineMode(c->pg);
+    for (int i = 0; i < nq; i++)
+        free(steps[i].sql); /* a preparation that did not happen */
+    if (set_session) {
+        /* known again only when it surely took */
+        c->session_known = ok;
+        if (ok)
+            memcpy(c->session_tenant, want, strlen(want) + 1);
+    }
     if (!ok) {
         for (int i = 0; i < nq; i++) {
             PQclear(out[i]);
             out[i] = NULL;
         }
-        if (!core_db_conn_lost(c))
+        if (!single && !core_db_conn_lost(c))
             simple(c, "ROLLBACK", NULL);
     }
     return ok;

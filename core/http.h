@@ -91,6 +91,9 @@ void core_reply_json(struct core_req *req, unsigned status, json_t *body);
 /* Replies with bytes (copied) and a content type. */
 void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
                       const void *data, size_t len);
+/* The same with bytes it takes over (malloc'd; freed once sent). */
+void core_reply_owned(struct core_req *req, unsigned status, const char *content_type, char *data,
+                      size_t len);
 /*
  * Replies with a body of unknown length, sent chunked as read() produces it,
  * so an export of any size never sits in memory. read() runs on a server
@@ -105,17 +108,22 @@ typedef long (*core_stream_read)(void *arg, char *buf, size_t max);
 void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
                        core_stream_read read, void *arg, void (*done)(void *arg));
 /*
- * A gate every reply to req passes through once before it is queued (the
- * data exchange records a transfer in the audit log before releasing it).
- * gate sees the status and the body about to be sent (len 0 for none, and
- * for a stream, whose body it cannot see); when it returns false the reply
- * is replaced by 503 ServiceUnavailable naming why, and every header queued
- * so far except Fiware-Correlator is dropped, so nothing of the refused
- * answer leaves.
+ * A gate every reply to req passes through once before it is sent (the data
+ * exchange records a transfer in the audit log before releasing it). gate
+ * sees the status and the body about to be sent (len 0 for none, and for a
+ * stream, whose body it cannot see) and must call core_req_gate_done(req,
+ * ok) exactly once, before it returns or later from any thread. Until then
+ * the reply is held and the connection suspended, so the worker thread
+ * serves other connections meanwhile. When ok is false the reply is
+ * replaced by 503 ServiceUnavailable naming why, and every header queued so
+ * far except Fiware-Correlator is dropped, so nothing of the refused answer
+ * leaves. The request (its pool) lives until the gate is done, even when
+ * the client goes away first.
  */
-typedef bool (*core_reply_gate)(struct core_req *req, unsigned status, const void *body, size_t len,
+typedef void (*core_reply_gate)(struct core_req *req, unsigned status, const void *body, size_t len,
                                 void *arg);
 void core_req_gate(struct core_req *req, core_reply_gate gate, void *arg);
+void core_req_gate_done(struct core_req *req, bool ok);
 
 /* Replies with no body. */
 void core_reply_empty(struct core_req *req, unsigned status);

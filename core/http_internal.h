@@ -2,6 +2,7 @@
 #define CORE_HTTP_INTERNAL_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 
 #include "core/http.h"
 #include "core/strbuf.h"
@@ -24,7 +25,20 @@ struct core_http_internal {
     enum core_method method;
     core_reply_gate gate; /* see core_req_gate */
     void *gate_arg;
+    atomic_int gate_state;     /* enum core_gate_state */
+    bool gate_ok;              /* the gate's verdict, once GATE_DONE */
+    struct MHD_Response *held; /* the reply waiting on the gate */
+    unsigned held_status;
 };
+
+/* A gated reply's life: queued while the handler runs (WAITING), the
+ * connection suspended when the handler returns before the verdict
+ * (SUSPENDED), the verdict in (DONE), or the connection gone before it
+ * (ORPHAN: the verdict's caller frees the request). */
+enum core_gate_state { GATE_NONE, GATE_WAITING, GATE_SUSPENDED, GATE_DONE, GATE_ORPHAN };
+
+/* Sends the held reply, or the 503 that replaces a refused one. */
+void core_http_release_held(struct core_req *req);
 
 /* True once shutdown has begun: replies then carry Connection: close. */
 bool core_http_shutting_down(void);

@@ -254,6 +254,13 @@ static void queue(struct core_req *req, unsigned status, struct MHD_Response *re
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (core_http_shutting_down())
         MHD_add_response_header(resp, "Connection", "close");
+    int gs = atomic_load(&req->in->gate_state);
+    if (gs == GATE_WAITING || gs == GATE_DONE) {
+        /* the gate's verdict decides whether this leaves (see core_req_gate) */
+        req->in->held = resp;
+        req->in->held_status = status;
+        return;
+    }
     if (MHD_queue_response(req->in->conn, status, resp) != MHD_YES)
         core_log_bug("MHD_queue_response(%u) refused for %s %s", status, req->method, req->path);
     MHD_destroy_response(resp);
@@ -265,34 +272,48 @@ void core_req_gate(struct core_req *req, core_reply_gate gate, void *arg)
     req->in->gate_arg = arg;
 }
 
-/* Runs the request's gate (once). False when it refused the reply: the 503
- * that replaces it has been queued. */
-static bool pass_gate(struct core_req *req, unsigned status, const void *data, size_t len)
+/* Runs the request's gate (once) on the reply about to be queued. */
+static void pass_gate(struct core_req *req, unsigned status, const void *data, size_t len)
 {
     core_reply_gate g = req->in->gate;
     if (!g || req->replied)
-        return true;
+        return;
     req->in->gate = NULL;
-    if (g(req, status, data, len, req->in->gate_arg))
-        return true;
+    atomic_store(&req->in->gate_state, GATE_WAITING);
+    g(req, status, data, len, req->in->gate_arg);
+}
+
+void core_http_release_held(struct core_req *req)
+{
+    struct core_http_internal *in = req->in;
+    struct MHD_Response *resp = in->held;
+    in->held = NULL;
+    atomic_store(&in->gate_state, GATE_NONE);
+    if (in->gate_ok) {
+        if (MHD_queue_response(in->conn, in->held_status, resp) != MHD_YES)
+            core_log_bug("MHD_queue_response(%u) refused for %s %s", in->held_status, req->method,
+                         req->path);
+        MHD_destroy_response(resp);
+        return;
+    }
+    MHD_destroy_response(resp);
     size_t keep = 0;
-    for (size_t i = 0; i < req->in->nhdr; i++) {
-        if (strcasecmp(req->in->hdr_names[i], "Fiware-Correlator") == 0) {
-            req->in->hdr_names[keep] = req->in->hdr_names[i];
-            req->in->hdr_values[keep++] = req->in->hdr_values[i];
+    for (size_t i = 0; i < in->nhdr; i++) {
+        if (strcasecmp(in->hdr_names[i], "Fiware-Correlator") == 0) {
+            in->hdr_names[keep] = in->hdr_names[i];
+            in->hdr_values[keep++] = in->hdr_values[i];
         }
     }
-    req->in->nhdr = keep;
+    in->nhdr = keep;
+    req->replied = false;
     core_reply_error(req, CORE_ERR_UNAVAILABLE,
                      "the transfer could not be recorded in the audit log, so nothing is returned");
-    return false;
 }
 
 void core_reply_bytes(struct core_req *req, unsigned status, const char *content_type,
                       const void *data, size_t len)
 {
-    if (!pass_gate(req, status, data, len))
-        return;
+    pass_gate(req, status, data, len);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     queue(req, status, resp, content_type);
@@ -327,11 +348,7 @@ static void stream_free(void *cls)
 void core_reply_stream(struct core_req *req, unsigned status, const char *content_type,
                        core_stream_read read, void *arg, void (*done)(void *arg))
 {
-    if (!pass_gate(req, status, NULL, 0)) {
-        if (done)
-            done(arg);
-        return;
-    }
+    pass_gate(req, status, NULL, 0);
     struct stream *s = xmalloc(sizeof *s);
     *s = (struct stream){.read = read, .arg = arg, .done = done};
     struct MHD_Response *resp =
@@ -341,29 +358,32 @@ void core_reply_stream(struct core_req *req, unsigned status, const char *conten
 
 void core_reply_empty(struct core_req *req, unsigned status)
 {
-    if (!pass_gate(req, status, NULL, 0))
-        return;
+    pass_gate(req, status, NULL, 0);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     queue(req, status, resp, NULL);
 }
 
+void core_reply_owned(struct core_req *req, unsigned status, const char *content_type, char *data,
+                      size_t len)
+{
+    pass_gate(req, status, data, len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    queue(req, status, resp, content_type);
+}
+
 void core_reply_json(struct core_req *req, unsigned status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t len = 0;
+    char *text = core_json_dump(body, 0, &len);
     json_decref(body);
     if (!text) {
         core_log_bug("reply body for %s %s cannot be serialized", req->method, req->path);
         text = xstrdup("{\"error\":\"InternalServerError\",\"description\":\"internal error\"}");
+        len = strlen(text);
         status = 500;
     }
-    if (!pass_gate(req, status, text, strlen(text))) {
-        free(text);
-        return;
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    queue(req, status, resp, "application/json");
+    core_reply_owned(req, status, "application/json", text, len);
 }
 
 void core_reply_error(struct core_req *req, enum core_err code, const char *fmt, ...)

@@ -96,7 +96,7 @@ static void req_start(struct core_req *req, const char *method)
         memcpy(req->request_id, rid, strlen(rid) + 1);
     } else {
         unsigned char raw[16];
-        core_random(raw, sizeof raw);
+        core_unique_id(raw);
         core_hex(raw, sizeof raw, req->request_id);
     }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -107,6 +107,8 @@ static void req_start(struct core_req *req, const char *method)
 
 static void req_free(struct core_req *req)
 {
+    if (req->in->held)
+        MHD_destroy_response(req->in->held);
     strbuf_release(&req->in->body);
     core_pool_free(req->pool);
 }
@@ -195,6 +197,24 @@ static void precheck(struct core_req *req)
         strbuf_reserve(&req->in->body, (size_t)(declared < 65536 ? declared : 65536));
 }
 
+/* A reply held by its gate (core_req_gate) leaves once the verdict is in;
+ * until then the connection is suspended and the thread serves others. The
+ * verdict resumes it, and libmicrohttpd calls on_access again. */
+static void settle_held(struct core_req *req)
+{
+    struct core_http_internal *in = req->in;
+    if (!in->held)
+        return;
+    if (atomic_load(&in->gate_state) == GATE_DONE) {
+        core_http_release_held(req);
+        return;
+    }
+    MHD_suspend_connection(in->conn);
+    int s = GATE_WAITING;
+    if (!atomic_compare_exchange_strong(&in->gate_state, &s, GATE_SUSPENDED))
+        MHD_resume_connection(in->conn); /* the verdict came in meanwhile */
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -240,6 +260,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         return MHD_YES;
     }
+    if (req->in->held) { /* resumed: the gate's verdict is in */
+        core_log_set_request_id(req->request_id);
+        settle_held(req);
+        core_log_set_request_id(NULL);
+        return MHD_YES;
+    }
     if (req->replied)
         return MHD_YES;
     core_log_set_request_id(req->request_id);
@@ -257,9 +283,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             core_log_bug("handler for %s %s queued no reply", req->method, req->route->pattern);
             core_reply_error(req, CORE_ERR_INTERNAL, NULL);
         }
+        settle_held(req);
     }
     core_log_set_request_id(NULL);
     return MHD_YES;
+}
+
+void core_req_gate_done(struct core_req *req, bool ok)
+{
+    struct core_http_internal *in = req->in;
+    in->gate_ok = ok;
+    int s = GATE_WAITING;
+    if (atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE))
+        return; /* the handler's thread sends it */
+    if (s == GATE_SUSPENDED && atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE)) {
+        MHD_resume_connection(in->conn);
+        return;
+    }
+    /* GATE_ORPHAN: the connection closed while the gate decided */
+    req_free(req);
 }
 
 static bool quiet_route(const struct core_req *req)
@@ -308,6 +350,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req_free(req);
         return;
     }
+    bool orphan = false;
+    int gs = atomic_load(&req->in->gate_state);
+    while ((gs == GATE_WAITING || gs == GATE_SUSPENDED) && !orphan)
+        orphan = atomic_compare_exchange_weak(&req->in->gate_state, &gs, GATE_ORPHAN);
     uint64_t us = core_now_us() - req->start_us;
     core_metrics_observe(req->in->route_id, req->in->method, req->status, us);
     enum core_log_level lvl = quiet_route(req) ? CORE_LOG_DEBUG : CORE_LOG_INFO;
@@ -325,7 +371,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             f = json_pack("{s:s, s:i}", "request_id", req->request_id, "status", (int)req->status);
         core_log_fields(lvl, "request", f);
     }
-    req_free(req);
+    if (!orphan) /* else core_req_gate_done frees it */
+        req_free(req);
     atomic_fetch_sub(&in_flight, 1);
 }
 
@@ -386,8 +433,8 @@ bool core_http_start(struct core_http_server *srv, const struct core_config *cfg
     router = r;
     default_max_body = cfg->max_body;
     atomic_store(&shutting_down, false);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     if (srv->ipv6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem opts[] = {

@@ -64,12 +64,27 @@ static const char *reason_of(const struct xc_cross *x, unsigned status)
     return status >= 500 ? "error" : "bad_request";
 }
 
+static void json_release(void *p)
+{
+    json_decref(p);
+}
+
+/* The appender's word on the entry: the held reply leaves, or a 503. */
+static void audit_done(void *arg, bool ok, uint64_t seq)
+{
+    (void)seq;
+    struct core_req *req = arg;
+    if (!ok)
+        core_error("transfer of request %s not recorded: reply withheld", req->request_id);
+    core_req_gate_done(req, ok);
+}
+
 /* The reply gate: the transfer's audit entry, committed before the reply
- * goes out. */
-static bool audit_gate(struct core_req *req, unsigned status, const void *body, size_t len,
+ * goes out. The entry lives in the request's pool until the appender has
+ * committed it; the worker thread meanwhile serves other connections. */
+static void audit_gate(struct core_req *req, unsigned status, const void *body, size_t len,
                        void *arg)
 {
-    (void)req;
     struct xc_cross *x = arg;
     bool permit = x->decided && x->dec.permit;
     unsigned char h[32];
@@ -84,7 +99,11 @@ static bool audit_gate(struct core_req *req, unsigned status, const void *body, 
                   "attrs", x->attrs ? x->attrs : json_null());
     json_t *outcome = json_pack("{s:i, s:I, s:I, s:s}", "status", (int)status, "entities",
                                 (json_int_t)entities, "bytes", (json_int_t)len, "sha256", digest);
-    struct au_entry e = {
+    free(digest);
+    core_pool_cleanup(req->pool, json_release, request);
+    core_pool_cleanup(req->pool, json_release, outcome);
+    struct au_entry *e = core_pcalloc(req->pool, sizeof *e);
+    *e = (struct au_entry){
         .kind = "transfer",
         .tenant = x->provider,
         .actor = x->actor,
@@ -99,13 +118,7 @@ static bool audit_gate(struct core_req *req, unsigned status, const void *body, 
         .request = request,
         .outcome = outcome,
     };
-    bool ok = au_append(&e, NULL);
-    if (!ok)
-        core_error("transfer %s -> %s not recorded: reply withheld", x->provider, x->consumer);
-    json_decref(request);
-    json_decref(outcome);
-    free(digest);
-    return ok;
+    au_append_async(e, audit_done, req);
 }
 
 static void cross_free(void *p)

@@ -33,7 +33,7 @@ const char *xc_correlator(struct core_req *req)
     } else {
         /* Orion's correlators are UUIDs: a random one in that shape */
         unsigned char r[16];
-        core_random(r, sizeof r);
+        core_unique_id(r);
         r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
         r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
         char hex[33];
@@ -269,16 +269,15 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
 
 void xc_reply_json(struct core_req *req, unsigned status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                      JSON_REAL_PRECISION(XC_REAL_PRECISION));
+    size_t len = 0;
+    char *text = core_json_dump(body, XC_REAL_PRECISION, &len);
     json_decref(body);
     if (!text) {
         core_log_bug("NGSI reply for %s %s cannot be serialized", req->method, req->path);
         core_reply_error(req, CORE_ERR_INTERNAL, NULL);
         return;
     }
-    core_reply_bytes(req, status, "application/json", text, strlen(text));
-    free(text);
+    core_reply_owned(req, status, "application/json", text, len);
 }
 
 void xc_sql_paths(struct xc_sql *s, const struct xc_ngsi *n)

@@ -1,6 +1,8 @@
 #include "exchange/xc.h"
 #include "exchange/xc_agreement.h"
 #include "exchange/xc_http.h"
+#include "exchange/xc_parsed.h"
+#include "core/metrics.h"
 #include "exchange/xc_subs.h"
 #include "exchange/xc_upstream.h"
 
@@ -20,6 +22,7 @@ void xc_start(void)
     xc_subs_start();
     xc_policy_init();
     xc_upstream_init();
+    core_metrics_add_collector(xc_parsed_metrics);
 }
 
 void xc_stop(void)
@@ -27,4 +30,5 @@ void xc_stop(void)
     xc_subs_stop();
     xc_policy_release();
     xc_upstream_release();
+    xc_parsed_clear();
 }

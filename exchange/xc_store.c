@@ -10,6 +10,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "exchange/xc_geo.h"
+#include "exchange/xc_parsed.h"
 #include "exchange/xc_q.h"
 #include "exchange/xc_store.h"
 
@@ -203,12 +204,15 @@ static enum xc_rc db_rc(enum core_db_rc rc, const struct core_db_err *e, char *e
     return XC_ERROR;
 }
 
-static bool row_read(struct core_pool *pool, PGresult *r, int i, struct xc_row *row)
+/* shared: the attributes may come from the parse cache, read-only (a
+ * query's rows); else they are the caller's own to change (a write's). */
+static bool row_read(struct core_pool *pool, PGresult *r, int i, struct xc_row *row, bool shared)
 {
     row->id = core_pstrdup(pool, PQgetvalue(r, i, 0));
     row->type = core_pstrdup(pool, PQgetvalue(r, i, 1));
     row->path = core_pstrdup(pool, PQgetvalue(r, i, 2));
-    row->attrs = json_loads(PQgetvalue(r, i, 3), 0, NULL);
+    row->attrs = shared ? xc_parsed_get(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3))
+                        : json_loads(PQgetvalue(r, i, 3), 0, NULL);
     if (!json_is_object(row->attrs)) {
         /* input checks keep every stored number readable; if one is not,
          * the row is reported, never read as empty (a write would then
@@ -268,7 +272,7 @@ enum xc_rc xc_store_query(const struct xc_ngsi *n, const struct xc_query *q, str
     int nr = PQntuples(res[0]);
     struct xc_row *out = core_pcalloc(pool, (size_t)(nr ? nr : 1) * sizeof *out);
     for (int i = 0; i < nr; i++) {
-        if (!row_read(pool, res[0], i, &out[i])) {
+        if (!row_read(pool, res[0], i, &out[i], true)) {
             PQclear(res[0]);
             PQclear(res[1]);
             rc = XC_ERROR;
@@ -396,7 +400,7 @@ static enum core_db_rc update_body(struct core_db_conn *c, struct write_tx *t, c
         }
         *t->read_budget -= len;
     }
-    bool readable = row_read(t->pool, r, 0, &t->row);
+    bool readable = row_read(t->pool, r, 0, &t->row, false);
     PQclear(r);
     if (!readable) {
         t->rc = XC_ERROR;

@@ -25,7 +25,7 @@ enum xc_rc {
 struct xc_row {
     const char *id, *type, *path;
     const char *created, *modified; /* RFC 3339, milliseconds */
-    json_t *attrs;                  /* freed with the pool */
+    json_t *attrs; /* freed with the pool; read-only in a query's rows (shared, xc_parsed.h) */
 };
 
 /* One entities[] item of a query: id or idPattern, type or typePattern

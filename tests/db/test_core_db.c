@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "core/db.h"
+
+#include "core/db_internal.h"
 #include "core/log.h"
 #include "core/migrate.h"
 #include "tests/support/tsup.h"
@@ -410,6 +412,61 @@ static void test_pipelined_read(void **state)
     assert_int_equal(core_db_read("A-b", CORE_TX_READ, qs, 1, out, &err), CORE_DB_ERROR);
 }
 
+/* A single statement runs on its own under the session's tenant, kept per
+ * connection: switching tenants, a transaction that wants none, a failure
+ * and many distinct statements (the prepared ones evicted and re-made)
+ * must never show one tenant another's rows. */
+static void test_single_reads_keep_tenants_apart(void **state)
+{
+    (void)state;
+    struct core_db_query q = {"SELECT count(*), coalesce(renkei.current_tenant(), '-') FROM "
+                              "renkei.t_rls",
+                              0, NULL};
+    PGresult *out[1];
+    struct core_db_err err;
+    const char *order[] = {"a", "b", NULL, "a", CORE_DB_PLATFORM, "b", "a", NULL};
+    const char *want_n[] = {"2", "1", "0", "2", "0", "1", "2", "0"};
+    const char *want_t[] = {"a", "b", "-", "a", "*", "b", "a", "-"};
+    for (int round = 0; round < 12; round++) { /* past the generic-plan switch, over the pool */
+        for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+            assert_int_equal(core_db_read(order[i], CORE_TX_READ, &q, 1, out, &err), CORE_DB_OK);
+            assert_string_equal(PQgetvalue(out[0], 0, 0), want_n[i]);
+            assert_string_equal(PQgetvalue(out[0], 0, 1), want_t[i]);
+            PQclear(out[0]);
+            /* a transaction naming no tenant sees none, whatever the session holds */
+            struct whoami w;
+            assert_int_equal(core_db_tx(NULL, CORE_TX_READ, tx_whoami, &w, NULL), CORE_DB_OK);
+            assert_string_equal(w.tenant, "-");
+            assert_int_equal(w.visible, 0);
+        }
+    }
+    /* a failing single statement leaves the next one right */
+    struct core_db_query bad = {"SELECT v / 0 FROM renkei.t_rls", 0, NULL};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(core_db_read("a", CORE_TX_READ, &bad, 1, out, &err), CORE_DB_ERROR);
+        assert_string_equal(err.sqlstate, "22012");
+        assert_int_equal(core_db_read("b", CORE_TX_READ, &q, 1, out, &err), CORE_DB_OK);
+        assert_string_equal(PQgetvalue(out[0], 0, 0), "1");
+        PQclear(out[0]);
+    }
+    /* more distinct statements than a connection keeps prepared, twice over */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3 * CORE_DB_DYN_STMTS; i++) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "SELECT count(*) + %d FROM renkei.t_rls WHERE v >= $1::int",
+                     i);
+            const char *v[] = {"2"};
+            struct core_db_query d = {sql, 1, v};
+            const char *tenant = i % 2 ? "a" : "b";
+            assert_int_equal(core_db_read(tenant, CORE_TX_READ, &d, 1, out, &err), CORE_DB_OK);
+            char want[16];
+            snprintf(want, sizeof want, "%d", i + 1); /* a: v 2; b: v 3 */
+            assert_string_equal(PQgetvalue(out[0], 0, 0), want);
+            PQclear(out[0]);
+        }
+    }
+}
+
 static void test_migrate_is_idempotent(void **state)
 {
     (void)state;
@@ -436,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_serialization_failure_retried),
         cmocka_unit_test(test_reconnect_after_terminate),
         cmocka_unit_test(test_pipelined_read),
+        cmocka_unit_test(test_single_reads_keep_tenants_apart),
         cmocka_unit_test(test_migrate_is_idempotent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -280,6 +280,50 @@ assert_no_match 'pump 3|Sato' "$RUN_OUT" "no data in the audit log, only digests
 run_renkei audit verify
 check "the log verifies" test "$RUN_STATUS" = 0
 
+# ------------------------------------------------------------------ replies wait for their audit entry, not a thread
+# The log's head is locked by another session for 3 s, so no entry can
+# commit. Cross-town reads then wait, suspended, without holding the hub's
+# worker threads (one per core): the hub keeps serving in-town reads and
+# health checks meanwhile. Half the waiting clients give up early (their
+# connections close while the entry is pending); the rest get their data
+# once the lock goes, and every request is in the log.
+before=$(sql "SELECT count(*) FROM renkei.audit_entries WHERE kind = 'transfer'")
+psql "$RENKEI_DB" -XqAt -c "BEGIN; SELECT tree_size FROM renkei.audit_head FOR UPDATE; SELECT pg_sleep(3); COMMIT" \
+  >/dev/null &
+locker=$!
+until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]]; do
+  sleep 0.05
+done
+waiters=()
+for i in $(seq 16); do
+  limit=20
+  ((i % 2)) && limit=1
+  curl -s -o "$tmpdir/wait.$i" -w '%{http_code}' --max-time "$limit" -H "Authorization: Bearer $TOK_KJ" \
+    "${XC[@]}" "${P[@]}" "$HUB_URL/v2/entities?type=WaterLevel" >"$tmpdir/wait.$i.code" 2>/dev/null &
+  waiters+=($!)
+done
+until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'") -ge 1 ]]; do
+  sleep 0.05
+done
+NGSI_TOKEN=$TOK_TK
+ngsi GET '/v2/entities?type=WaterLevel'
+NGSI_TOKEN=$TOK_KJ
+assert_status 200 "an in-town read is served while 16 cross-town replies wait for the log"
+http GET /healthz
+assert_status 200 "so is the health check"
+check "and the log was still locked then" kill -0 "$locker"
+wait "$locker"
+for p in "${waiters[@]}"; do wait "$p" || true; done
+served=0
+for i in $(seq 2 2 16); do
+  [[ $(cat "$tmpdir/wait.$i.code") == 200 ]] && grep -q WL1 "$tmpdir/wait.$i" && served=$((served + 1))
+done
+assert_eq 8 "$served" "the patient clients got their data once the entries committed"
+after=$(sql "SELECT count(*) FROM renkei.audit_entries WHERE kind = 'transfer'")
+assert_eq 16 "$((after - before))" "every request, answered or abandoned, is in the log"
+http GET /healthz
+assert_status 200 "the hub is well after clients left mid-wait"
+
 # ------------------------------------------------------------------ audit down: 503 and nothing else
 sql "REVOKE INSERT ON renkei.audit_entries FROM renkei_service"
 ngsi GET '/v2/entities?type=WaterLevel&options=count' "${XC[@]}" "${P[@]}"
