@@ -37,10 +37,13 @@ struct core_db_conn {
     bool session_known; /* false after a failure that may have left it either way */
     struct core_db_dyn dyn[CORE_DB_DYN_STMTS];
     unsigned long dyn_uses, dyn_names;
+    bool dyn_lost; /* a DEALLOCATE did not happen: drop them all on next use */
 };
 
 /* Forgets what the server kept for c (it reconnected or closed). */
 void core_db_conn_forget(struct core_db_conn *c);
+/* Forgets c's prepared statements only (after DEALLOCATE ALL). */
+void core_db_conn_forget_statements(struct core_db_conn *c);
 
 /* Borrows a connected connection (connecting if needed); NULL with err set
  * when none is free in time or the database cannot be reached. */

@@ -129,13 +129,19 @@ static void conn_close(struct core_db_conn *c, bool locked)
     core_db_conn_forget(c);
 }
 
-void core_db_conn_forget(struct core_db_conn *c)
+void core_db_conn_forget_statements(struct core_db_conn *c)
 {
     memset(c->prepared, 0, sizeof c->prepared);
     for (size_t i = 0; i < CORE_DB_DYN_STMTS; i++) {
         free(c->dyn[i].sql);
         c->dyn[i] = (struct core_db_dyn){0};
     }
+    c->dyn_lost = false;
+}
+
+void core_db_conn_forget(struct core_db_conn *c)
+{
+    core_db_conn_forget_statements(c);
     c->session_tenant[0] = '\0';
     c->session_known = true; /* a new session has none */
 }

@@ -281,6 +281,13 @@ struct read_step {
 static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char *tenant,
                       const struct core_db_query *qs, int nq, PGresult **out)
 {
+    if (c->dyn_lost) {
+        /* a statement nothing names any more may be left on the server:
+         * start over rather than let such strays pile up */
+        if (!simple(c, "DEALLOCATE ALL", NULL))
+            return false;
+        core_db_conn_forget_statements(c);
+    }
     bool single = mode == CORE_TX_READ && nq == 1;
     const char *want = tenant ? tenant : "";
     bool set_session = single && (!c->session_known || strcmp(c->session_tenant, want) != 0) &&
@@ -377,6 +384,8 @@ static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char
         bool failed =
             st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED || r == NULL ||
             (kind == K_COMMIT && (st != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT")));
+        if (kind == K_DROP && failed)
+            c->dyn_lost = true;
         if (kind == K_PREPARE && !failed) {
             /* the statement exists now: the slot may name it */
             struct read_step *rs = &steps[res[k].q];
@@ -396,13 +405,15 @@ static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char
         else
             PQclear(r);
     }
-    PQclear(PQgetResult(c->pg)); /* the sync */
+    PGresult *sync = PQgetResult(c->pg);
+    bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
     PQexitPipelineMode(c->pg);
     for (int i = 0; i < nq; i++)
         free(steps[i].sql); /* a preparation that did not happen */
     if (set_session) {
         /* known again only when it surely took */
-        c->session_known = ok;
+        c->session_known = ok && synced;
         if (ok)
             memcpy(c->session_tenant, want, strlen(want) + 1);
     }

@@ -37,6 +37,8 @@ struct core_http_internal {
  * (ORPHAN: the verdict's caller frees the request). */
 enum core_gate_state { GATE_NONE, GATE_WAITING, GATE_SUSPENDED, GATE_DONE, GATE_ORPHAN };
 
+/* Counts a gate started (core_req_gate_done settles it). */
+void core_http_gate_started(void);
 /* Sends the held reply, or the 503 that replaces a refused one. */
 void core_http_release_held(struct core_req *req);
 

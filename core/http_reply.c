@@ -280,6 +280,7 @@ static void pass_gate(struct core_req *req, unsigned status, const void *data, s
         return;
     req->in->gate = NULL;
     atomic_store(&req->in->gate_state, GATE_WAITING);
+    core_http_gate_started();
     g(req, status, data, len, req->in->gate_arg);
 }
 

@@ -39,6 +39,14 @@ static const struct core_router *router;
 static long default_max_body;
 static atomic_long in_flight;
 static atomic_bool shutting_down;
+/* Gates started and not yet settled (see core_req_gate_done). */
+static atomic_long gates_pending;
+#define GATE_STOP_WAIT_S 30
+
+void core_http_gate_started(void)
+{
+    atomic_fetch_add(&gates_pending, 1);
+}
 
 long core_http_in_flight(void)
 {
@@ -294,14 +302,17 @@ void core_req_gate_done(struct core_req *req, bool ok)
     struct core_http_internal *in = req->in;
     in->gate_ok = ok;
     int s = GATE_WAITING;
-    if (atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE))
-        return; /* the handler's thread sends it */
-    if (s == GATE_SUSPENDED && atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE)) {
+    if (atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE)) {
+        /* the handler's thread sends it */
+    } else if (s == GATE_SUSPENDED &&
+               atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE)) {
         MHD_resume_connection(in->conn);
-        return;
+    } else {
+        /* GATE_ORPHAN: the connection closed while the gate decided */
+        req_free(req);
     }
-    /* GATE_ORPHAN: the connection closed while the gate decided */
-    req_free(req);
+    /* last: core_http_stop waits for this before stopping the daemon */
+    atomic_fetch_sub(&gates_pending, 1);
 }
 
 static bool quiet_route(const struct core_req *req)
@@ -350,10 +361,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req_free(req);
         return;
     }
-    bool orphan = false;
-    int gs = atomic_load(&req->in->gate_state);
-    while ((gs == GATE_WAITING || gs == GATE_SUSPENDED) && !orphan)
-        orphan = atomic_compare_exchange_weak(&req->in->gate_state, &gs, GATE_ORPHAN);
     uint64_t us = core_now_us() - req->start_us;
     core_metrics_observe(req->in->route_id, req->in->method, req->status, us);
     enum core_log_level lvl = quiet_route(req) ? CORE_LOG_DEBUG : CORE_LOG_INFO;
@@ -371,6 +378,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             f = json_pack("{s:s, s:i}", "request_id", req->request_id, "status", (int)req->status);
         core_log_fields(lvl, "request", f);
     }
+    /* last, since the gate's verdict may free an orphan at once */
+    bool orphan = false;
+    int gs = atomic_load(&req->in->gate_state);
+    while ((gs == GATE_WAITING || gs == GATE_SUSPENDED) && !orphan)
+        orphan = atomic_compare_exchange_weak(&req->in->gate_state, &gs, GATE_ORPHAN);
     if (!orphan) /* else core_req_gate_done frees it */
         req_free(req);
     atomic_fetch_sub(&in_flight, 1);
@@ -478,6 +490,24 @@ void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_sto
                       grace_s);
             if (before_stop)
                 before_stop();
+        }
+        /* libmicrohttpd may not stop while a connection is suspended: a
+         * reply waiting on its gate is let out (or refused) first. The
+         * cancel above makes a stuck audit commit fail, and the statement
+         * timeout bounds it anyway. */
+        uint64_t gate_deadline = core_now_us() + GATE_STOP_WAIT_S * 1000000u;
+        while ((n = atomic_load(&gates_pending)) > 0 && core_now_us() < gate_deadline) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (n > 0) {
+            /* stopping now would abort the process: leave the daemon running */
+            core_log_bug("%ld replies still wait on their gate after %d s: not stopping the "
+                         "HTTP daemon",
+                         n, GATE_STOP_WAIT_S);
+            close(srv->listen_fd);
+            free(srv);
+            return;
         }
         MHD_stop_daemon(srv->daemon);
     }

@@ -192,6 +192,8 @@ static bool out_value(struct out *o, const json_t *v, int precision, int depth)
 
 char *core_json_dump(const json_t *v, int precision, size_t *len)
 {
+    if (!v) /* a json_pack that failed: the caller answers 500 */
+        return NULL;
     struct out o = {0};
     out_grow(&o, 0);
     if (!out_value(&o, v, precision ? precision : 17, 0)) {

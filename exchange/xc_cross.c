@@ -145,8 +145,8 @@ void xc_cross_begin(struct xc_ngsi *n)
     if (sp && *sp && strlen(sp) <= 1024)
         x->service_path = sp;
     const char *purpose = core_req_header(req, "Renkei-Purpose");
-    if (purpose && purpose_ok(purpose))
-        x->purpose = purpose;
+    if (purpose && purpose_ok(purpose)) /* the entry may outlive the connection's headers */
+        x->purpose = core_pstrdup(req->pool, purpose);
     const char *ag = core_req_header(req, "Renkei-Agreement");
     x->agreement_hdr = ag && *ag ? ag : NULL;
     if (n->p->resident) {

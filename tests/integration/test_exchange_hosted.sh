@@ -334,4 +334,40 @@ sql "GRANT INSERT ON renkei.audit_entries TO renkei_service"
 ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
 assert_status 200 "recorded again once the log takes writes"
 
+# ------------------------------------------------------------------ stopping with replies waiting on the log
+# SIGTERM while cross-town replies wait for their entries, with no grace
+# period: the hub cancels the stuck commit, refuses those replies (503)
+# before its HTTP daemon stops (libmicrohttpd aborts if a connection is
+# still suspended), and exits 0.
+client_add --tenant kanonji --name kj-stop --grant client_credentials --scope "ngsi.read"
+stop_client=("$CID" "$CSECRET")
+hub_stop || true
+hub_start RENKEI_SHUTDOWN_GRACE=0
+get_token "${stop_client[@]}"
+TOK_STOP=$TOKEN
+psql "$RENKEI_DB" -XqAt -c "BEGIN; SELECT tree_size FROM renkei.audit_head FOR UPDATE; SELECT pg_sleep(2); COMMIT" \
+  >/dev/null &
+locker=$!
+until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]]; do
+  sleep 0.05
+done
+waiters=()
+for i in 1 2 3 4; do
+  curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $TOK_STOP" \
+    "${XC[@]}" "${P[@]}" "$HUB_URL/v2/entities?type=WaterLevel" >"$tmpdir/stop.$i.code" 2>/dev/null &
+  waiters+=($!)
+done
+until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'") -ge 1 ]]; do
+  sleep 0.05
+done
+kill -TERM "$HUB_PID"
+hub_wait 30 || true
+check "the hub stops cleanly with replies waiting on the log" test "$HUB_EXIT" = 0
+wait "$locker" || true
+for p in "${waiters[@]}"; do wait "$p" || true; done
+for i in 1 2 3 4; do
+  assert_match '^(200|503)$' "$(cat "$tmpdir/stop.$i.code")" "a waiting reply is let out or refused, not cut ($i)"
+done
+assert_no_match 'PANIC|suspended connections' "$(cat "$HUB_LOG")" "libmicrohttpd did not abort"
+
 ok "exchange over the hosted store"
