@@ -280,20 +280,47 @@ EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *
 
 static char *json_b64url(json_t *j)
 {
-    char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    char *out = core_b64url_encode(text, strlen(text));
+    size_t len = 0;
+    char *text = core_json_dump(j, 0, &len);
+    if (!text) {
+        core_log_bug("a JWS part cannot be serialized");
+        abort();
+    }
+    char *out = core_b64url_encode(text, len);
     free(text);
     return out;
 }
 
+/* Each thread keeps a signing context for the key it last signed with:
+ * setting one up (provider lookups, key checks) costs about a third of
+ * the signature itself. The context holds a reference to its key, so a
+ * rotated-out key cannot be freed and its address reused under it. */
+static _Thread_local struct {
+    EVP_PKEY *key;
+    EVP_PKEY_CTX *ctx;
+} es_sign;
+
+static void es_sign_release(void)
+{
+    EVP_PKEY_CTX_free(es_sign.ctx);
+    es_sign.ctx = NULL;
+    es_sign.key = NULL;
+}
+
 void core_es256_sign(EVP_PKEY *key, const void *data, size_t len, unsigned char sig[64])
 {
-    unsigned char der[128];
+    unsigned char der[128], digest[32];
     size_t der_len = sizeof der;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
-              EVP_DigestSign(md, der, &der_len, data, len) == 1;
-    EVP_MD_CTX_free(md);
+    if (es_sign.key != key) {
+        es_sign_release();
+        es_sign.ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+        if (es_sign.ctx && EVP_PKEY_sign_init(es_sign.ctx) == 1)
+            es_sign.key = key;
+        else
+            es_sign_release();
+    }
+    core_sha256(data, len, digest);
+    bool ok = es_sign.ctx && EVP_PKEY_sign(es_sign.ctx, der, &der_len, digest, sizeof digest) == 1;
     /* r || s, 32 bytes each, not DER */
     const unsigned char *p = der;
     ECDSA_SIG *es = ok ? d2i_ECDSA_SIG(NULL, &p, (long)der_len) : NULL;
