@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "core/crypto.h"
+#include "core/jose.h"
 #include "core/log.h"
 
 #define SECRET_MIN 32
@@ -435,6 +436,7 @@ bool core_open(const char *label, const void *aad, size_t aad_len, const void *s
 
 void core_secret_release(void)
 {
+    core_sealed_keys_forget(); /* opened under this secret */
     if (master) {
         OPENSSL_cleanse(master, master_len);
         munlock(master, master_len);

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <openssl/bn.h>
@@ -258,8 +259,73 @@ void core_sealed_key_release(struct core_sealed_key *k)
     memset(k, 0, sizeof *k);
 }
 
+static EVP_PKEY *sealed_key_decode(const char *label, const char *what, const char *kid,
+                                   const void *sealed, size_t len);
+
+/* Keys opened so far, by what was opened: a reload (every module reloads
+ * its keys when the change feed reconnects, as at start) finds the same
+ * sealed bytes and gets the same key back instead of decoding it again,
+ * which OpenSSL makes costly (about a millisecond a key). */
+#define OPENED_MAX 32
+static struct {
+    unsigned char id[32]; /* SHA-256 of label, kid and the sealed bytes */
+    EVP_PKEY *key;
+} opened[OPENED_MAX];
+static size_t opened_next;
+static pthread_mutex_t opened_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void opened_id(const char *label, const char *kid, const void *sealed, size_t len,
+                      unsigned char id[32])
+{
+    size_t ll = strlen(label), kl = strlen(kid);
+    unsigned char *buf = xmalloc(ll + 1 + kl + 1 + len);
+    memcpy(buf, label, ll + 1);
+    memcpy(buf + ll + 1, kid, kl + 1);
+    memcpy(buf + ll + 1 + kl + 1, sealed, len);
+    core_sha256(buf, ll + 1 + kl + 1 + len, id);
+    free(buf);
+}
+
+void core_sealed_keys_forget(void)
+{
+    pthread_mutex_lock(&opened_mu);
+    for (size_t i = 0; i < OPENED_MAX; i++) {
+        EVP_PKEY_free(opened[i].key);
+        opened[i].key = NULL;
+    }
+    pthread_mutex_unlock(&opened_mu);
+}
+
 EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *kid,
                                const void *sealed, size_t len)
+{
+    unsigned char id[32];
+    opened_id(label, kid, sealed, len, id);
+    pthread_mutex_lock(&opened_mu);
+    for (size_t i = 0; i < OPENED_MAX; i++) {
+        if (opened[i].key && memcmp(opened[i].id, id, sizeof id) == 0) {
+            EVP_PKEY *k = opened[i].key;
+            EVP_PKEY_up_ref(k);
+            pthread_mutex_unlock(&opened_mu);
+            return k;
+        }
+    }
+    pthread_mutex_unlock(&opened_mu);
+    EVP_PKEY *k = sealed_key_decode(label, what, kid, sealed, len);
+    if (k) {
+        pthread_mutex_lock(&opened_mu);
+        size_t i = opened_next++ % OPENED_MAX;
+        EVP_PKEY_free(opened[i].key);
+        memcpy(opened[i].id, id, sizeof id);
+        opened[i].key = k;
+        EVP_PKEY_up_ref(k);
+        pthread_mutex_unlock(&opened_mu);
+    }
+    return k;
+}
+
+static EVP_PKEY *sealed_key_decode(const char *label, const char *what, const char *kid,
+                                   const void *sealed, size_t len)
 {
     unsigned char *pem = NULL;
     size_t pem_len = 0;
@@ -307,11 +373,29 @@ static void es_sign_release(void)
     es_sign.key = NULL;
 }
 
+/* A thread's context is freed when the thread ends. */
+static pthread_key_t es_sign_key;
+static pthread_once_t es_sign_once = PTHREAD_ONCE_INIT;
+
+static void es_sign_thread_end(void *unused)
+{
+    (void)unused;
+    es_sign_release();
+}
+
+static void es_sign_key_make(void)
+{
+    if (pthread_key_create(&es_sign_key, es_sign_thread_end) != 0)
+        abort();
+}
+
 void core_es256_sign(EVP_PKEY *key, const void *data, size_t len, unsigned char sig[64])
 {
     unsigned char der[128], digest[32];
     size_t der_len = sizeof der;
     if (es_sign.key != key) {
+        pthread_once(&es_sign_once, es_sign_key_make);
+        pthread_setspecific(es_sign_key, &es_sign); /* any non-NULL value: the destructor runs */
         es_sign_release();
         es_sign.ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
         if (es_sign.ctx && EVP_PKEY_sign_init(es_sign.ctx) == 1)

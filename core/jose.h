@@ -61,6 +61,8 @@ void core_sealed_key_release(struct core_sealed_key *k);
  * it does not open: another master secret, or the bytes were altered. */
 EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *kid,
                                const void *sealed, size_t len);
+/* Drops the keys core_sealed_key_open keeps (they live on while in use). */
+void core_sealed_keys_forget(void);
 
 /* Signs header and claims (JSON objects; borrowed) with key under alg.
  * Returns the compact JWS (malloc'd). */
