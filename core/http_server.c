@@ -495,8 +495,15 @@ void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_sto
          * reply waiting on its gate is let out (or refused) first. The
          * cancel above makes a stuck audit commit fail, and the statement
          * timeout bounds it anyway. */
+        long gated = atomic_load(&gates_pending);
         uint64_t gate_deadline = core_now_us() + GATE_STOP_WAIT_S * 1000000u;
         while ((n = atomic_load(&gates_pending)) > 0 && core_now_us() < gate_deadline) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        /* the replies just let out still have to be sent */
+        uint64_t send_deadline = core_now_us() + 2000000u;
+        while (gated > 0 && n == 0 && core_http_in_flight() > 0 && core_now_us() < send_deadline) {
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
