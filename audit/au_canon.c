@@ -1,6 +1,7 @@
 #include <stdlib.h>
 
 #include "audit/au_internal.h"
+#include "core/json.h"
 
 /*
  * The canonical byte form of an entry is RFC 8785 (JCS) over a restricted set
@@ -83,33 +84,9 @@ static bool add_string(struct strbuf *sb, const char *s, size_t len)
             continue;
         ok = ok && strbuf_add(sb, s + run, i - run);
         run = i + 1;
-        char esc[7] = {'\\', 0};
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-        }
-        ok = ok && strbuf_add(sb, esc, strlen(esc));
+        char esc[6];
+        size_t el = core_json_escape(c, hex, esc);
+        ok = ok && strbuf_add(sb, esc, el);
     }
     return ok && strbuf_add(sb, s + run, len - run) && strbuf_add(sb, "\"", 1);
 }

@@ -25,6 +25,23 @@ bool core_json_depth_ok(const char *data, size_t len, int max)
 
 /* ---- compact serialization ---- */
 
+size_t core_json_escape(unsigned char c, const char *digits, char out[6])
+{
+    static const char named[][2] = {{'"', '"'},  {'\\', '\\'}, {'\b', 'b'}, {'\f', 'f'},
+                                    {'\n', 'n'}, {'\r', 'r'},  {'\t', 't'}};
+    out[0] = '\\';
+    for (size_t i = 0; i < sizeof named / sizeof *named; i++) {
+        if (named[i][0] == (char)c) {
+            out[1] = named[i][1];
+            return 2;
+        }
+    }
+    memcpy(out + 1, "u00", 3);
+    out[4] = digits[c >> 4];
+    out[5] = digits[c & 15];
+    return 6;
+}
+
 struct out {
     char *buf;
     size_t len, alloc;
@@ -57,7 +74,6 @@ static inline void out_ch(struct out *o, char c)
 
 static void out_string(struct out *o, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
     out_grow(o, n + 2);
     o->buf[o->len++] = '"';
     size_t run = 0; /* bytes copied as they are, written in one go */
@@ -67,34 +83,8 @@ static void out_string(struct out *o, const char *s, size_t n)
             continue;
         out_add(o, s + run, i - run);
         run = i + 1;
-        char esc[6] = {'\\', 0};
-        size_t el = 2;
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            el = 6;
-        }
+        char esc[6];
+        size_t el = core_json_escape(c, "0123456789ABCDEF", esc);
         out_add(o, esc, el);
     }
     out_add(o, s + run, n - run);

@@ -11,6 +11,14 @@
 bool core_json_depth_ok(const char *data, size_t len, int max);
 
 /*
+ * The JSON escape of byte c, one of '"', '\\' or a control character below
+ * 0x20, into out: \" \\ \b \f \n \r \t, else \u00XX with hex digits from
+ * digits ("0123456789abcdef" or upper case: the audit log's canonical form
+ * and jansson's differ). Returns its length (2 or 6).
+ */
+size_t core_json_escape(unsigned char c, const char *digits, char out[6]);
+
+/*
  * Serializes v compactly, byte for byte as json_dumps(v, JSON_COMPACT |
  * JSON_ENCODE_ANY | JSON_REAL_PRECISION(precision)) does (members in
  * insertion order, reals as %.<precision>g with ".0" added to an integral
