@@ -290,11 +290,9 @@ static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char
     }
     bool single = mode == CORE_TX_READ && nq == 1;
     const char *want = tenant ? tenant : "";
-    bool set_session = single && (!c->session_known || strcmp(c->session_tenant, want) != 0) &&
-                       strlen(want) < sizeof c->session_tenant;
+    /* tenant ids are at most 50 bytes (core_tenant_id_ok), so one fits */
+    bool set_session = single && (!c->session_known || strcmp(c->session_tenant, want) != 0);
     const char *local = single ? NULL : tx_tenant(c, tenant);
-    if (single && !set_session && strcmp(c->session_tenant, want) != 0)
-        return false; /* cannot happen: tenant ids are short */
     struct read_step steps[CORE_DB_READ_MAX];
     memset(steps, 0, sizeof steps);
     for (int i = 0; i < nq; i++) {
@@ -413,9 +411,8 @@ static bool read_once(struct core_db_conn *c, enum core_tx_mode mode, const char
         free(steps[i].sql); /* a preparation that did not happen */
     if (set_session) {
         /* known again only when it surely took */
-        c->session_known = ok && synced;
-        if (ok)
-            memcpy(c->session_tenant, want, strlen(want) + 1);
+        c->session_known =
+            ok && synced && xsnprintf(c->session_tenant, sizeof c->session_tenant, "%s", want);
     }
     if (!ok) {
         for (int i = 0; i < nq; i++) {

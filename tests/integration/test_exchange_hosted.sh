@@ -280,6 +280,24 @@ assert_no_match 'pump 3|Sato' "$RUN_OUT" "no data in the audit log, only digests
 run_renkei audit verify
 check "the log verifies" test "$RUN_STATUS" = 0
 
+# lock_audit_head SECONDS: another session holds the log's head row for
+# SECONDS (its pid in $locker), so no entry can commit meanwhile; returns
+# once the lock is held. appender_waits: returns once the hub's appender
+# is waiting for that lock.
+lock_audit_head() {
+  psql "$RENKEI_DB" -XqAt -c "BEGIN; SELECT tree_size FROM renkei.audit_head FOR UPDATE; SELECT pg_sleep($1); COMMIT" \
+    >/dev/null &
+  locker=$!
+  until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep($1)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]]; do
+    sleep 0.05
+  done
+}
+appender_waits() {
+  until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'") -ge 1 ]]; do
+    sleep 0.05
+  done
+}
+
 # ------------------------------------------------------------------ replies wait for their audit entry, not a thread
 # The log's head is locked by another session for 3 s, so no entry can
 # commit. Cross-town reads then wait, suspended, without holding the hub's
@@ -288,12 +306,7 @@ check "the log verifies" test "$RUN_STATUS" = 0
 # connections close while the entry is pending); the rest get their data
 # once the lock goes, and every request is in the log.
 before=$(sql "SELECT count(*) FROM renkei.audit_entries WHERE kind = 'transfer'")
-psql "$RENKEI_DB" -XqAt -c "BEGIN; SELECT tree_size FROM renkei.audit_head FOR UPDATE; SELECT pg_sleep(3); COMMIT" \
-  >/dev/null &
-locker=$!
-until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]]; do
-  sleep 0.05
-done
+lock_audit_head 3
 waiters=()
 for i in $(seq 16); do
   limit=20
@@ -302,9 +315,7 @@ for i in $(seq 16); do
     "${XC[@]}" "${P[@]}" "$HUB_URL/v2/entities?type=WaterLevel" >"$tmpdir/wait.$i.code" 2>/dev/null &
   waiters+=($!)
 done
-until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'") -ge 1 ]]; do
-  sleep 0.05
-done
+appender_waits
 NGSI_TOKEN=$TOK_TK
 ngsi GET '/v2/entities?type=WaterLevel'
 NGSI_TOKEN=$TOK_KJ
@@ -345,21 +356,14 @@ hub_stop || true
 hub_start RENKEI_SHUTDOWN_GRACE=0
 get_token "${stop_client[@]}"
 TOK_STOP=$TOKEN
-psql "$RENKEI_DB" -XqAt -c "BEGIN; SELECT tree_size FROM renkei.audit_head FOR UPDATE; SELECT pg_sleep(2); COMMIT" \
-  >/dev/null &
-locker=$!
-until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]]; do
-  sleep 0.05
-done
+lock_audit_head 2
 waiters=()
 for i in 1 2 3 4; do
   curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $TOK_STOP" \
     "${XC[@]}" "${P[@]}" "$HUB_URL/v2/entities?type=WaterLevel" >"$tmpdir/stop.$i.code" 2>/dev/null &
   waiters+=($!)
 done
-until [[ $(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_head%'") -ge 1 ]]; do
-  sleep 0.05
-done
+appender_waits
 kill -TERM "$HUB_PID"
 hub_wait 30 || true
 check "the hub stops cleanly with replies waiting on the log" test "$HUB_EXIT" = 0
