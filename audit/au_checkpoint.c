@@ -9,6 +9,7 @@
 #include "core/db_listen.h"
 #include "core/jose.h"
 #include "core/log.h"
+#include "core/reload.h"
 
 /*
  * Signed checkpoints. The checkpoint key is the audit log's own ES256 key,
@@ -143,16 +144,10 @@ struct load_arg {
     bool created;
 };
 
-static enum core_db_rc load_once(struct core_db_conn *c, void *p)
+/* Adds the keys of r's rows (kid, sealed, state; binary or text) to a;
+ * true when one is active. */
+static bool add_rows(struct load_arg *a, PGresult *r)
 {
-    struct load_arg *a = p;
-    keys_free(a->keys, a->n);
-    a->keys = NULL;
-    a->n = 0;
-    a->created = false;
-    PGresult *r = core_db_execp(c, &au_keys_load_stmt, 0, NULL, NULL, NULL, 1);
-    if (!r)
-        return CORE_DB_ERROR;
     int rows = PQntuples(r);
     a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
     bool active = false;
@@ -162,8 +157,16 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
         /* The public half is derived from the sealed private half, not read
          * from public_jwk: only a holder of the master secret can add a key
          * that verifies. */
-        k->pkey = core_sealed_key_open(KEY_LABEL, "audit key", k->kid, PQgetvalue(r, i, 1),
-                                       (size_t)PQgetlength(r, i, 1));
+        unsigned char *text = NULL;
+        const void *sealed = PQgetvalue(r, i, 1);
+        size_t sealed_len = (size_t)PQgetlength(r, i, 1);
+        if (PQfformat(r, 1) == 0) {
+            text = PQunescapeBytea((const unsigned char *)sealed, &sealed_len);
+            sealed = text;
+        }
+        k->pkey = sealed ? core_sealed_key_open(KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
+                         : NULL;
+        PQfreemem(text);
         if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {
             EVP_PKEY_free(k->pkey);
             k->pkey = NULL;
@@ -177,6 +180,25 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
         active = active || k->active;
         a->n++;
     }
+    return active;
+}
+
+static void load_clear(struct load_arg *a)
+{
+    keys_free(a->keys, a->n);
+    a->keys = NULL;
+    a->n = 0;
+    a->created = false;
+}
+
+static enum core_db_rc load_once(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    load_clear(a);
+    PGresult *r = core_db_execp(c, &au_keys_load_stmt, 0, NULL, NULL, NULL, 1);
+    if (!r)
+        return CORE_DB_ERROR;
+    bool active = add_rows(a, r);
     PQclear(r);
     if (!active) {
         if (!insert_key(c, NULL, 0))
@@ -184,6 +206,24 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
         a->created = true;
     }
     return CORE_DB_OK;
+}
+
+/* The usual load: one statement, read-only. False (a cleared) when there is
+ * no active key yet, which takes a write. */
+static bool load_read(struct load_arg *a)
+{
+    static const struct core_db_query q = {
+        "SELECT kid, private_sealed, state FROM audit_keys ORDER BY created_at", 0, NULL};
+    PGresult *r = NULL;
+    struct core_db_err err;
+    core_reload_mark();
+    if (core_db_read(CORE_DB_PLATFORM, CORE_TX_READ, &q, 1, &r, &err) != CORE_DB_OK)
+        return false;
+    bool active = add_rows(a, r);
+    PQclear(r);
+    if (!active)
+        load_clear(a);
+    return active;
 }
 
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -205,6 +245,7 @@ bool au_keys_load(void)
 static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
 {
     struct load_arg *a = p;
+    core_reload_mark();
     enum core_db_rc rc = load_once(c, a);
     if (rc != CORE_DB_OK || !a->created)
         return rc;
@@ -217,7 +258,8 @@ static bool keys_load_locked(void)
 {
     struct load_arg a = {0};
     struct core_db_err err;
-    if (core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+    if (!load_read(&a) &&
+        core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
         keys_free(a.keys, a.n);
         core_warn("audit keys not loaded: %s", err.message);
         return false;
@@ -239,6 +281,14 @@ void au_keys_release(void)
     ks.keys = NULL;
     ks.n = 0;
     pthread_rwlock_unlock(&ks.lock);
+}
+
+bool au_keys_loaded(void)
+{
+    pthread_rwlock_rdlock(&ks.lock);
+    bool loaded = ks.keys != NULL;
+    pthread_rwlock_unlock(&ks.lock);
+    return loaded;
 }
 
 json_t *au_jwks(void)
@@ -420,7 +470,9 @@ static struct {
 static void *checkpointer_main(void *unused)
 {
     (void)unused;
-    bool keys = au_keys_load(), taken = au_takeover();
+    /* The first round waits a second too: the keys come with the other
+     * loads (core_reload), and a start has enough connections to open. */
+    bool keys = false, taken = false;
     pthread_mutex_lock(&cpt.mu);
     while (!cpt.stopping) {
         struct timespec ts;
@@ -431,7 +483,7 @@ static void *checkpointer_main(void *unused)
             break;
         pthread_mutex_unlock(&cpt.mu);
         if (!keys)
-            keys = au_keys_load();
+            keys = au_keys_loaded() || au_keys_load();
         if (!taken)
             taken = au_takeover();
         if (keys)

@@ -64,6 +64,8 @@ void au_checkpointer_stop(void);
 /* Loads the checkpoint keys (creating the first); false when the database
  * failed. */
 bool au_keys_load(void);
+/* A load has succeeded. */
+bool au_keys_loaded(void);
 void au_keys_release(void);
 /* The public key of kid (active or retired); a new reference, or NULL. */
 EVP_PKEY *au_key_public(const char *kid);

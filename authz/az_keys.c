@@ -13,6 +13,7 @@
 #include "core/db.h"
 #include "core/db_listen.h"
 #include "core/log.h"
+#include "core/reload.h"
 
 struct key {
     char kid[65];
@@ -90,20 +91,19 @@ static void load_clear(struct load_arg *a)
     memset(a, 0, sizeof *a);
 }
 
-static enum core_db_rc load_once(struct core_db_conn *c, void *p)
+/* Adds the keys of r's rows (kid, alg, sealed, state, retire_after[,
+ * stale]) to a; true when a row is stale: retiring past its time, so to be
+ * marked retired (a write) rather than used. */
+static bool add_rows(struct load_arg *a, PGresult *r)
 {
-    struct load_arg *a = p;
-    load_clear(a);
-    PGresult *r = core_db_exec(c, &az_keys_expire_stmt, 0, NULL);
-    if (!r)
-        return CORE_DB_ERROR;
-    PQclear(r);
-    r = core_db_execp(c, &az_keys_load_stmt, 0, NULL, NULL, NULL, 0);
-    if (!r)
-        return CORE_DB_ERROR;
+    bool stale = false;
     int rows = PQntuples(r);
     a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
     for (int i = 0; i < rows; i++) {
+        if (PQnfields(r) > 5 && PQgetvalue(r, i, 5)[0] == 't') {
+            stale = true;
+            continue;
+        }
         struct key *k = &a->keys[a->n];
         xsnprintf(k->kid, sizeof k->kid, "%s", PQgetvalue(r, i, 0));
         if (!core_alg_parse(PQgetvalue(r, i, 1), &k->alg))
@@ -130,6 +130,21 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
             a->have[k->alg] = true;
         a->n++;
     }
+    return stale;
+}
+
+static enum core_db_rc load_once(struct core_db_conn *c, void *p)
+{
+    struct load_arg *a = p;
+    load_clear(a);
+    PGresult *r = core_db_exec(c, &az_keys_expire_stmt, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    PQclear(r);
+    r = core_db_execp(c, &az_keys_load_stmt, 0, NULL, NULL, NULL, 0);
+    if (!r)
+        return CORE_DB_ERROR;
+    add_rows(a, r);
     PQclear(r);
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
         if (a->have[alg])
@@ -147,6 +162,7 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
 static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
 {
     struct load_arg *a = p;
+    core_reload_mark();
     enum core_db_rc rc = load_once(c, a);
     if (rc != CORE_DB_OK || !a->created)
         return rc;
@@ -155,11 +171,36 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     return rc;
 }
 
+/* The usual load: one statement, read-only. False (a cleared) when the set
+ * needs a write first: a key to mark retired or one to create. */
+static bool load_read(struct load_arg *a)
+{
+    static const struct core_db_query q = {
+        "SELECT kid, alg, private_sealed, state, "
+        "coalesce(extract(epoch FROM retire_after)::bigint, 0), "
+        "state = 'retiring' AND retire_after <= now() FROM signing_keys "
+        "WHERE state IN ('active', 'retiring') ORDER BY created_at",
+        0, NULL};
+    PGresult *r = NULL;
+    struct core_db_err err;
+    core_reload_mark();
+    if (core_db_read(CORE_DB_PLATFORM, CORE_TX_READ, &q, 1, &r, &err) != CORE_DB_OK)
+        return false;
+    bool stale = add_rows(a, r);
+    PQclear(r);
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++)
+        stale = stale || !a->have[alg];
+    if (stale)
+        load_clear(a);
+    return !stale;
+}
+
 bool az_keys_load(void)
 {
     struct load_arg a = {0};
     struct core_db_err err;
-    if (core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+    if (!load_read(&a) &&
+        core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
         load_clear(&a);
         core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
         return false;

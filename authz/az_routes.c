@@ -8,6 +8,7 @@
 #include "authz/az_token.h"
 #include "core/db_listen.h"
 #include "core/log.h"
+#include "core/reload.h"
 
 void az_routes(struct core_router *r)
 {
@@ -20,17 +21,19 @@ void az_routes(struct core_router *r)
     az_oidc_routes(r);
 }
 
+static struct core_reload *keys_reload;
+
 static void on_keys_changed(const char *kid, void *arg)
 {
     (void)kid;
     (void)arg;
-    az_keys_load();
+    core_reload_request(keys_reload);
 }
 
 static void on_keys_reset(void *arg)
 {
     (void)arg;
-    az_keys_load();
+    core_reload_request(keys_reload);
 }
 
 void az_start(void)
@@ -39,9 +42,8 @@ void az_start(void)
     az_grant_cache_init();
     az_token_init();
     core_db_listen("renkei_keys", on_keys_changed, on_keys_reset, NULL);
-    if (!az_keys_load())
-        core_warn("the token service starts without signing keys; it loads them when the "
-                  "database answers");
+    /* the hub answers while the keys load; /readyz waits for them */
+    keys_reload = core_reload_add("the signing keys", az_keys_load);
     core_auth_set_verifier(az_core_verifier);
 }
 

@@ -34,8 +34,10 @@ static const struct core_command command_table[] = {
      "verify, export and checkpoint the audit log (renkei help audit)"},
 };
 
-/* What modules start with `serve` (caches, listeners), and stop after it. */
-static const core_module_fn start_table[] = {tn_cache_init, au_start, az_start, xc_start};
+/* What modules start with `serve` (caches, listeners), and stop after it.
+ * The token service starts first: its keys are what readiness waits for, and
+ * its database connection is then the first the server forks. */
+static const core_module_fn start_table[] = {tn_cache_init, az_start, au_start, xc_start};
 static const core_module_fn stop_table[] = {xc_stop, az_stop, au_stop, tn_cache_release};
 
 const struct core_app renkei_app = {

@@ -13,9 +13,15 @@
 #include "core/db.h"
 #include "core/db_listen.h"
 #include "core/http.h"
+#include "core/jose.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/migrate.h"
+#include "core/reload.h"
+
+/* How long "listening" waits for the first loads (a database that does not
+ * answer at all takes libpq's connect timeout, 5 s, to fail). */
+#define START_LOAD_WAIT_MS 10000
 
 /* Up to 1024 connections, each a descriptor, plus the database pool: the
  * usual soft limit of 1024 is too low, so take what the hard limit allows. */
@@ -52,13 +58,17 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
+    /* The modules start first: their first database connections (the
+     * slowest part of a start) open while the routes are built. */
+    core_db_init(core_cfg.db, core_cfg.db_pool);
+    for (size_t i = 0; i < app->nstarts; i++)
+        app->starts[i]();
+    core_reload_start();
+    core_key_decoders_fetch();
     struct core_router *router = core_router_new();
     for (size_t i = 0; i < app->nroutes; i++)
         app->routes[i](router);
     core_metrics_init(router);
-    core_db_init(core_cfg.db, core_cfg.db_pool);
-    for (size_t i = 0; i < app->nstarts; i++)
-        app->starts[i]();
     core_db_listen_start(core_cfg.db);
 
     raise_fd_limit();
@@ -81,6 +91,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         }
     }
     if (!srv) {
+        core_reload_stop();
         core_db_listen_stop();
         for (size_t i = 0; i < app->nstops; i++)
             app->stops[i]();
@@ -94,6 +105,9 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         return 1;
     }
 
+    /* Requests are answered already (/readyz: not yet); "listening" waits
+     * for the first loads, so that what it announces can issue tokens. */
+    bool loaded = core_reload_wait(START_LOAD_WAIT_MS);
     bool v6 = strchr(core_cfg.listen_host, ':') != NULL;
     char *address =
         xasprintf("%s%s%s:%d", v6 ? "[" : "", core_cfg.listen_host, v6 ? "]" : "", port);
@@ -103,11 +117,12 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
                               "db_pool", core_cfg.db_pool, "routes", (int)core_router_count(router),
                               "version", RENKEI_VERSION));
     free(address);
-
-    char why[300];
-    int applied;
-    if (!core_migrate_ready(why, sizeof why, &applied))
-        core_logf(CORE_LOG_WARN, "not ready yet: %s", why);
+    if (!loaded) {
+        char why[300];
+        int applied;
+        if (!core_migrate_ready(why, sizeof why, &applied))
+            core_logf(CORE_LOG_WARN, "not ready yet: %s", why);
+    }
 
     for (;;) {
         int sig = 0;
@@ -122,6 +137,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         break;
     }
     core_http_stop(srv, core_cfg.shutdown_grace, core_db_cancel_all);
+    core_reload_stop();
     core_db_listen_stop();
     for (size_t i = 0; i < app->nstops; i++)
         app->stops[i]();

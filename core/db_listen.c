@@ -8,8 +8,11 @@
 
 #include "core/db_listen.h"
 #include "core/log.h"
+#include "core/reload.h"
 
 #define MAX_CHANNELS 16
+/* at most this long after the start, when the first loads have not all run */
+#define LISTEN_DEFER_MS 1000
 
 struct channel {
     const char *name;
@@ -78,6 +81,10 @@ static void *listen_main(void *unused)
     (void)unused;
     int backoff_ms = 200;
     bool logged_down = false;
+    /* The loads that readiness waits for go first, on the pool's first
+     * connection: the server forks one backend at a time, and the caches this
+     * connection keeps coherent are read when it is up (the reset callbacks). */
+    core_reload_wait(LISTEN_DEFER_MS);
     for (;;) {
         PGconn *pg = connect_and_listen();
         if (!pg) {

@@ -215,12 +215,12 @@ static void check_superuser(PGconn *pg)
 {
     if (!core_db_warn_superuser || atomic_exchange(&pool.superuser_checked, true))
         return;
-    PGresult *r = PQexec(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = session_user");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')
+    /* the server reports it at connection start: no query */
+    const char *su = PQparameterStatus(pg, "is_superuser");
+    if (su && strcmp(su, "on") == 0)
         core_logf(CORE_LOG_WARN, "RENKEI_DB logs in as a superuser; the hub still runs as "
                                  "renkei_service, but in production log in as a role that is "
                                  "only granted renkei_service");
-    PQclear(r);
 }
 
 static bool conn_open(struct core_db_conn *c, struct core_db_err *err)

@@ -2,6 +2,7 @@
 
 #include "core/db.h"
 #include "core/http.h"
+#include "core/reload.h"
 #include "core/migrate.h"
 #include "core/routes.h"
 
@@ -12,15 +13,26 @@ static void core_handler_healthz(struct core_req *req)
     core_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-/* Readiness: the database answers as the service role and has exactly the
- * migrations this binary carries. */
+/* Readiness: the modules' loads (core_reload) have succeeded, and the
+ * database answers as the service role and has exactly the migrations this
+ * binary carries. While the first loads run the database is not asked: the
+ * hub is starting, and its one connection is theirs. */
 static void core_handler_readyz(struct core_req *req)
 {
-    char why[300];
+    char why[300], why_load[300];
     int applied;
-    if (!core_migrate_ready(why, sizeof why, &applied)) {
+    bool failed = false;
+    bool loaded = core_reload_ready(why_load, sizeof why_load, &failed);
+    const char *reason = NULL;
+    if (!loaded && !failed)
+        reason = why_load;
+    else if (!core_migrate_ready(why, sizeof why, &applied))
+        reason = why;
+    else if (!loaded)
+        reason = why_load;
+    if (reason) {
         core_reply_header(req, "Retry-After", "5");
-        core_reply_error(req, CORE_ERR_UNAVAILABLE, "not ready: %s", why);
+        core_reply_error(req, CORE_ERR_UNAVAILABLE, "not ready: %s", reason);
         return;
     }
     struct core_db_stats st;

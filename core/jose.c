@@ -1,6 +1,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include <openssl/decoder.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -229,6 +230,14 @@ EVP_PKEY *core_key_from_pem(const char *pem, size_t len)
     EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     return key;
+}
+
+void core_key_decoders_fetch(void)
+{
+    EVP_PKEY *key = NULL;
+    OSSL_DECODER_CTX_free(
+        OSSL_DECODER_CTX_new_for_pkey(&key, "PEM", NULL, NULL, EVP_PKEY_KEYPAIR, NULL, NULL));
+    EVP_PKEY_free(key);
 }
 
 /* ---- keys sealed with the master secret ---- */

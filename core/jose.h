@@ -33,6 +33,9 @@ EVP_PKEY *core_jwk_import(json_t *jwk, const char **why);
 /* PEM (PKCS#8) of a private key, and back. */
 char *core_key_to_pem(EVP_PKEY *key, size_t *len);
 EVP_PKEY *core_key_from_pem(const char *pem, size_t len);
+/* Fetches OpenSSL's key decoders now (about 4 ms, once a process): a start
+ * does it while its first database connection opens, not after. */
+void core_key_decoders_fetch(void);
 
 /* ECDSA P-256 with SHA-256 over data; sig is r || s (RFC 7518 §3.4), as
  * WebCrypto and JWS carry it. Aborts if OpenSSL cannot sign. */

@@ -17,6 +17,10 @@ assert_match '^application/json' "$(header Content-Type)" "/healthz is JSON"
 
 http GET /readyz
 assert_error 503 ServiceUnavailable "/readyz before migrate"
+# The signing keys cannot load without their tables either; the reason given
+# is the database's, which is what the operator can act on.
+assert_json '.description | startswith("not ready: ") and contains("run renkei migrate")' \
+  "/readyz before migrate points to renkei migrate: $HTTP_BODY"
 
 http GET /openapi.json
 assert_status 200 "GET /openapi.json"
