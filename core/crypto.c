@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,12 +27,54 @@
 static unsigned char *master;
 static size_t master_len;
 
-void core_random(void *buf, size_t len)
+static void rand_bytes(void *buf, size_t len)
 {
     if (RAND_bytes(buf, (int)len) != 1) {
         core_log_bug("RAND_bytes failed");
         abort();
     }
+}
+
+/* Small draws (ids, nonces, the jti of each token) come from a buffer of
+ * the CSPRNG's output per thread: each RAND_bytes call costs a getpid()
+ * system call (OpenSSL's fork check) and a DRBG round, a tenth of a token
+ * request. Bytes handed out are wiped from the buffer. A child of fork()
+ * must not reuse its parent's bytes: only the forking thread lives on in the
+ * child, and its buffer is dropped there. */
+#define RAND_BUF   512
+#define RAND_SMALL 64
+static _Thread_local struct {
+    unsigned char b[RAND_BUF];
+    size_t left; /* unused bytes, at the end of b */
+} rb;
+static pthread_once_t rand_once = PTHREAD_ONCE_INIT;
+
+static void rand_forked(void)
+{
+    OPENSSL_cleanse(rb.b, sizeof rb.b);
+    rb.left = 0;
+}
+
+static void rand_once_init(void)
+{
+    pthread_atfork(NULL, NULL, rand_forked);
+}
+
+void core_random(void *buf, size_t len)
+{
+    if (len > RAND_SMALL) {
+        rand_bytes(buf, len);
+        return;
+    }
+    if (rb.left < len) {
+        pthread_once(&rand_once, rand_once_init);
+        rand_bytes(rb.b, sizeof rb.b);
+        rb.left = sizeof rb.b;
+    }
+    unsigned char *from = rb.b + sizeof rb.b - rb.left;
+    memcpy(buf, from, len);
+    OPENSSL_cleanse(from, len);
+    rb.left -= len;
 }
 
 static unsigned char unique_prefix[8];
@@ -179,11 +222,45 @@ bool core_b64_decode(const char *s, size_t len, unsigned char **out, size_t *out
     return ok;
 }
 
+/* HMAC-SHA256 keeps a context per thread, set to SHA-256 once: the one-shot
+ * HMAC() looks the MAC and the digest up by name on every call. */
+static EVP_MAC *hmac_mac;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_key;
+static _Thread_local EVP_MAC_CTX *hmac_ctx;
+
+static void hmac_thread_end(void *ctx)
+{
+    EVP_MAC_CTX_free(ctx);
+}
+
+static void hmac_fetch(void)
+{
+    hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (!hmac_mac || pthread_key_create(&hmac_key, hmac_thread_end) != 0) {
+        core_log_bug("HMAC is not available from OpenSSL");
+        abort();
+    }
+}
+
 void core_hmac_sha256(const unsigned char key[32], const void *data, size_t len,
                       unsigned char out[32])
 {
-    unsigned int n = 32;
-    if (!HMAC(EVP_sha256(), key, 32, data, len, out, &n)) {
+    if (!hmac_ctx) {
+        pthread_once(&hmac_once, hmac_fetch);
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
+        hmac_ctx = EVP_MAC_CTX_new(hmac_mac);
+        if (!hmac_ctx || EVP_MAC_CTX_set_params(hmac_ctx, params) != 1) {
+            core_log_bug("HMAC-SHA256 context failed");
+            abort();
+        }
+        pthread_setspecific(hmac_key, hmac_ctx); /* freed when the thread ends */
+    }
+    size_t n = 0;
+    if (EVP_MAC_init(hmac_ctx, key, 32, NULL) != 1 || EVP_MAC_update(hmac_ctx, data, len) != 1 ||
+        EVP_MAC_final(hmac_ctx, out, &n, 32) != 1 || n != 32) {
         core_log_bug("HMAC-SHA256 failed");
         abort();
     }
