@@ -150,5 +150,7 @@ bool core_http_start(struct core_http_server *srv, const struct core_config *cfg
 void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_stop)(void));
 /* Requests started and not yet finished. */
 long core_http_in_flight(void);
+/* Replies held until their gate opens (an audit entry to commit, say). */
+long core_http_replies_waiting(void);
 
 #endif

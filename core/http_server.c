@@ -48,6 +48,11 @@ void core_http_gate_started(void)
     atomic_fetch_add(&gates_pending, 1);
 }
 
+long core_http_replies_waiting(void)
+{
+    return atomic_load(&gates_pending);
+}
+
 long core_http_in_flight(void)
 {
     return atomic_load(&in_flight);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/http.h"
 #include "core/metrics.h"
 
 static const unsigned statuses[] = {
@@ -161,8 +162,16 @@ static void render_process(struct strbuf *out)
                 "process_start_time_seconds %lld\n"
                 "# HELP renkei_build_info The running version.\n"
                 "# TYPE renkei_build_info gauge\n"
-                "renkei_build_info{version=\"%s\"} 1\n",
-                rss_pages * sysconf(_SC_PAGESIZE), (long long)started, RENKEI_VERSION);
+                "renkei_build_info{version=\"%s\"} 1\n"
+                "# HELP renkei_http_requests_in_flight Requests started and not yet finished.\n"
+                "# TYPE renkei_http_requests_in_flight gauge\n"
+                "renkei_http_requests_in_flight %ld\n"
+                "# HELP renkei_http_replies_waiting Replies held until what they wait for is done "
+                "(a cross-town reply: its audit entry committed).\n"
+                "# TYPE renkei_http_replies_waiting gauge\n"
+                "renkei_http_replies_waiting %ld\n",
+                rss_pages * sysconf(_SC_PAGESIZE), (long long)started, RENKEI_VERSION,
+                core_http_in_flight(), core_http_replies_waiting());
 }
 
 char *core_metrics_render(size_t *len)

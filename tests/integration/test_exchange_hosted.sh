@@ -297,6 +297,13 @@ appender_waits() {
     sleep 0.05
   done
 }
+# replies_waiting N: true once /metrics counts at least N replies held for
+# their audit entries.
+replies_waiting() {
+  local n
+  n=$(curl -s --max-time 5 "$HUB_URL/metrics" | awk '$1 == "renkei_http_replies_waiting" { print $2 }')
+  [[ -n $n ]] && ((n >= $1))
+}
 
 # ------------------------------------------------------------------ replies wait for their audit entry, not a thread
 # The log's head is locked by another session for 3 s, so no entry can
@@ -316,6 +323,7 @@ for i in $(seq 16); do
   waiters+=($!)
 done
 appender_waits
+check "/metrics counts the replies waiting for the log" replies_waiting 1
 NGSI_TOKEN=$TOK_TK
 ngsi GET '/v2/entities?type=WaterLevel'
 NGSI_TOKEN=$TOK_KJ
@@ -332,6 +340,8 @@ done
 assert_eq 8 "$served" "the patient clients got their data once the entries committed"
 after=$(sql "SELECT count(*) FROM renkei.audit_entries WHERE kind = 'transfer'")
 assert_eq 16 "$((after - before))" "every request, answered or abandoned, is in the log"
+none_waiting() { ! replies_waiting 1; }
+check "and none is counted as waiting any more" poll 5 none_waiting
 http GET /healthz
 assert_status 200 "the hub is well after clients left mid-wait"
 
@@ -356,13 +366,16 @@ hub_stop || true
 hub_start RENKEI_SHUTDOWN_GRACE=0
 get_token "${stop_client[@]}"
 TOK_STOP=$TOKEN
-lock_audit_head 2
+lock_audit_head 5
 waiters=()
 for i in 1 2 3 4; do
   curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $TOK_STOP" \
     "${XC[@]}" "${P[@]}" "$HUB_URL/v2/entities?type=WaterLevel" >"$tmpdir/stop.$i.code" 2>/dev/null &
   waiters+=($!)
 done
+# all four held (a request still on its way when the hub stops listening
+# would be refused a connection: not what this tests)
+poll 4 replies_waiting 4 || fail "the 4 replies were not all waiting within 4 s"
 appender_waits
 kill -TERM "$HUB_PID"
 hub_wait 30 || true
