@@ -1178,3 +1178,54 @@ const struct az_client *az_client_get(const char *id, enum az_rc *rc)
     }
     return &e->c;
 }
+
+static bool loopback_host(const struct core_url *u)
+{
+    return strcmp(u->host, "127.0.0.1") == 0 || strcmp(u->host, "::1") == 0;
+}
+
+/* url (checked by core_url_check) without the port of its authority, into
+ * out (at least CORE_URL_MAX + 1 bytes). */
+static void without_port(const char *url, char *out)
+{
+    const char *auth = strstr(url, "://") + 3;
+    size_t alen = strcspn(auth, "/?");
+    const char *host_end = auth;
+    const char *bracket = *auth == '[' ? memchr(auth, ']', alen) : NULL;
+    if (bracket)
+        host_end = bracket + 1;
+    const char *colon = memchr(host_end, ':', alen - (size_t)(host_end - auth));
+    size_t keep = colon ? (size_t)(colon - url) : (size_t)(auth + alen - url);
+    snprintf(out, CORE_URL_MAX + 1, "%.*s%s", (int)keep, url, auth + alen);
+}
+
+bool az_redirect_registered(const json_t *registered, const char *uri)
+{
+    struct core_url want;
+    if (strlen(uri) > CORE_URL_MAX || core_url_check(uri, 0, &want))
+        return false;
+    /* a native app on a loopback IP literal: the port may differ, nothing
+     * else, compared as strings (RFC 9700 §2.1: no normalization) */
+    bool native = !want.https && loopback_host(&want);
+    char uri_np[CORE_URL_MAX + 1], reg_np[CORE_URL_MAX + 1];
+    if (native)
+        without_port(uri, uri_np);
+    size_t i;
+    json_t *v;
+    json_array_foreach(registered, i, v)
+    {
+        const char *reg = json_string_value(v);
+        if (!reg)
+            continue;
+        if (strcmp(reg, uri) == 0)
+            return true;
+        struct core_url have;
+        if (native && strlen(reg) <= CORE_URL_MAX && !core_url_check(reg, 0, &have) &&
+            !have.https && loopback_host(&have)) {
+            without_port(reg, reg_np);
+            if (strcmp(reg_np, uri_np) == 0)
+                return true;
+        }
+    }
+    return false;
+}

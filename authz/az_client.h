@@ -87,4 +87,9 @@ enum az_rc az_initial_token_create(const char *tenant, int uses, int ttl_s, cons
                                    char *token_out, struct az_result *res);
 enum az_rc az_initial_token_use(const char *token, char tenant_out[51]);
 
+/* uri is one of registered (a JSON array of strings) exactly, or, for a
+ * native app on a loopback IP literal over http, differs from one in the port
+ * alone (RFC 8252 §7.3); nothing else matches (RFC 9700 §4.1.3). */
+bool az_redirect_registered(const json_t *registered, const char *uri);
+
 #endif

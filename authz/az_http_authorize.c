@@ -177,33 +177,6 @@ static bool vschar(const char *s)
 
 /* ---- redirect URIs ---- */
 
-static bool loopback_host(const struct core_url *u)
-{
-    return strcmp(u->host, "127.0.0.1") == 0 || strcmp(u->host, "::1") == 0;
-}
-
-/* Exact match with a registered URI; for a native app on a loopback IP
- * literal the port may differ (RFC 8252 §7.3), nothing else may. */
-static bool redirect_registered(const struct az_client *c, const char *uri)
-{
-    struct core_url want;
-    if (strlen(uri) > CORE_URL_MAX || core_url_check(uri, 0, &want))
-        return false;
-    size_t i;
-    json_t *v;
-    json_array_foreach(c->redirect_uris, i, v)
-    {
-        const char *reg = json_string_value(v);
-        if (strcmp(reg, uri) == 0)
-            return true;
-        struct core_url have;
-        if (!want.https && loopback_host(&want) && !core_url_check(reg, 0, &have) && !have.https &&
-            strcmp(have.host, want.host) == 0 && strcmp(have.path, want.path) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* ru?name=value&...&iss=issuer, as a 303. */
 static void redirect_with(struct core_req *req, const char *ru, const char *const *kv, size_t n)
 {
@@ -362,7 +335,7 @@ static void az_handler_authorize(struct core_req *req)
         error_page(req, 400, lang, "error.invalid_redirect_uri", "redirect_uri is missing");
         return;
     }
-    if (!redirect_registered(c, ru)) {
+    if (!az_redirect_registered(c->redirect_uris, ru)) {
         error_page(req, 400, lang, "error.invalid_redirect_uri",
                    "redirect_uri is not registered for this client");
         return;

@@ -384,3 +384,146 @@ json_t *xc_agreement_json(const struct xc_agreement *a)
     json_object_set_new(j, "version", json_integer(a->version));
     return j;
 }
+
+/* ---- a proposal from JSON ---- */
+
+/* A list of strings member into a freshly allocated list. */
+static bool list_member(json_t *body, const char *key, char ***out, size_t *n, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    json_t *v = json_object_get(body, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_array(v)) {
+        snprintf(err, errlen, "%s must be an array of strings", key);
+        return false;
+    }
+    size_t len = json_array_size(v);
+    if (len > XC_AG_LIST_MAX) {
+        snprintf(err, errlen, "%s has %zu items, more than %d", key, len, XC_AG_LIST_MAX);
+        return false;
+    }
+    char **list = len ? xcalloc(len, sizeof *list) : NULL;
+    for (size_t i = 0; i < len; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (!s) {
+            for (size_t k = 0; k < i; k++)
+                free(list[k]);
+            free(list);
+            snprintf(err, errlen, "%s must be an array of strings", key);
+            return false;
+        }
+        list[i] = xstrdup(s);
+    }
+    *out = list;
+    *n = len;
+    return true;
+}
+
+static bool string_member(json_t *body, const char *key, const char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "%s must be a string", key);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool time_member(json_t *body, const char *key, int64_t *out, char *err, size_t errlen)
+{
+    const char *s;
+    *out = 0;
+    if (!string_member(body, key, &s, err, errlen))
+        return false;
+    if (s && !xc_ag_time_parse(s, out)) {
+        snprintf(err, errlen, "%s must be an RFC 3339 time such as 2026-04-01T00:00:00+09:00", key);
+        return false;
+    }
+    return true;
+}
+
+bool xc_agreement_from_json(json_t *body, const char *default_consumer, struct xc_agreement *a,
+                            char *err, size_t errlen)
+{
+    const char *provider, *consumer, *scope, *rattr, *desc;
+    if (!string_member(body, "provider", &provider, err, errlen) ||
+        !string_member(body, "consumer", &consumer, err, errlen) ||
+        !string_member(body, "consent_scope", &scope, err, errlen) ||
+        !string_member(body, "resident_attr", &rattr, err, errlen) ||
+        !string_member(body, "description", &desc, err, errlen))
+        return false;
+    if (!provider) {
+        snprintf(err, errlen, "provider is required");
+        return false;
+    }
+    if (!consumer)
+        consumer = default_consumer;
+    if (!consumer) {
+        snprintf(err, errlen, "consumer is required");
+        return false;
+    }
+    if (!xsnprintf(a->provider, sizeof a->provider, "%s", provider) ||
+        !xsnprintf(a->consumer, sizeof a->consumer, "%s", consumer)) {
+        snprintf(err, errlen, "a tenant id has at most 50 characters");
+        return false;
+    }
+    if (!list_member(body, "entity_types", &a->types, &a->ntypes, err, errlen) ||
+        !list_member(body, "attrs", &a->attrs, &a->nattrs, err, errlen) ||
+        !list_member(body, "purposes", &a->purposes, &a->npurposes, err, errlen))
+        return false;
+    char **acts;
+    size_t nact;
+    if (!list_member(body, "actions", &acts, &nact, err, errlen))
+        return false;
+    a->actions = acts ? 0 : XC_AG_READ;
+    bool bad = json_object_get(body, "actions") && nact == 0;
+    for (size_t i = 0; i < nact; i++) {
+        if (strcmp(acts[i], "read") == 0 && !(a->actions & XC_AG_READ))
+            a->actions |= XC_AG_READ;
+        else if (strcmp(acts[i], "write") == 0 && !(a->actions & XC_AG_WRITE))
+            a->actions |= XC_AG_WRITE;
+        else
+            bad = true;
+        free(acts[i]);
+    }
+    free(acts);
+    if (bad) {
+        snprintf(err, errlen, "actions must be [\"read\"], [\"write\"] or [\"read\", \"write\"]");
+        return false;
+    }
+    json_t *personal = json_object_get(body, "personal");
+    if (personal && !json_is_boolean(personal)) {
+        snprintf(err, errlen, "personal must be true or false");
+        return false;
+    }
+    a->personal = json_is_true(personal);
+    a->consent_scope = scope ? xstrdup(scope) : NULL;
+    a->resident_attr = rattr ? xstrdup(rattr) : NULL;
+    a->description = desc ? xstrdup(desc) : NULL;
+    if (!time_member(body, "valid_from", &a->valid_from, err, errlen) ||
+        !time_member(body, "valid_until", &a->valid_until, err, errlen))
+        return false;
+    json_t *rate = json_object_get(body, "rate_per_minute");
+    if (rate && !json_is_null(rate)) {
+        if (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
+            json_integer_value(rate) > XC_AG_RATE_MAX) {
+            snprintf(err, errlen, "rate_per_minute must be a whole number from 0 (no limit) to %d",
+                     XC_AG_RATE_MAX);
+            return false;
+        }
+        a->rate_per_minute = (int)json_integer_value(rate);
+    }
+    if (!a->personal && (a->consent_scope || a->resident_attr)) {
+        snprintf(err, errlen, "consent_scope and resident_attr apply to personal data only");
+        return false;
+    }
+    xc_agreement_defaults(a);
+    return xc_agreement_check(a, err, errlen);
+}

@@ -91,6 +91,13 @@ bool xc_agreement_check(const struct xc_agreement *a, char *err, size_t errlen);
 /* Fills the personal defaults (consent_scope "exchange.<provider>",
  * resident_attr "refResident") when a->personal and they are unset. */
 void xc_agreement_defaults(struct xc_agreement *a);
+/* A proposal (the body of POST /admin/v1/agreements) into a, everything
+ * owned by a: the members' types, the consumer (default_consumer when
+ * absent; NULL: required), the actions, defaults, then xc_agreement_check.
+ * Members it does not know are ignored (the handler refuses them first).
+ * false with err when the proposal is not acceptable. */
+bool xc_agreement_from_json(json_t *body, const char *default_consumer, struct xc_agreement *a,
+                            char *err, size_t errlen);
 
 /* ---- database (xc_agreement_db.c) ----
  * context is CORE_DB_PLATFORM or a tenant id (row-level security: a town

@@ -81,43 +81,49 @@ static const char *parse_path(struct core_pool *pool, const char *s, size_t len,
         if (!isalnum((unsigned char)ch) && ch != '_')
             return "a component of ServicePath contains an illegal character";
     }
+    if (len > 1 && level_len == 0) /* "/a//": one trailing slash went above */
+        return "empty component in ServicePath";
     *path = len <= 1 ? "/" : core_pstrndup(pool, s, len);
+    return NULL;
+}
+
+const char *xc_service_paths_parse(struct core_pool *pool, const char *header,
+                                   enum xc_access access, const char *paths[XC_PATHS_MAX],
+                                   bool subtree[XC_PATHS_MAX], int *npaths)
+{
+    *npaths = 0;
+    if (!header || !*header) {
+        *npaths = 1;
+        paths[0] = "/";
+        subtree[0] = access == XC_READ; /* Orion: "/#" for queries, "/" for writes */
+        return NULL;
+    }
+    const char *p = header;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (*npaths == XC_PATHS_MAX)
+            return "too many service paths - a maximum of ten service paths is allowed";
+        const char *why =
+            parse_path(pool, p, len, access != XC_CREATE, &paths[*npaths], &subtree[*npaths]);
+        if (why)
+            return why;
+        (*npaths)++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (access != XC_READ && *npaths > 1)
+        return "more than one service path in context update request";
     return NULL;
 }
 
 static bool parse_paths(struct core_req *req, struct xc_ngsi *n, enum xc_access access)
 {
-    const char *h = core_req_header(req, "Fiware-ServicePath");
-    if (!h || !*h) {
-        n->npaths = 1;
-        n->paths[0] = "/";
-        n->subtree[0] = access == XC_READ; /* Orion: "/#" for queries, "/" for writes */
-        return true;
-    }
-    n->npaths = 0;
-    const char *p = h;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (n->npaths == XC_PATHS_MAX) {
-            core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                             "too many service paths - a maximum of ten service paths is allowed");
-            return false;
-        }
-        const char *why = parse_path(req->pool, p, len, access != XC_CREATE, &n->paths[n->npaths],
-                                     &n->subtree[n->npaths]);
-        if (why) {
-            core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
-            return false;
-        }
-        n->npaths++;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    if (access != XC_READ && n->npaths > 1) {
-        core_reply_error(req, CORE_ERR_BAD_REQUEST,
-                         "more than one service path in context update request");
+    const char *why = xc_service_paths_parse(req->pool, core_req_header(req, "Fiware-ServicePath"),
+                                             access, n->paths, n->subtree, &n->npaths);
+    if (why) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", why);
         return false;
     }
     return true;

@@ -79,6 +79,13 @@ struct xc_ngsi {
 bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access access,
                    unsigned allowed_opts);
 
+/* Parses a Fiware-ServicePath header (NULL or empty: the default for access)
+ * into paths and subtree ("/a/#": true), *npaths of them, strings in pool.
+ * NULL when fine, else Orion's description of what is wrong. */
+const char *xc_service_paths_parse(struct core_pool *pool, const char *header,
+                                   enum xc_access access, const char *paths[XC_PATHS_MAX],
+                                   bool subtree[XC_PATHS_MAX], int *npaths);
+
 /* Echoes the request's Fiware-Correlator (or a new UUID) on the reply and
  * returns it (pool string). */
 const char *xc_correlator(struct core_req *req);

@@ -118,7 +118,8 @@ static int64_t now_ms(void)
  * would otherwise write a line per change. */
 static void warn_limited(const char *what)
 {
-    uint64_t now = core_now_us(), last = atomic_load(&st.last_warn_us);
+    uint64_t now = core_now_us();
+    unsigned long long last = atomic_load(&st.last_warn_us);
     if (now - last < WARN_EVERY_US || !atomic_compare_exchange_strong(&st.last_warn_us, &last, now))
         return;
     core_warn("NGSI notifications: %s (%llu dropped so far)", what,

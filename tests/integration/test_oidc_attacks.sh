@@ -253,6 +253,10 @@ authorize "$N_ID" "http://127.0.0.1:61234/other" "openid"
 expect_error_page 400 "loopback with another path"
 authorize "$N_ID" "https://127.0.0.1:5000/cb" "openid"
 expect_error_page 400 "loopback with https instead of the registered http"
+# found by tests/fuzz/fuzz_redirect_uri: only the port may differ, compared
+# as strings (RFC 9700 §2.1), so not the scheme's case either
+authorize "$N_ID" "HTTP://127.0.0.1:61234/cb" "openid"
+expect_error_page 400 "loopback with the scheme in capitals"
 issued
 assert_eq "$before" "$ISSUED" "refused redirect URIs: nothing issued"
 # a native app's loopback redirect URI may change its port (RFC 8252 §7.3)
