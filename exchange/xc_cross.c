@@ -93,10 +93,12 @@ static void audit_gate(struct core_req *req, unsigned status, const void *body, 
     long entities = x->entities >= 0 ? x->entities : count_entities(status, body, len);
     if (status >= 300)
         entities = 0;
+    /* id: the request id (X-Request-Id, or the hub's), which the hub's log
+     * and the client's reply carry too */
     json_t *request =
-        json_pack("{s:s, s:s, s:s*, s:O, s:O}", "method", x->method, "path", x->path,
-                  "service_path", x->service_path, "types", x->types ? x->types : json_null(),
-                  "attrs", x->attrs ? x->attrs : json_null());
+        json_pack("{s:s, s:s, s:s, s:s*, s:O, s:O}", "id", req->request_id, "method", x->method,
+                  "path", x->path, "service_path", x->service_path, "types",
+                  x->types ? x->types : json_null(), "attrs", x->attrs ? x->attrs : json_null());
     json_t *outcome = json_pack("{s:i, s:I, s:I, s:s}", "status", (int)status, "entities",
                                 (json_int_t)entities, "bytes", (json_int_t)len, "sha256", digest);
     free(digest);
