@@ -152,5 +152,7 @@ void core_http_stop(struct core_http_server *srv, int grace_s, void (*before_sto
 long core_http_in_flight(void);
 /* Replies held until their gate opens (an audit entry to commit, say). */
 long core_http_replies_waiting(void);
+/* Replies refused because too many (or too many bytes) were waiting. */
+unsigned long long core_http_replies_refused(void);
 
 #endif

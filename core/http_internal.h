@@ -27,6 +27,8 @@ struct core_http_internal {
     void *gate_arg;
     atomic_int gate_state;     /* enum core_gate_state */
     bool gate_ok;              /* the gate's verdict, once GATE_DONE */
+    bool gate_busy;            /* refused before the gate ran: too much waiting */
+    size_t gate_bytes;         /* the held reply's body, counted while it waits */
     struct MHD_Response *held; /* the reply waiting on the gate */
     unsigned held_status;
 };
@@ -37,8 +39,10 @@ struct core_http_internal {
  * (ORPHAN: the verdict's caller frees the request). */
 enum core_gate_state { GATE_NONE, GATE_WAITING, GATE_SUSPENDED, GATE_DONE, GATE_ORPHAN };
 
-/* Counts a gate started (core_req_gate_done settles it). */
-void core_http_gate_started(void);
+/* Counts a gate about to start on a reply of bytes (core_req_gate_done
+ * settles it); false, counting nothing, when too many replies or bytes wait
+ * already (the reply is then refused with 503, its gate never run). */
+bool core_http_gate_start(size_t bytes);
 /* Sends the held reply, or the 503 that replaces a refused one. */
 void core_http_release_held(struct core_req *req);
 

@@ -279,8 +279,15 @@ static void pass_gate(struct core_req *req, unsigned status, const void *data, s
     if (!g || req->replied)
         return;
     req->in->gate = NULL;
+    if (!core_http_gate_start(len)) {
+        /* held, refused, and replaced by a 503 once the handler returns */
+        req->in->gate_busy = true;
+        req->in->gate_ok = false;
+        atomic_store(&req->in->gate_state, GATE_DONE);
+        return;
+    }
+    req->in->gate_bytes = len;
     atomic_store(&req->in->gate_state, GATE_WAITING);
-    core_http_gate_started();
     g(req, status, data, len, req->in->gate_arg);
 }
 
@@ -307,6 +314,12 @@ void core_http_release_held(struct core_req *req)
     }
     in->nhdr = keep;
     req->replied = false;
+    if (in->gate_busy) {
+        core_reply_header(req, "Retry-After", "1");
+        core_reply_error(req, CORE_ERR_UNAVAILABLE,
+                         "too many replies are waiting for the audit log; nothing is returned");
+        return;
+    }
     core_reply_error(req, CORE_ERR_UNAVAILABLE,
                      "the transfer could not be recorded in the audit log, so nothing is returned");
 }

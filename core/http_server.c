@@ -43,9 +43,30 @@ static atomic_bool shutting_down;
 static atomic_long gates_pending;
 #define GATE_STOP_WAIT_S 30
 
-void core_http_gate_started(void)
+/* Replies held for their gate keep their bodies (and a connection each):
+ * bounded in number and bytes, so that a stalled audit log cannot take the
+ * hub's memory. One reply may always wait, whatever its size. */
+#define WAITING_MAX       512
+#define WAITING_BYTES_MAX (64ull << 20)
+static atomic_ullong gates_bytes;
+static atomic_ullong gates_refused;
+
+bool core_http_gate_start(size_t bytes)
 {
-    atomic_fetch_add(&gates_pending, 1);
+    long n = atomic_fetch_add(&gates_pending, 1);
+    unsigned long long b = atomic_fetch_add(&gates_bytes, bytes);
+    if (n >= WAITING_MAX || (n > 0 && b + bytes > WAITING_BYTES_MAX)) {
+        atomic_fetch_sub(&gates_bytes, bytes);
+        atomic_fetch_sub(&gates_pending, 1);
+        atomic_fetch_add(&gates_refused, 1);
+        return false;
+    }
+    return true;
+}
+
+unsigned long long core_http_replies_refused(void)
+{
+    return atomic_load(&gates_refused);
 }
 
 long core_http_replies_waiting(void)
@@ -305,6 +326,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 void core_req_gate_done(struct core_req *req, bool ok)
 {
     struct core_http_internal *in = req->in;
+    size_t bytes = in->gate_bytes;
     in->gate_ok = ok;
     int s = GATE_WAITING;
     if (atomic_compare_exchange_strong(&in->gate_state, &s, GATE_DONE)) {
@@ -316,6 +338,7 @@ void core_req_gate_done(struct core_req *req, bool ok)
         /* GATE_ORPHAN: the connection closed while the gate decided */
         req_free(req);
     }
+    atomic_fetch_sub(&gates_bytes, bytes);
     /* last: core_http_stop waits for this before stopping the daemon */
     atomic_fetch_sub(&gates_pending, 1);
 }
@@ -454,15 +477,21 @@ bool core_http_start(struct core_http_server *srv, const struct core_config *cfg
                      MHD_USE_ERROR_LOG;
     if (srv->ipv6)
         flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
-        {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-         cfg->threads > 1 ? cfg->threads : 0, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
+    struct MHD_OptionItem opts[8];
+    size_t no = 0;
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, srv->listen_fd, NULL};
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, NULL};
+    opts[no++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL};
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL};
+    /* one address cannot take every connection (slow clients holding them
+     * open); 0 turns it off, for a hub behind a proxy */
+    if (cfg->conn_per_ip)
+        opts[no++] =
+            (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->conn_per_ip, NULL};
+    if (cfg->threads > 1)
+        opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL};
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,

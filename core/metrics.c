@@ -169,9 +169,13 @@ static void render_process(struct strbuf *out)
                 "# HELP renkei_http_replies_waiting Replies held until what they wait for is done "
                 "(a cross-town reply: its audit entry committed).\n"
                 "# TYPE renkei_http_replies_waiting gauge\n"
-                "renkei_http_replies_waiting %ld\n",
+                "renkei_http_replies_waiting %ld\n"
+                "# HELP renkei_http_replies_refused_total Replies refused (503) because too many "
+                "replies, or bytes, were waiting already.\n"
+                "# TYPE renkei_http_replies_refused_total counter\n"
+                "renkei_http_replies_refused_total %llu\n",
                 rss_pages * sysconf(_SC_PAGESIZE), (long long)started, RENKEI_VERSION,
-                core_http_in_flight(), core_http_replies_waiting());
+                core_http_in_flight(), core_http_replies_waiting(), core_http_replies_refused());
 }
 
 char *core_metrics_render(size_t *len)

@@ -3,6 +3,8 @@
  * one, split at the first newline. A match is an exact one (RFC 9700 §4.1.3),
  * or, for http on a loopback IP literal, one that differs in the port alone
  * (RFC 8252 §7.3): same scheme, host, path and query. */
+#include <strings.h>
+
 #include <jansson.h>
 
 #include "authz/az_client.h"
@@ -13,12 +15,15 @@
  * IP literal>[:port]/... */
 static bool without_port(const char *url, char *out, size_t cap)
 {
-    const char *hosts[] = {"http://127.0.0.1", "http://[::1]"};
+    /* the scheme in any case, as URLs allow; then a loopback IP literal */
+    if (strncasecmp(url, "http://", 7) != 0)
+        return false;
+    const char *hosts[] = {"127.0.0.1", "[::1]"};
     for (size_t i = 0; i < 2; i++) {
         size_t hl = strlen(hosts[i]);
-        if (strncmp(url, hosts[i], hl) != 0)
+        if (strncmp(url + 7, hosts[i], hl) != 0)
             continue;
-        const char *rest = url + hl;
+        const char *rest = url + 7 + hl;
         if (*rest == ':') {
             rest++;
             while (*rest >= '0' && *rest <= '9')
@@ -26,9 +31,9 @@ static bool without_port(const char *url, char *out, size_t cap)
         }
         if (*rest && *rest != '/' && *rest != '?')
             return false;
-        if (strlen(hosts[i]) + strlen(rest) + 1 > cap)
+        if (7 + hl + strlen(rest) + 1 > cap)
             return false;
-        snprintf(out, cap, "%s%s", hosts[i], rest);
+        snprintf(out, cap, "%.*s%s", (int)(7 + hl), url, rest);
         return true;
     }
     return false;
