@@ -73,6 +73,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
 
     raise_fd_limit();
     int port = 0;
+    bool loaded = false;
     struct core_http_server *srv = core_http_bind(&core_cfg, &port);
     if (srv) {
         /* The issuer and the API description exist before the first request. */
@@ -85,14 +86,19 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
                           core_cfg.issuer);
         }
         core_openapi_build(router, core_cfg.issuer);
+        /* The socket listens already: clients that come now wait in its
+         * backlog until the first loads have run (the signing keys: no key
+         * set published empty, no valid token refused), not longer than
+         * START_LOAD_WAIT_MS. */
+        loaded = core_reload_wait(START_LOAD_WAIT_MS);
         if (!core_http_start(srv, &core_cfg, router)) {
             core_http_stop(srv, 0, NULL);
             srv = NULL;
         }
     }
     if (!srv) {
-        core_reload_stop();
         core_db_listen_stop();
+        core_reload_stop();
         for (size_t i = 0; i < app->nstops; i++)
             app->stops[i]();
         core_db_shutdown();
@@ -105,9 +111,6 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         return 1;
     }
 
-    /* Requests are answered already (/readyz: not yet); "listening" waits
-     * for the first loads, so that what it announces can issue tokens. */
-    bool loaded = core_reload_wait(START_LOAD_WAIT_MS);
     bool v6 = strchr(core_cfg.listen_host, ':') != NULL;
     char *address =
         xasprintf("%s%s%s:%d", v6 ? "[" : "", core_cfg.listen_host, v6 ? "]" : "", port);
@@ -137,8 +140,8 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         break;
     }
     core_http_stop(srv, core_cfg.shutdown_grace, core_db_cancel_all);
-    core_reload_stop();
     core_db_listen_stop();
+    core_reload_stop();
     for (size_t i = 0; i < app->nstops; i++)
         app->stops[i]();
     core_db_shutdown();

@@ -232,6 +232,7 @@ static _Thread_local EVP_MAC_CTX *hmac_ctx;
 static void hmac_thread_end(void *ctx)
 {
     EVP_MAC_CTX_free(ctx);
+    hmac_ctx = NULL; /* a later destructor on this thread makes a new one */
 }
 
 static void hmac_fetch(void)

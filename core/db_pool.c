@@ -215,9 +215,17 @@ static void check_superuser(PGconn *pg)
 {
     if (!core_db_warn_superuser || atomic_exchange(&pool.superuser_checked, true))
         return;
-    /* the server reports it at connection start: no query */
+    /* the server reports it at connection start: no query, unless a pooler
+     * in between passed the report on */
     const char *su = PQparameterStatus(pg, "is_superuser");
-    if (su && strcmp(su, "on") == 0)
+    bool super = su && strcmp(su, "on") == 0;
+    if (!su) {
+        PGresult *r = PQexec(pg, "SELECT rolsuper FROM pg_roles WHERE rolname = session_user");
+        super = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+    }
+    if (super)
         core_logf(CORE_LOG_WARN, "RENKEI_DB logs in as a superuser; the hub still runs as "
                                  "renkei_service, but in production log in as a role that is "
                                  "only granted renkei_service");

@@ -40,9 +40,10 @@ struct core_http_internal {
 enum core_gate_state { GATE_NONE, GATE_WAITING, GATE_SUSPENDED, GATE_DONE, GATE_ORPHAN };
 
 /* Counts a gate about to start on a reply of bytes (core_req_gate_done
- * settles it); false, counting nothing, when too many replies or bytes wait
- * already (the reply is then refused with 503, its gate never run). */
-bool core_http_gate_start(size_t bytes);
+ * settles it). When refusable, false, counting nothing, if too many replies
+ * or bytes wait already (the reply is then refused with 503, its gate never
+ * run). */
+bool core_http_gate_start(size_t bytes, bool refusable);
 /* Sends the held reply, or the 503 that replaces a refused one. */
 void core_http_release_held(struct core_req *req);
 

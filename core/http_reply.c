@@ -279,7 +279,11 @@ static void pass_gate(struct core_req *req, unsigned status, const void *data, s
     if (!g || req->replied)
         return;
     req->in->gate = NULL;
-    if (!core_http_gate_start(len)) {
+    /* Only an answered read may be refused for want of room: nothing has
+     * happened yet that the log must hold. A write (done by now) or a
+     * denial always waits for its entry. */
+    bool read = req->in->method == CORE_GET || req->in->method == CORE_HEAD;
+    if (!core_http_gate_start(len, read && status < 300)) {
         /* held, refused, and replaced by a 503 once the handler returns */
         req->in->gate_busy = true;
         req->in->gate_ok = false;

@@ -51,11 +51,11 @@ static atomic_long gates_pending;
 static atomic_ullong gates_bytes;
 static atomic_ullong gates_refused;
 
-bool core_http_gate_start(size_t bytes)
+bool core_http_gate_start(size_t bytes, bool refusable)
 {
     long n = atomic_fetch_add(&gates_pending, 1);
     unsigned long long b = atomic_fetch_add(&gates_bytes, bytes);
-    if (n >= WAITING_MAX || (n > 0 && b + bytes > WAITING_BYTES_MAX)) {
+    if (refusable && (n >= WAITING_MAX || (n > 0 && b + bytes > WAITING_BYTES_MAX))) {
         atomic_fetch_sub(&gates_bytes, bytes);
         atomic_fetch_sub(&gates_pending, 1);
         atomic_fetch_add(&gates_refused, 1);

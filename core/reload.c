@@ -8,13 +8,16 @@
 #include "core/log.h"
 
 #define RELOADS_MAX 8
-#define RETRY_US    1000000
+/* after a failure: 1 s, doubling up to 30 s while the failures go on */
+#define RETRY_US     1000000
+#define RETRY_MAX_US 30000000
 
 struct core_reload {
     const char *what;
     core_reload_fn load;
     unsigned long wanted, begun; /* requests made, and covered by a load; under mu */
     uint64_t retry_at;           /* after a failure (us), 0: none; under mu */
+    uint64_t retry_us;           /* the last wait before a retry, under mu */
     atomic_bool loaded;          /* a load succeeded */
     atomic_bool failed;          /* the last load failed */
     atomic_bool tried;           /* a load ran, well or not */
@@ -29,6 +32,20 @@ static struct {
     struct core_reload r[RELOADS_MAX];
     size_t n;
 } rl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The condition variables live as long as the process: a change-feed
+ * callback may still ask for a reload after core_reload_stop. */
+static pthread_once_t cv_once = PTHREAD_ONCE_INIT;
+
+static void cv_init(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&rl.cv, &attr);
+    pthread_cond_init(&rl.settled, &attr);
+    pthread_condattr_destroy(&attr);
+}
 
 static _Thread_local struct core_reload *current;
 
@@ -45,6 +62,7 @@ struct core_reload *core_reload_add(const char *what, core_reload_fn load)
 
 void core_reload_request(struct core_reload *r)
 {
+    pthread_once(&cv_once, cv_init);
     pthread_mutex_lock(&rl.mu);
     r->wanted++;
     pthread_cond_signal(&rl.cv);
@@ -111,12 +129,16 @@ static void *reload_main(void *unused)
         atomic_store(&r->tried, true);
         if (ok) {
             r->retry_at = 0;
+            r->retry_us = 0;
             atomic_store(&r->loaded, true);
         } else {
             /* tried: what is left is the retry's */
             if (r->begun < g)
                 r->begun = g;
-            r->retry_at = core_now_us() + RETRY_US;
+            r->retry_us = r->retry_us ? r->retry_us * 2 : RETRY_US;
+            if (r->retry_us > RETRY_MAX_US)
+                r->retry_us = RETRY_MAX_US;
+            r->retry_at = core_now_us() + r->retry_us;
         }
         pthread_cond_broadcast(&rl.settled);
     }
@@ -146,13 +168,8 @@ bool core_reload_ready(char *why, size_t why_len, bool *failed)
 void core_reload_start(void)
 {
     pthread_mutex_lock(&rl.mu);
+    pthread_once(&cv_once, cv_init);
     if (!rl.running && rl.n) {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_cond_init(&rl.cv, &attr);
-        pthread_cond_init(&rl.settled, &attr);
-        pthread_condattr_destroy(&attr);
         rl.stopping = false;
         if (pthread_create(&rl.thread, NULL, reload_main, NULL) != 0) {
             core_log_bug("cannot start the reload thread");
@@ -173,11 +190,8 @@ void core_reload_stop(void)
         pthread_cond_broadcast(&rl.settled); /* core_reload_wait returns */
     }
     pthread_mutex_unlock(&rl.mu);
-    if (was) {
+    if (was)
         pthread_join(rl.thread, NULL);
-        pthread_cond_destroy(&rl.cv);
-        pthread_cond_destroy(&rl.settled);
-    }
     pthread_mutex_lock(&rl.mu);
     rl.running = false;
     rl.n = 0;
@@ -194,6 +208,7 @@ static bool settled(void)
 
 bool core_reload_wait(int ms)
 {
+    pthread_once(&cv_once, cv_init);
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += ms / 1000;

@@ -13,7 +13,8 @@
  * reset callbacks ask). Requests coalesce: a request made before a load's
  * transaction began is covered by that load, provided the load calls
  * core_reload_mark first thing in its transaction. A failed load is tried
- * again a second later, or at the next request.
+ * again a second later, then after twice as long each time up to 30 s, or
+ * at the next request.
  */
 struct core_reload;
 /* Loads; false (after logging) when the database did not answer. */

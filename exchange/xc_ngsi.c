@@ -62,7 +62,11 @@ static const char *parse_path(struct core_pool *pool, const char *s, size_t len,
             return "service path with wildcard /# is not allowed here";
         *subtree = true;
         len -= 2;
+        if (len > 1 && s[len - 1] == '/') /* "/a//#" */
+            return "empty component in ServicePath";
     }
+    if (len >= 2 && s[len - 1] == '/' && s[len - 2] == '/') /* "//", "/a//" */
+        return "empty component in ServicePath";
     if (len > 1 && s[len - 1] == '/')
         len--;
     size_t levels = 0, level_len = 0;
@@ -81,8 +85,6 @@ static const char *parse_path(struct core_pool *pool, const char *s, size_t len,
         if (!isalnum((unsigned char)ch) && ch != '_')
             return "a component of ServicePath contains an illegal character";
     }
-    if (len > 1 && level_len == 0) /* "/a//": one trailing slash went above */
-        return "empty component in ServicePath";
     *path = len <= 1 ? "/" : core_pstrndup(pool, s, len);
     return NULL;
 }

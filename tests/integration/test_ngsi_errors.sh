@@ -343,6 +343,8 @@ bad_path '/a b' "a space"
 bad_path '/a.b' "a dot"
 bad_path '/a//b' "an empty level"
 bad_path '/a//' "an empty last level (found by tests/fuzz/fuzz_servicepath)"
+bad_path '/a//#' "an empty last level before /#"
+bad_path '//' "an empty level only"
 bad_path "/$(printf 'x%.0s' {1..51})" "a level of 51 characters"
 bad_path "$(printf '/l%.0s' {1..11})" "11 levels"
 create_in "/$(printf 'x%.0s' {1..50})" '{"id": "P50", "type": "P"}'
