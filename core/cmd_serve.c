@@ -19,8 +19,9 @@
 #include "core/migrate.h"
 #include "core/reload.h"
 
-/* How long "listening" waits for the first loads (a database that does not
- * answer at all takes libpq's connect timeout, 5 s, to fail). */
+/* How long the server waits for the first loads before it answers (a
+ * database that does not answer at all takes libpq's connect timeout, 5 s,
+ * to fail). */
 #define START_LOAD_WAIT_MS 10000
 
 /* Up to 1024 connections, each a descriptor, plus the database pool: the
