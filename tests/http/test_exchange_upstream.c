@@ -171,11 +171,12 @@ static int setup(void **state)
     if (!conninfo)
         return -1;
     core_db_init(conninfo, 4);
-    /* tests/CMakeLists.txt sets RENKEI_UPSTREAM_TIMEOUT_MS=1000: the slow
-     * stand-in waits 2.5 s (setenv is banned here) */
+    /* tests/CMakeLists.txt sets RENKEI_UPSTREAM_TIMEOUT_MS=4000: the slow
+     * stand-in waits 8 s, and 4 s read past the 16 MiB cap of a huge answer
+     * even under ASan on a busy machine (setenv is banned here) */
     const char *tmo = getenv("RENKEI_UPSTREAM_TIMEOUT_MS");
-    if (!tmo || strcmp(tmo, "1000") != 0) {
-        fprintf(stderr, "set RENKEI_UPSTREAM_TIMEOUT_MS=1000 (ctest does)\n");
+    if (!tmo || strcmp(tmo, "4000") != 0) {
+        fprintf(stderr, "set RENKEI_UPSTREAM_TIMEOUT_MS=4000 (ctest does)\n");
         return -1;
     }
     xc_upstream_init();
@@ -367,7 +368,7 @@ static void test_faults(void **state)
 {
     (void)state;
     struct core_pool *pool = core_pool_new();
-    control(&orion_a, "{\"mode\":\"slow\",\"delay_ms\":2500}");
+    control(&orion_a, "{\"mode\":\"slow\",\"delay_ms\":8000}");
     call(pool, "kita", "GET", "/v2/entities", NULL, XC_UP_TIMEOUT);
     control(&orion_a, "{\"mode\":\"huge\"}");
     call(pool, "kita", "GET", "/v2/entities", NULL, XC_UP_TOO_LARGE);
@@ -451,7 +452,7 @@ static void test_reply_error(void **state)
     tsup_request(&r, "GET", "/fwd/down", NULL, NULL, 0);
     assert_null(strstr(r.body.buf ? r.body.buf : "", "127.0.0.1"));
     tsup_assert_error(&r, 502, "BadGateway");
-    control(&orion_a, "{\"mode\":\"slow\",\"delay_ms\":2500}");
+    control(&orion_a, "{\"mode\":\"slow\",\"delay_ms\":8000}");
     tsup_request(&r, "GET", "/fwd/kita", NULL, NULL, 0);
     tsup_assert_error(&r, 504, "GatewayTimeout");
     control(&orion_a, "{\"mode\":\"normal\"}");
