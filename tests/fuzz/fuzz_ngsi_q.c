@@ -9,8 +9,9 @@
 #include "exchange/xc_sql.h"
 #include "tests/fuzz/fuzz.h"
 
-static const char *const literals[] = {"metadata", "value", "type", "DateTime", "ISO8601",
-                                       "string",   "(?e)",  "{}",   NULL};
+static const char *const literals[] = {"metadata",    "value",        "type", "DateTime",
+                                       "ISO8601",     "string",       "(?e)", "{}",
+                                       "dateCreated", "dateModified", NULL};
 
 static void check_sql(const struct xc_sql *s, const char *q)
 {
