@@ -1,5 +1,7 @@
 #include "core/json.h"
 
+#include <stdio.h>
+
 bool core_json_depth_ok(const char *data, size_t len, int max)
 {
     int depth = 0;
@@ -194,4 +196,18 @@ char *core_json_dump(const json_t *v, int precision, size_t *len)
     if (len)
         *len = o.len;
     return o.buf;
+}
+
+bool core_json_opt_string(json_t *obj, const char *key, const char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "%s must be a string", key);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
 }

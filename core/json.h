@@ -30,4 +30,8 @@ size_t core_json_escape(unsigned char c, const char *digits, char out[6]);
  */
 char *core_json_dump(const json_t *v, int precision, size_t *len);
 
+/* An optional string member of obj: absent or null gives *out NULL and
+ * true; anything but a string is refused with "KEY must be a string" in err. */
+bool core_json_opt_string(json_t *obj, const char *key, const char **out, char *err, size_t errlen);
+
 #endif

@@ -422,25 +422,11 @@ static bool list_member(json_t *body, const char *key, char ***out, size_t *n, c
     return true;
 }
 
-static bool string_member(json_t *body, const char *key, const char **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_string(v)) {
-        snprintf(err, errlen, "%s must be a string", key);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
 static bool time_member(json_t *body, const char *key, int64_t *out, char *err, size_t errlen)
 {
     const char *s;
     *out = 0;
-    if (!string_member(body, key, &s, err, errlen))
+    if (!core_json_opt_string(body, key, &s, err, errlen))
         return false;
     if (s && !xc_ag_time_parse(s, out)) {
         snprintf(err, errlen, "%s must be an RFC 3339 time such as 2026-04-01T00:00:00+09:00", key);
@@ -453,11 +439,11 @@ bool xc_agreement_from_json(json_t *body, const char *default_consumer, struct x
                             char *err, size_t errlen)
 {
     const char *provider, *consumer, *scope, *rattr, *desc;
-    if (!string_member(body, "provider", &provider, err, errlen) ||
-        !string_member(body, "consumer", &consumer, err, errlen) ||
-        !string_member(body, "consent_scope", &scope, err, errlen) ||
-        !string_member(body, "resident_attr", &rattr, err, errlen) ||
-        !string_member(body, "description", &desc, err, errlen))
+    if (!core_json_opt_string(body, "provider", &provider, err, errlen) ||
+        !core_json_opt_string(body, "consumer", &consumer, err, errlen) ||
+        !core_json_opt_string(body, "consent_scope", &scope, err, errlen) ||
+        !core_json_opt_string(body, "resident_attr", &rattr, err, errlen) ||
+        !core_json_opt_string(body, "description", &desc, err, errlen))
         return false;
     if (!provider) {
         snprintf(err, errlen, "provider is required");

@@ -68,21 +68,6 @@ static bool only_keys(json_t *obj, const char *const *allowed, const char **bad_
     return true;
 }
 
-/* An optional string member: absent is fine, anything but a string is not. */
-static bool opt_string(json_t *obj, const char *key, const char **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return true;
-    if (!json_is_string(v)) {
-        snprintf(err, errlen, "%s must be a string", key);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
 /* Reads "city_os" into up/hosted (strings borrowed from the JSON). */
 static bool parse_city_os(json_t *os, bool *hosted, struct tn_upstream *up, char *err,
                           size_t errlen)
@@ -115,8 +100,8 @@ static bool parse_city_os(json_t *os, bool *hosted, struct tn_upstream *up, char
     }
     *hosted = false;
     const char *url, *svc;
-    if (!opt_string(os, "url", &url, err, errlen) ||
-        !opt_string(os, "fiware_service", &svc, err, errlen))
+    if (!core_json_opt_string(os, "url", &url, err, errlen) ||
+        !core_json_opt_string(os, "fiware_service", &svc, err, errlen))
         return false;
     up->url = (char *)url;
     up->fiware_service = (char *)svc;
@@ -131,12 +116,12 @@ static bool parse_city_os(json_t *os, bool *hosted, struct tn_upstream *up, char
             return false;
         }
         const char *type, *token, *token_url, *client_id, *secret, *scope;
-        if (!opt_string(auth, "type", &type, err, errlen) ||
-            !opt_string(auth, "token", &token, err, errlen) ||
-            !opt_string(auth, "token_url", &token_url, err, errlen) ||
-            !opt_string(auth, "client_id", &client_id, err, errlen) ||
-            !opt_string(auth, "client_secret", &secret, err, errlen) ||
-            !opt_string(auth, "scope", &scope, err, errlen))
+        if (!core_json_opt_string(auth, "type", &type, err, errlen) ||
+            !core_json_opt_string(auth, "token", &token, err, errlen) ||
+            !core_json_opt_string(auth, "token_url", &token_url, err, errlen) ||
+            !core_json_opt_string(auth, "client_id", &client_id, err, errlen) ||
+            !core_json_opt_string(auth, "client_secret", &secret, err, errlen) ||
+            !core_json_opt_string(auth, "scope", &scope, err, errlen))
             return false;
         if (!type || strcmp(type, "none") == 0) {
             up->auth = TN_AUTH_NONE;
@@ -244,9 +229,9 @@ static void tn_handler_create(struct core_req *req)
     if (!core_req_json_members(req, body, keys))
         return;
     const char *id, *name, *parent;
-    if (!opt_string(body, "id", &id, err, sizeof err) ||
-        !opt_string(body, "name", &name, err, sizeof err) ||
-        !opt_string(body, "parent", &parent, err, sizeof err)) {
+    if (!core_json_opt_string(body, "id", &id, err, sizeof err) ||
+        !core_json_opt_string(body, "name", &name, err, sizeof err) ||
+        !core_json_opt_string(body, "parent", &parent, err, sizeof err)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", err);
         return;
     }
@@ -342,9 +327,9 @@ static void tn_handler_update(struct core_req *req)
         return;
     struct tn_patch patch = {.state = -1};
     const char *state, *why;
-    if (!opt_string(body, "name", &patch.name, err, sizeof err) ||
-        !opt_string(body, "state", &state, err, sizeof err) ||
-        !opt_string(body, "reason", &patch.reason, err, sizeof err)) {
+    if (!core_json_opt_string(body, "name", &patch.name, err, sizeof err) ||
+        !core_json_opt_string(body, "state", &state, err, sizeof err) ||
+        !core_json_opt_string(body, "reason", &patch.reason, err, sizeof err)) {
         core_reply_error(req, CORE_ERR_BAD_REQUEST, "%s", err);
         return;
     }
