@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <time.h>
@@ -65,11 +66,99 @@ static void count_failure(const char *key)
     pthread_mutex_unlock(&thr.mu);
 }
 
+/* ---- the token endpoint's rate: a token bucket per client ---- */
+
+#define BUCKET_SLOTS  4096
+#define BUCKET_LOCKS  64
+#define BURST_SECONDS 5
+
+struct bucket {
+    char key[80];
+    double level;     /* tokens left */
+    uint64_t last_ns; /* when level was last brought up to date */
+};
+
+static struct {
+    pthread_mutex_t mu[BUCKET_LOCKS];
+    struct bucket slots[BUCKET_SLOTS];
+} buckets;
+static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
+
+static void buckets_init(void)
+{
+    for (size_t i = 0; i < BUCKET_LOCKS; i++)
+        pthread_mutex_init(&buckets.mu[i], NULL);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* 0 when one more token may be taken from key's bucket (and takes it), else
+ * the seconds until one will be there. A slot taken by another key starts
+ * full: a collision can only let more through, never refuse wrongly. */
+static int bucket_take(const char *key, double rate)
+{
+    unsigned h = core_hash_str(key);
+    struct bucket *b = &buckets.slots[h % BUCKET_SLOTS];
+    pthread_mutex_t *mu = &buckets.mu[(h % BUCKET_SLOTS) % BUCKET_LOCKS];
+    double burst = rate * BURST_SECONDS;
+    uint64_t now = now_ns();
+    int wait = 0;
+    pthread_mutex_lock(mu);
+    if (strcmp(b->key, key) != 0) {
+        xsnprintf(b->key, sizeof b->key, "%s", key);
+        b->level = burst;
+    } else {
+        b->level += rate * (double)(now - b->last_ns) / 1e9;
+        if (b->level > burst)
+            b->level = burst;
+    }
+    b->last_ns = now;
+    if (b->level >= 1.0)
+        b->level -= 1.0;
+    else
+        wait = (int)((1.0 - b->level) / rate) + 1;
+    pthread_mutex_unlock(mu);
+    return wait;
+}
+
+bool az_token_rate_admit(struct core_req *req, const struct az_client *c)
+{
+    if (core_cfg.token_rate <= 0)
+        return true;
+    pthread_once(&buckets_once, buckets_init);
+    char key[80];
+    if (c->auth == AZ_AUTH_NONE)
+        snprintf(key, sizeof key, "%s@%s", c->id, core_req_peer(req));
+    else
+        snprintf(key, sizeof key, "%s", c->id);
+    int wait = bucket_take(key, core_cfg.token_rate);
+    if (!wait)
+        return true;
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", wait);
+    core_reply_header(req, "Retry-After", ra);
+    core_reply_oauth_error(req, 429, "temporarily_unavailable",
+                           "this client asks for more than %d tokens a second; retry after %d s",
+                           core_cfg.token_rate, wait);
+    return false;
+}
+
 void az_throttle_reset(void)
 {
     pthread_mutex_lock(&thr.mu);
     memset(thr.slots, 0, sizeof thr.slots);
     pthread_mutex_unlock(&thr.mu);
+    pthread_once(&buckets_once, buckets_init);
+    for (size_t i = 0; i < BUCKET_LOCKS; i++)
+        pthread_mutex_lock(&buckets.mu[i]);
+    memset(buckets.slots, 0, sizeof buckets.slots);
+    for (size_t i = BUCKET_LOCKS; i-- > 0;)
+        pthread_mutex_unlock(&buckets.mu[i]);
 }
 
 /* ---- the methods ---- */

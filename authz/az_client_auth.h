@@ -14,7 +14,14 @@
  * is shared: az_client_put it. */
 const struct az_client *az_authenticate(struct core_req *req, const struct az_form *f);
 
-/* Clears the failure counters (tests). */
+/* The token endpoint's rate limit (RENKEI_TOKEN_RATE): each client has a
+ * bucket of 5 s worth of tokens, refilled at the configured rate; a public
+ * client has one per address, so that nobody can spend an app's bucket for
+ * all its users. True when the request may go on; otherwise 429 with
+ * Retry-After is queued. Always true when the rate is 0. */
+bool az_token_rate_admit(struct core_req *req, const struct az_client *c);
+
+/* Clears the failure counters and the token buckets (tests). */
 void az_throttle_reset(void);
 
 #endif

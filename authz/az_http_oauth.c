@@ -287,6 +287,8 @@ static void az_handler_token(struct core_req *req)
                                "this client may not use the %s grant", grant);
         return;
     }
+    if (!az_token_rate_admit(req, c))
+        return;
     fn(req, c, &f);
 }
 

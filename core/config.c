@@ -212,6 +212,9 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
     if (!int_key(lookup, ctx, "RENKEI_MAX_CONN_PER_IP", 0, 1024, 128, &n, err))
         return false;
     cfg->conn_per_ip = (int)n;
+    if (!int_key(lookup, ctx, "RENKEI_TOKEN_RATE", 0, 1000000, 50, &n, err))
+        return false;
+    cfg->token_rate = (int)n;
 
     v = lookup("RENKEI_NOTIFY_DENY", ctx);
     if (v && !*v) /* "none" turns the list off, an unset template must not */
@@ -261,6 +264,7 @@ static const char *const known_keys[] = {
     "RENKEI_SECRET_FILE", "RENKEI_THREADS",  "RENKEI_LOG",
     "RENKEI_DB_POOL",     "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
     "RENKEI_NOTIFY_DENY", "RENKEI_SCRYPT",   "RENKEI_MAX_CONN_PER_IP",
+    "RENKEI_TOKEN_RATE",
 };
 
 static bool known_key(const char *key)

@@ -21,6 +21,7 @@ struct core_config {
     long max_body;      /* RENKEI_MAX_BODY, bytes */
     int shutdown_grace; /* RENKEI_SHUTDOWN_GRACE, seconds */
     int conn_per_ip;    /* RENKEI_MAX_CONN_PER_IP; 0: no limit */
+    int token_rate;     /* RENKEI_TOKEN_RATE, tokens/s per client; 0: no limit */
     enum core_log_level log_level; /* RENKEI_LOG */
     bool log_level_set;            /* RENKEI_LOG was given */
     /* RENKEI_NOTIFY_DENY: addresses NGSI notifications may not go to */

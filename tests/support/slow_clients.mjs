@@ -4,10 +4,11 @@
 //     opens N connections from address FROM that send a request's headers,
 //     or a body, a byte at a time every 500 ms for SECONDS (slowloris);
 //     prints JSON: {opened, refused, closed_early, open_at_end}
-//   node slow_clients.mjs burst PORT N PATH HEADERS_JSON
-//     sends N requests at once on N connections (GET PATH with the headers)
-//     and waits for every answer; prints JSON: {statuses: {"200": n, ...},
-//     no_answer}
+//   node slow_clients.mjs burst PORT N PATH HEADERS_JSON [BODY]
+//     sends N requests at once on N connections (GET PATH with the headers;
+//     POST with BODY when one is given) and waits for every answer; prints
+//     JSON: {statuses: {"200": n, ...}, no_answer, samples: {"200": the
+//     first whole answer with that status, ...}}
 import net from 'node:net';
 
 const [mode, portArg, ...rest] = process.argv.slice(2);
@@ -44,10 +45,14 @@ async function slow(from, n, secs) {
   console.log(JSON.stringify({ opened, refused, closed_early: closedEarly, open_at_end: openAtEnd }));
 }
 
-async function burst(n, path, headers) {
+async function burst(n, path, headers, body) {
   const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  const req = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${lines}Connection: close\r\n\r\n`;
+  const req = body === undefined
+    ? `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${lines}Connection: close\r\n\r\n`
+    : `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${lines}Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`;
   const statuses = {};
+  const samples = {};
   let noAnswer = 0;
   await Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
@@ -58,15 +63,17 @@ async function burst(n, path, headers) {
     s.on('error', () => {});
     s.on('close', () => {
       const m = /^HTTP\/1\.1 (\d{3})/.exec(buf);
-      if (m) statuses[m[1]] = (statuses[m[1]] || 0) + 1;
-      else noAnswer++;
+      if (m) {
+        statuses[m[1]] = (statuses[m[1]] || 0) + 1;
+        if (!(m[1] in samples)) samples[m[1]] = buf;
+      } else noAnswer++;
       resolve();
     });
     s.setTimeout(60000, () => s.destroy());
   })));
-  console.log(JSON.stringify({ statuses, no_answer: noAnswer }));
+  console.log(JSON.stringify({ statuses, no_answer: noAnswer, samples }));
 }
 
 if (mode === 'slow') await slow(rest[0], Number(rest[1]), Number(rest[2]));
-else if (mode === 'burst') await burst(Number(rest[0]), rest[1], JSON.parse(rest[2] || '{}'));
+else if (mode === 'burst') await burst(Number(rest[0]), rest[1], JSON.parse(rest[2] || '{}'), rest[3]);
 else { console.error('usage: slow_clients.mjs slow|burst ...'); process.exit(2); }
