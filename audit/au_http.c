@@ -24,7 +24,7 @@ static bool auditor(struct core_req *req, const char **context)
     if (!p)
         return false;
     if (!core_principal_has_scope(p, "audit.read")) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope audit.read");
+        core_auth_insufficient_scope(req, "audit.read", NULL);
         return false;
     }
     if (core_principal_has_scope(p, "admin"))

@@ -24,6 +24,20 @@ bool core_principal_has_scope(const struct core_principal *p, const char *scope)
     return false;
 }
 
+void core_auth_insufficient_scope(struct core_req *req, const char *scope, const char *why)
+{
+    /* RFC 6750 §3, §3.1: the scope the request needs, in the challenge */
+    core_reply_header(req, "WWW-Authenticate",
+                      core_psprintf(req->pool,
+                                    "Bearer realm=\"renkei\", error=\"insufficient_scope\", "
+                                    "scope=\"%s\"",
+                                    scope));
+    if (why)
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "%s", why);
+    else
+        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope %s", scope);
+}
+
 const struct core_principal *core_auth(struct core_req *req)
 {
     core_auth_verifier fn = atomic_load(&verifier);
@@ -58,7 +72,7 @@ bool core_auth_admin(struct core_req *req, struct core_admin *out)
         return false;
     out->platform = core_principal_has_scope(out->p, "admin");
     if (!out->platform && !core_principal_has_scope(out->p, "tenant.admin")) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "this needs scope admin or tenant.admin");
+        core_auth_insufficient_scope(req, "tenant.admin", "this needs scope admin or tenant.admin");
         return false;
     }
     if (!out->platform && (!out->p->tenant || !core_tenant_id_ok(out->p->tenant))) {

@@ -46,6 +46,11 @@ struct core_admin {
     const char *actor; /* "client:<id>", for audit events */
 };
 
+/* Queues 403 with a Bearer challenge naming error="insufficient_scope" and
+ * the scope (RFC 6750 §3.1): a token that is good but lacks scope. why:
+ * the error's description, NULL for "the token lacks scope SCOPE". */
+void core_auth_insufficient_scope(struct core_req *req, const char *scope, const char *why);
+
 /* Authenticates and requires admin or tenant.admin; false once the 401/403
  * is queued. */
 bool core_auth_admin(struct core_req *req, struct core_admin *out);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +168,21 @@ static enum MHD_Result add_size(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
+struct header_walk {
+    size_t bytes;
+    int authorization;
+};
+
+static enum MHD_Result walk_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct header_walk *h = cls;
+    add_size(&h->bytes, kind, key, value);
+    if (strcasecmp(key, "Authorization") == 0)
+        h->authorization++;
+    return MHD_YES;
+}
+
 /* Bounds on the request line and headers, checked before routing. */
 static bool request_size_ok(struct core_req *req)
 {
@@ -177,11 +193,17 @@ static bool request_size_ok(struct core_req *req)
                          MAX_URI_BYTES);
         return false;
     }
-    size_t headers = 0;
-    MHD_get_connection_values(req->in->conn, MHD_HEADER_KIND, add_size, &headers);
-    if (headers > MAX_HEADER_BYTES) {
+    struct header_walk h = {0, 0};
+    MHD_get_connection_values(req->in->conn, MHD_HEADER_KIND, walk_header, &h);
+    if (h.bytes > MAX_HEADER_BYTES) {
         core_reply_error(req, CORE_ERR_HEADERS_TOO_LARGE,
                          "the request headers are larger than %d bytes", MAX_HEADER_BYTES);
+        return false;
+    }
+    /* one set of credentials: the hub reads the first, a proxy in front
+     * might read the last (RFC 9110 §5.3: not a list field) */
+    if (h.authorization > 1) {
+        core_reply_error(req, CORE_ERR_BAD_REQUEST, "header Authorization is given more than once");
         return false;
     }
     return true;

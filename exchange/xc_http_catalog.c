@@ -15,7 +15,7 @@ static void get_catalog(struct core_req *req)
     if (!p)
         return;
     if (!core_principal_has_scope(p, "ngsi.read") && !core_principal_has_scope(p, "ngsi.write")) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope ngsi.read");
+        core_auth_insufficient_scope(req, "ngsi.read", NULL);
         return;
     }
     if (!p->tenant || !core_tenant_id_ok(p->tenant)) {

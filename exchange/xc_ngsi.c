@@ -229,7 +229,7 @@ bool xc_ngsi_begin(struct core_req *req, struct xc_ngsi *n, enum xc_access acces
     }
     const char *scope = access == XC_READ ? "ngsi.read" : "ngsi.write";
     if (!core_principal_has_scope(n->p, scope)) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN, "the token lacks scope %s", scope);
+        core_auth_insufficient_scope(req, scope, NULL);
         return false;
     }
     if (cross) {

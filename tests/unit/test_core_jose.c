@@ -146,6 +146,35 @@ static void test_parse_defects(void **state)
     big[9999] = '\0';
     assert_false(core_jws_parse(big, 8192, &j, &why));
     free(big);
+
+    /* RFC 7515 §4.1.11: a well-signed token with crit (here b64 of RFC 7797,
+     * then a registered claim name, then an empty list) is refused: the
+     * hub understands no extension */
+    EVP_PKEY *k = core_key_generate(CORE_ES256);
+    const char *crits[] = {"[\"b64\"]", "[\"exp\"]", "[]"};
+    for (size_t i = 0; i < sizeof crits / sizeof crits[0]; i++) {
+        json_t *h = json_pack("{s:s, s:s, s:s, s:o, s:b}", "typ", "at+jwt", "alg", "ES256", "kid",
+                              "k1", "crit", json_loads(crits[i], 0, NULL), "b64", 1);
+        json_t *c = json_pack("{s:s}", "sub", "client-1");
+        char *token = core_jws_sign(k, CORE_ES256, h, c);
+        why = NULL;
+        assert_false(core_jws_parse(token, 8192, &j, &why));
+        assert_non_null(strstr(why, "crit"));
+        free(token);
+        json_decref(h);
+        json_decref(c);
+    }
+    /* the same without crit parses and verifies */
+    json_t *h = json_pack("{s:s, s:s, s:s}", "typ", "at+jwt", "alg", "ES256", "kid", "k1");
+    json_t *c = json_pack("{s:s}", "sub", "client-1");
+    char *token = core_jws_sign(k, CORE_ES256, h, c);
+    assert_true(core_jws_parse(token, 8192, &j, &why));
+    assert_true(core_jws_verify(&j, k, CORE_ES256));
+    core_jws_release(&j);
+    free(token);
+    json_decref(h);
+    json_decref(c);
+    EVP_PKEY_free(k);
 }
 
 static void test_jwk_round_trip(void **state)
