@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +24,30 @@
  * database that does not answer at all takes libpq's connect timeout, 5 s,
  * to fail). */
 #define START_LOAD_WAIT_MS 10000
+
+/* Waits for the first loads (core_reload_wait) at most START_LOAD_WAIT_MS,
+ * in slices, so that SIGTERM or SIGINT (blocked, taken here) stops the wait
+ * at once: *stop_sig is then the signal. True when the loads succeeded. */
+static bool wait_first_loads(const sigset_t *sigs, int *stop_sig)
+{
+    struct timespec start, now, zero = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (core_reload_wait(100))
+            return true;
+        int sig = sigtimedwait(sigs, NULL, &zero);
+        if (sig == SIGTERM || sig == SIGINT) {
+            *stop_sig = sig;
+            return false;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L;
+        /* core_reload_wait came back early without success: every load has
+         * run once and one failed, so waiting longer is pointless */
+        if (ms >= START_LOAD_WAIT_MS || core_reload_settled())
+            return false;
+    }
+}
 
 /* Up to 1024 connections, each a descriptor, plus the database pool: the
  * usual soft limit of 1024 is too low, so take what the hard limit allows. */
@@ -73,7 +98,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     core_db_listen_start(core_cfg.db);
 
     raise_fd_limit();
-    int port = 0;
+    int port = 0, stop_sig = 0;
     bool loaded = false;
     struct core_http_server *srv = core_http_bind(&core_cfg, &port);
     if (srv) {
@@ -91,13 +116,16 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
          * backlog until the first loads have run (the signing keys: no key
          * set published empty, no valid token refused), not longer than
          * START_LOAD_WAIT_MS. */
-        loaded = core_reload_wait(START_LOAD_WAIT_MS);
-        if (!core_http_start(srv, &core_cfg, router)) {
+        loaded = wait_first_loads(&sigs, &stop_sig);
+        if (stop_sig || !core_http_start(srv, &core_cfg, router)) {
             core_http_stop(srv, 0, NULL);
             srv = NULL;
         }
     }
     if (!srv) {
+        if (stop_sig)
+            core_logf(CORE_LOG_INFO, "stopped on %s before serving",
+                      stop_sig == SIGTERM ? "SIGTERM" : "SIGINT");
         core_db_listen_stop();
         core_reload_stop();
         for (size_t i = 0; i < app->nstops; i++)
@@ -109,7 +137,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         core_secret_release();
         core_config_release(&core_cfg);
         curl_global_cleanup();
-        return 1;
+        return stop_sig ? 0 : 1;
     }
 
     bool v6 = strchr(core_cfg.listen_host, ':') != NULL;

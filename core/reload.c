@@ -206,6 +206,15 @@ static bool settled(void)
     return true;
 }
 
+bool core_reload_settled(void)
+{
+    pthread_once(&cv_once, cv_init);
+    pthread_mutex_lock(&rl.mu);
+    bool done = !rl.running || rl.stopping || settled();
+    pthread_mutex_unlock(&rl.mu);
+    return done;
+}
+
 bool core_reload_wait(int ms)
 {
     pthread_once(&cv_once, cv_init);

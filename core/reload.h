@@ -37,5 +37,8 @@ bool core_reload_ready(char *why, size_t why_len, bool *failed);
 /* Waits until every load has run once, well or not, at most ms; true when
  * each has succeeded. */
 bool core_reload_wait(int ms);
+/* True once every load has run once (or none is registered, or the thread
+ * is stopping). */
+bool core_reload_settled(void);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Graceful shutdown: SIGTERM/SIGINT on an idle hub exit 0 promptly; with a
 # request in flight the hub stops accepting connections at once, lets the
-# request finish (200) and then exits 0.
+# request finish (200) and then exits 0; SIGTERM while the first loads wait on
+# a silent database stops the hub at once.
 source "$(dirname "$0")/lib.sh"
 
 migrate
@@ -113,3 +114,31 @@ hub_wait 20 || rc=$?
 assert_eq 0 "$rc" "the hub exits 0 after finishing the in-flight request"
 wait "$lock_pid" || fail "the lock-holding psql failed: $(cat "$tmpdir/lock.out")"
 ok "the lock-holding transaction committed"
+
+# SIGTERM while the first loads wait on a database that accepts connections
+# and never answers: the hub stops at once (0), without serving first. The
+# wait would otherwise last its whole 10 s; hub_wait's 5 s is far below it.
+node -e '
+  const net = require("node:net"), fs = require("node:fs");
+  net.createServer(() => {}).listen(0, "127.0.0.1", function () { fs.writeFileSync(process.argv[1], String(this.address().port)); });
+' "$tmpdir/mute.port" &
+mute=$!
+poll 50 test -s "$tmpdir/mute.port" || fail "the mute listener did not start"
+_renkei_env RENKEI_LISTEN=127.0.0.1:0 RENKEI_LOG=debug \
+  RENKEI_DB="host=127.0.0.1 port=$(cat "$tmpdir/mute.port") dbname=renkei user=renkei"
+from=$(($(wc -l <"$HUB_LOG") + 1))
+(
+  trap - INT QUIT
+  exec env -i "${_env[@]}" "$RENKEI_BIN" serve
+) </dev/null >>"$tmpdir/hub.out" 2>>"$HUB_LOG" &
+HUB_PID=$!
+sleep 1
+check "the hub waits for its first loads (the database does not answer)" alive "$HUB_PID"
+assert_no_match '"listening"' "$(tail -n +"$from" "$HUB_LOG")" "it has not started serving"
+kill -TERM "$HUB_PID"
+rc=0
+hub_wait 5 || rc=$?
+assert_eq 0 "$rc" "SIGTERM during the wait for the first loads: the hub exits 0 at once"
+assert_match 'stopped on SIGTERM before serving' "$(tail -n +"$from" "$HUB_LOG")" "and says so"
+kill "$mute" 2>/dev/null || true
+wait "$mute" 2>/dev/null || true
