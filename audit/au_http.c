@@ -499,9 +499,9 @@ static void au_handler_access_log(struct core_req *req)
         return;
     }
     if (!core_principal_has_scope(p, "account.read")) {
-        core_reply_error(req, CORE_ERR_FORBIDDEN,
-                         "the token lacks scope account.read (the resident's consent to show "
-                         "their access history)");
+        core_auth_insufficient_scope(req, "account.read",
+                                     "the token lacks scope account.read (the resident's consent "
+                                     "to show their access history)");
         return;
     }
     long after = -1, limit;

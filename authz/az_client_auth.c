@@ -73,9 +73,9 @@ static void count_failure(const char *key)
 #define BURST_SECONDS 5
 
 struct bucket {
-    char key[80];
-    double level;     /* tokens left */
-    uint64_t last_ns; /* when level was last brought up to date */
+    char key[64 + 1 + 64]; /* a client id (at most 64), "@" and a peer address */
+    double level;          /* tokens left */
+    uint64_t last_ns;      /* when level was last brought up to date */
 };
 
 static struct {
@@ -106,22 +106,30 @@ static int bucket_take(const char *key, double rate)
     struct bucket *b = &buckets.slots[h % BUCKET_SLOTS];
     pthread_mutex_t *mu = &buckets.mu[(h % BUCKET_SLOTS) % BUCKET_LOCKS];
     double burst = rate * BURST_SECONDS;
-    uint64_t now = now_ns();
     int wait = 0;
     pthread_mutex_lock(mu);
+    /* the clock is read under the lock: a time read before another thread's
+     * later one would otherwise run last_ns backwards (and the unsigned
+     * difference would fill the bucket) */
+    uint64_t now = now_ns();
     if (strcmp(b->key, key) != 0) {
         xsnprintf(b->key, sizeof b->key, "%s", key);
         b->level = burst;
-    } else {
+        b->last_ns = now;
+    } else if (now > b->last_ns) {
         b->level += rate * (double)(now - b->last_ns) / 1e9;
         if (b->level > burst)
             b->level = burst;
+        b->last_ns = now;
     }
-    b->last_ns = now;
     if (b->level >= 1.0)
         b->level -= 1.0;
-    else
-        wait = (int)((1.0 - b->level) / rate) + 1;
+    else {
+        double need = (1.0 - b->level) / rate; /* seconds, rounded up */
+        wait = (int)need;
+        if (wait < need || wait < 1)
+            wait++;
+    }
     pthread_mutex_unlock(mu);
     return wait;
 }
@@ -131,7 +139,7 @@ bool az_token_rate_admit(struct core_req *req, const struct az_client *c)
     if (core_cfg.token_rate <= 0)
         return true;
     pthread_once(&buckets_once, buckets_init);
-    char key[80];
+    char key[sizeof buckets.slots[0].key];
     if (c->auth == AZ_AUTH_NONE)
         snprintf(key, sizeof key, "%s@%s", c->id, core_req_peer(req));
     else

@@ -25,7 +25,7 @@ source "$(dirname "$0")/ngsi_lib.sh"
 source "$(dirname "$0")/oidc_lib.sh"
 
 RUN_TIMEOUT=30
-MARKER="VICTIM-$RANDOM$RANDOM"
+MARKER="Victim$RANDOM$RANDOM" # letters and digits: fit for an id, a type, a name
 ngsi_setup
 run_renkei tenant add marugame --name 丸亀市 --parent kagawa --hosted
 assert_eq 0 "$RUN_STATUS" "tenant add marugame [$RUN_ERR]"
@@ -44,8 +44,9 @@ NGSI_TOKEN=$TOK_TK
 ngsi_json POST /v2/op/update "{\"actionType\": \"append\", \"entities\": [
   {\"id\": \"wl-victim\", \"type\": \"WaterLevel\", \"level\": {\"value\": 1.5},
    \"secret\": {\"type\": \"Text\", \"value\": \"$MARKER\"}},
-  {\"id\": \"pk-1\", \"type\": \"Parking\", \"free\": {\"value\": 3}}]}"
-assert_status 204 "takamatsu's entities"
+  {\"id\": \"pk-1\", \"type\": \"Parking\", \"free\": {\"value\": 3}},
+  {\"id\": \"$MARKER-hidden\", \"type\": \"Hidden$MARKER\", \"n\": {\"value\": 1}}]}"
+assert_status 204 "takamatsu's entities (one whose id and type carry the marker, named by no request)"
 ngsi_json POST /v2/subscriptions "{\"description\": \"$MARKER\", \"subject\": {\"entities\": [{\"idPattern\": \"wl-.*\"}]},
   \"notification\": {\"http\": {\"url\": \"http://127.0.0.1:9/$MARKER\"}}}"
 assert_status 201 "takamatsu's subscription"
@@ -77,6 +78,24 @@ assert_status 200 "kanonji reads takamatsu's parking under its agreement"
 http GET /v2/entities?type=WaterLevel -H "Authorization: Bearer $TOK_KJ" -H 'Fiware-Service: takamatsu' \
   -H 'Renkei-Purpose: tourism'
 assert_status 403 "but not its water levels"
+
+# introspection by another town's client says nothing of takamatsu's token
+introspect "${KJ_ADMIN_CLIENT[@]}" "$TK_APP_TOKEN"
+assert_status 200 "kanonji introspects takamatsu's token"
+assert_json '. == {"active": false}' "and learns only that it is not active for it (RFC 7662 §2.2)"
+
+# a listener for the notifications of subscriptions made during the matrix
+node -e '
+  const http = require("node:http"), fs = require("node:fs");
+  http.createServer((q, r) => {
+    let b = "";
+    q.on("data", (d) => (b += d));
+    q.on("end", () => { fs.appendFileSync(process.argv[1], q.url + " " + b + "\n"); r.end(); });
+  }).listen(0, "127.0.0.1", function () { fs.writeFileSync(process.argv[2], String(this.address().port)); });
+' "$tmpdir/notified.log" "$tmpdir/listener.port" &
+LISTENER=$!
+: >"$tmpdir/notified.log"
+poll 50 test -s "$tmpdir/listener.port" || fail "the notification listener did not start"
 
 # takamatsu's rows, as one digest per table
 snapshot() {
@@ -116,9 +135,9 @@ out=$(HUB=$HUB_URL MARKER=$MARKER \
     '{entity: $e, subscription: $s, client: $c, login: $l, agreement: $a}') \
   ATTACKERS=$(jq -nc --arg n "$TOK_KJ" --arg a "$KJ_ADMIN" '{kj_ngsi: $n, kj_admin: $a, none: ""}') \
   VICTIM=$(jq -nc --arg n "$TOK_TK" --arg a "$TK_ADMIN" '{ngsi: $n, admin: $a}') \
-  VICTIM_TOKEN_FOR_INTROSPECTION=$TK_APP_TOKEN \
+  VICTIM_TOKEN_FOR_INTROSPECTION=$TK_APP_TOKEN NOTIFY_URL="http://127.0.0.1:$(cat "$tmpdir/listener.port")/notify" \
   ATTACKER_CLIENT=$(jq -nc --arg i "${KJ_ADMIN_CLIENT[0]}" --arg s "${KJ_ADMIN_CLIENT[1]}" '[$i, $s]') \
-  timeout 600 node "$RENKEI_SRC/tests/support/isolation_matrix.mjs") || fail "the matrix did not run: $out"
+  timeout 240 node "$RENKEI_SRC/tests/support/isolation_matrix.mjs") || fail "the matrix did not run: $out"
 assert_jq '.control | to_entries | all(.value)' "$out" \
   "control: takamatsu's own tokens see the marker in its entity, subscription, client, resident, agreement and audit entries"
 assert_ge "$(jq .operations <<<"$out")" 80 "every operation of /openapi.json ($(jq .operations <<<"$out"))"
@@ -138,5 +157,22 @@ assert_status 403 "kanonji is still denied takamatsu's water levels"
 assert_eq 0 "$(stray_permits)" "every permit of takamatsu's data to kanonji in the log is under the parking agreement"
 assert_eq 0 "$(sql "SELECT count(*) FROM renkei.agreements WHERE provider = 'takamatsu' AND consumer = 'kanonji' AND state = 'active' AND 'WaterLevel' = ANY(entity_types)")" \
   "no agreement for the water levels became active"
+# takamatsu's data changes: the subscriptions the matrix made (kanonji's own,
+# where any was accepted) must not hear of it
+made=$(sql "SELECT count(*) FROM renkei.ngsi_subscriptions WHERE created_at >= '$SNAP_TIME'")
+assert_eq 0 "$(sql "SELECT count(*) FROM renkei.ngsi_subscriptions WHERE created_at >= '$SNAP_TIME' AND tenant_id <> 'kanonji'")" \
+  "the subscriptions made during the matrix ($made) are kanonji's own"
+NGSI_TOKEN=$TOK_TK
+ngsi_json PATCH /v2/entities/wl-victim/attrs '{"level": {"value": 2.5}}'
+assert_status 204 "takamatsu updates its entity"
+ngsi_json PATCH "/v2/entities/$MARKER-hidden/attrs" '{"n": {"value": 2}}'
+assert_status 204 "and the hidden one"
+NGSI_TOKEN=$TOK_KJ
+ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [{"id": "kj-1", "type": "WaterLevel", "level": {"value": 1}}]}'
+assert_status 204 "kanonji changes one of its own (its subscriptions fire for this)"
+poll 50 grep -q kj-1 "$tmpdir/notified.log" || [[ $made == 0 ]] || fail "kanonji's own subscriptions never fired: the listener check would prove nothing"
+assert_no_match "$MARKER|wl-victim" "$(cat "$tmpdir/notified.log")" "no notification carried takamatsu's data"
+kill "$LISTENER" 2>/dev/null || true
+wait "$LISTENER" 2>/dev/null || true
 check "the hub is alive" alive "$HUB_PID"
 ok "nothing of takamatsu's crossed to kanonji over $(jq .requests <<<"$out") requests"

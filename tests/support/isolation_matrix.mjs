@@ -15,7 +15,8 @@
 //   agreement), ATTACKERS (JSON name → token; "" for no token), VICTIM
 //   (JSON: ngsi, admin: takamatsu's tokens), VICTIM_TOKEN_FOR_INTROSPECTION
 //   (a token of takamatsu an attacker presents to introspect and revoke),
-//   ATTACKER_CLIENT (JSON [id, secret] of a kanonji client)
+//   ATTACKER_CLIENT (JSON [id, secret] of a kanonji client), NOTIFY_URL (where
+//   the subscriptions the matrix makes send their notifications)
 // prints one JSON line: {requests, statuses, violations: [...], control}
 const env = (k) => {
   if (process.env[k] === undefined) {
@@ -30,6 +31,7 @@ const attackers = JSON.parse(env("ATTACKERS"));
 const victim = JSON.parse(env("VICTIM"));
 const victimToken = env("VICTIM_TOKEN_FOR_INTROSPECTION");
 const [acId, acSecret] = JSON.parse(env("ATTACKER_CLIENT"));
+const notifyUrl = env("NOTIFY_URL");
 
 const violations = [];
 const statuses = {};
@@ -75,6 +77,8 @@ const control = {};
     ["resident", "admin", `/admin/v1/residents/${ids.login}`],
     ["agreement", "admin", `/admin/v1/agreements/${ids.agreement}`],
     ["audit", "admin", "/audit/v1/entries?limit=100"],
+    ["hidden entity", "ngsi", "/v2/entities?limit=1000"],
+    ["hidden type", "ngsi", "/v2/types"],
   ];
   for (const [name, tok, path] of probes) {
     const r = await fetch(hub + path, { headers: { Authorization: "Bearer " + victim[tok] } });
@@ -124,7 +128,7 @@ function bodyFor(method, pattern) {
   if (pattern.endsWith("/attrs/{name}")) return { type: "Text", value: "pwned" };
   if (pattern.endsWith("/attrs")) return { secret: { type: "Text", value: "pwned" } };
   if (pattern === "/v2/subscriptions")
-    return { subject: { entities: [{ idPattern: ".*" }] }, notification: { http: { url: "http://127.0.0.1:9/x" } } };
+    return { subject: { entities: [{ idPattern: ".*" }] }, notification: { http: { url: notifyUrl } } };
   if (pattern.startsWith("/v2/subscriptions/")) return { status: "inactive" };
   if (pattern === "/v2/registrations")
     return { dataProvided: { entities: [{ id: ids.entity, type: "WaterLevel" }] }, provider: { http: { url: "http://127.0.0.1:9/v2" } } };
