@@ -231,6 +231,18 @@ bool core_config_parse(struct core_config *cfg, core_config_lookup lookup, void 
         return r;
     }
 
+    v = lookup("RENKEI_TRUSTED_PROXIES", ctx);
+    bad_item = NULL;
+    if (!core_cidr_parse_list(v ? v : "", &cfg->trusted_proxies, &cfg->ntrusted_proxies,
+                              &bad_item)) {
+        bool r = bad(err, "RENKEI_TRUSTED_PROXIES",
+                     "must be comma-separated addresses or ranges of the proxies in front of the "
+                     "hub (127.0.0.1, 10.0.0.0/8) or \"none\", got \"%s\"",
+                     bad_item);
+        free(bad_item);
+        return r;
+    }
+
     v = lookup("RENKEI_SCRYPT", ctx);
     if (!core_config_scrypt_parse(v ? v : CORE_SCRYPT_DEFAULT, strlen(v ? v : CORE_SCRYPT_DEFAULT),
                                   &cfg->scrypt_ln, &cfg->scrypt_r, &cfg->scrypt_p))
@@ -249,6 +261,7 @@ void core_config_release(struct core_config *cfg)
     free(cfg->issuer);
     free(cfg->secret_file);
     free(cfg->notify_deny);
+    free(cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -260,11 +273,11 @@ struct file_env {
 };
 
 static const char *const known_keys[] = {
-    "RENKEI_DB",          "RENKEI_LISTEN",   "RENKEI_ISSUER",
-    "RENKEI_SECRET_FILE", "RENKEI_THREADS",  "RENKEI_LOG",
-    "RENKEI_DB_POOL",     "RENKEI_MAX_BODY", "RENKEI_SHUTDOWN_GRACE",
-    "RENKEI_NOTIFY_DENY", "RENKEI_SCRYPT",   "RENKEI_MAX_CONN_PER_IP",
-    "RENKEI_TOKEN_RATE",
+    "RENKEI_DB",          "RENKEI_LISTEN",          "RENKEI_ISSUER",
+    "RENKEI_SECRET_FILE", "RENKEI_THREADS",         "RENKEI_LOG",
+    "RENKEI_DB_POOL",     "RENKEI_MAX_BODY",        "RENKEI_SHUTDOWN_GRACE",
+    "RENKEI_NOTIFY_DENY", "RENKEI_SCRYPT",          "RENKEI_MAX_CONN_PER_IP",
+    "RENKEI_TOKEN_RATE",  "RENKEI_TRUSTED_PROXIES",
 };
 
 static bool known_key(const char *key)

@@ -27,6 +27,9 @@ struct core_config {
     /* RENKEI_NOTIFY_DENY: addresses NGSI notifications may not go to */
     struct core_cidr *notify_deny;
     size_t notify_ndeny;
+    /* RENKEI_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+    struct core_cidr *trusted_proxies;
+    size_t ntrusted_proxies;
     /* RENKEI_SCRYPT: the cost of new resident password hashes (log2 N, r, p) */
     int scrypt_ln, scrypt_r, scrypt_p;
 };

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <strings.h>
 
+#include "core/cidr.h"
+#include "core/config.h"
 #include "core/http_internal.h"
 #include "core/log.h"
 
@@ -164,6 +166,86 @@ const char *core_req_header(const struct core_req *req, const char *name)
     return MHD_lookup_connection_value(req->in->conn, MHD_HEADER_KIND, name);
 }
 
+#define XFF_MAX 8 /* X-Forwarded-For headers looked at */
+
+struct xff_walk {
+    const char *vals[XFF_MAX];
+    size_t n;
+};
+
+static enum MHD_Result xff_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value)
+{
+    (void)kind;
+    struct xff_walk *w = cls;
+    if (strcasecmp(key, "X-Forwarded-For") == 0 && value && w->n < XFF_MAX)
+        w->vals[w->n++] = value;
+    return MHD_YES;
+}
+
+/* One X-Forwarded-For element (spaces around it allowed) as an address;
+ * false when it is not a bare IPv4 or IPv6 address. */
+static bool xff_addr(const char *s, size_t len, struct sockaddr_storage *ss, char *text,
+                     size_t text_len)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (!len || len >= text_len)
+        return false;
+    memcpy(text, s, len);
+    text[len] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+/* The client behind trusted proxies: X-Forwarded-For read from the right
+ * (the nearest hop first), past every trusted proxy, to the first address
+ * that is not one; what lies left of it was written by the client and is not
+ * believed. An element that is not an address stops the walk at the last
+ * trusted hop. Writes into out; false when there is no header. */
+static bool forwarded_client(struct core_req *req, char *out, size_t out_len)
+{
+    struct xff_walk w = {.n = 0};
+    MHD_get_connection_values(req->in->conn, MHD_HEADER_KIND, xff_one, &w);
+    if (!w.n)
+        return false;
+    bool any = false;
+    for (size_t i = w.n; i-- > 0;) {
+        const char *v = w.vals[i];
+        size_t end = strlen(v);
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            struct sockaddr_storage ss;
+            char text[48];
+            if (!xff_addr(v + start, end - start, &ss, text, sizeof text))
+                return any;
+            xsnprintf(out, out_len, "%s", text);
+            any = true;
+            if (!core_cidr_match_any(core_cfg.trusted_proxies, core_cfg.ntrusted_proxies,
+                                     (const struct sockaddr *)&ss))
+                return true;
+            if (start == 0)
+                break;
+            end = start - 1;
+        }
+    }
+    return any;
+}
+
 const char *core_req_peer(struct core_req *req)
 {
     if (req->in->peer[0])
@@ -172,6 +254,10 @@ const char *core_req_peer(struct core_req *req)
         MHD_get_connection_info(req->in->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ci ? ci->client_addr : NULL;
     const char *out = NULL;
+    if (sa && core_cfg.ntrusted_proxies &&
+        core_cidr_match_any(core_cfg.trusted_proxies, core_cfg.ntrusted_proxies, sa) &&
+        forwarded_client(req, req->in->peer, sizeof req->in->peer))
+        return req->in->peer;
     if (sa && sa->sa_family == AF_INET)
         out = inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->in->peer,
                         sizeof req->in->peer);

@@ -419,11 +419,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (core_log_enabled(lvl)) {
         /* one line per request; an error reply carries its description, so a
          * peer's bad input is logged once, at info, as what it was */
-        json_t *f = json_pack("{s:s, s:s, s:s, s:s?, s:i, s:f, s:s?, s:s?}", "request_id",
-                              req->request_id, "method", req->method, "route",
-                              req->route ? req->route->pattern : "unmatched", "path", req->path,
-                              "status", (int)req->status, "duration_ms", (double)(us / 10) / 100.0,
-                              "error", req->in->error, "terminated", termination(toe));
+        json_t *f = json_pack(
+            "{s:s, s:s, s:s, s:s?, s:i, s:f, s:s?, s:s?, s:s}", "request_id", req->request_id,
+            "method", req->method, "route", req->route ? req->route->pattern : "unmatched", "path",
+            req->path, "status", (int)req->status, "duration_ms", (double)(us / 10) / 100.0,
+            "error", req->in->error, "terminated", termination(toe), "client", core_req_peer(req));
         if (!f) /* bytes that are not UTF-8 */
             f = json_pack("{s:s, s:i}", "request_id", req->request_id, "status", (int)req->status);
         core_log_fields(lvl, "request", f);

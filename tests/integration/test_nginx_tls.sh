@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# ops/nginx/renkei.conf in front of the hub (issue 12): Debian's nginx runs
+# it on loopback with a self-signed certificate (only the ports, the
+# upstream's port, the certificate's paths and the server name changed), and
+#   - a token request and an NGSI request go through it over TLS with
+#     HTTP/2, under HSTS; plain HTTP redirects to HTTPS;
+#   - the request id travels end to end (the client's, or nginx's own);
+#   - the hub takes the client's address from X-Forwarded-For only because
+#     nginx's address is in RENKEI_TRUSTED_PROXIES: through nginx each client
+#     keeps its own address (a forged X-Forwarded-For does not get through
+#     nginx), directly an untrusted peer cannot forge one, and the
+#     per-address throttle of failed client authentications hits the client
+#     behind the proxy, not everyone behind it.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/authz_lib.sh"
+
+RUN_TIMEOUT=20
+command -v nginx >/dev/null || fail "nginx is missing: run ops/setup"
+az_setup
+client_add --tenant takamatsu --name tk --grant client_credentials --scope "ngsi.read ngsi.write"
+TK=("$CID" "$CSECRET")
+
+free_port() {
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 20000))
+    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+  fail "no free port"
+}
+TLS_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+PUBLIC=https://127.0.0.1:$TLS_PORT
+hub_start RENKEI_ISSUER="$PUBLIC" RENKEI_TRUSTED_PROXIES=127.0.0.1 RENKEI_MAX_CONN_PER_IP=0
+
+# ---- nginx with the shipped configuration
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$tmpdir/key.pem" -out "$tmpdir/cert.pem" 2>/dev/null ||
+  fail "openssl cannot make a certificate"
+mkdir -p "$tmpdir/nginx"
+sed -e "s|server 127.0.0.1:8080|server 127.0.0.1:$HUB_PORT|" \
+  -e "s|listen 80;|listen 127.0.0.1:$HTTP_PORT;|" \
+  -e "s|listen 443 ssl http2;|listen 127.0.0.1:$TLS_PORT ssl http2;|" \
+  -e '/listen \[::\]/d' \
+  -e "s|/etc/ssl/renkei/fullchain.pem|$tmpdir/cert.pem|" -e "s|/etc/ssl/renkei/privkey.pem|$tmpdir/key.pem|" \
+  -e 's|server_name id.pref.example.jp;|server_name 127.0.0.1;|' \
+  "$RENKEI_SRC/ops/nginx/renkei.conf" >"$tmpdir/nginx/renkei.conf"
+assert_eq 9 "$(diff "$RENKEI_SRC/ops/nginx/renkei.conf" "$tmpdir/nginx/renkei.conf" | grep -c '^<')" \
+  "only the listen lines (IPv6 ones dropped), the upstream, the certificate, the key and the two names changed"
+cat >"$tmpdir/nginx/nginx.conf" <<CONF
+daemon off;
+pid $tmpdir/nginx/nginx.pid;
+error_log $tmpdir/nginx/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $tmpdir/nginx/body;
+  proxy_temp_path $tmpdir/nginx/proxy;
+  fastcgi_temp_path $tmpdir/nginx/fastcgi;
+  uwsgi_temp_path $tmpdir/nginx/uwsgi;
+  scgi_temp_path $tmpdir/nginx/scgi;
+  include $tmpdir/nginx/renkei.conf;
+}
+CONF
+nginx -t -p "$tmpdir/nginx" -c "$tmpdir/nginx/nginx.conf" >"$tmpdir/nginx/t.out" 2>&1 ||
+  fail "nginx -t refuses the configuration: $(cat "$tmpdir/nginx/t.out")"
+ok "nginx -t accepts ops/nginx/renkei.conf"
+nginx -p "$tmpdir/nginx" -c "$tmpdir/nginx/nginx.conf" -e "$tmpdir/nginx/error.log" &
+NGINX=$!
+poll 50 curl -s -o /dev/null --cacert "$tmpdir/cert.pem" "$PUBLIC/healthz" || fail "nginx does not answer: $(cat "$tmpdir/nginx/error.log")"
+stop_nginx() { kill "$NGINX" 2>/dev/null || true; wait "$NGINX" 2>/dev/null || true; }
+
+# tls CURL-ARGS...: curl over TLS to nginx (the certificate trusted), into
+# HTTP_STATUS, HTTP_BODY, TLS_HEADERS, HTTP_VERSION
+tls() {
+  local out
+  out=$(curl -s --cacert "$tmpdir/cert.pem" -D "$tmpdir/tls.h" -o "$tmpdir/tls.b" \
+    -w '%{http_code} %{http_version}' "$@") || true
+  HTTP_STATUS=${out%% *}
+  HTTP_VERSION=${out##* }
+  HTTP_BODY=$(cat "$tmpdir/tls.b")
+  TLS_HEADERS=$(tr -d '\r' <"$tmpdir/tls.h")
+}
+
+# ---- a token and an NGSI request over TLS and HTTP/2
+tls --http2 -u "${TK[0]}:${TK[1]}" -d grant_type=client_credentials "$PUBLIC/oauth2/token"
+assert_status 200 "a token through nginx over TLS"
+assert_eq 2 "$HTTP_VERSION" "over HTTP/2"
+assert_match 'strict-transport-security: max-age=63072000; includeSubDomains' "$TLS_HEADERS" "with HSTS"
+TOK=$(jq -r .access_token <<<"$HTTP_BODY")
+assert_eq "$PUBLIC" "$(jwt_claims "$TOK" | jq -r .iss)" "issued by the public https:// issuer"
+tls --http2 -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' \
+  --data-binary '{"id": "WL1", "type": "WaterLevel", "level": {"value": 1.5}}' "$PUBLIC/v2/entities"
+assert_status 201 "an NGSI write through nginx"
+tls --http2 -H "Authorization: Bearer $TOK" -H 'X-Request-Id: nginx-e2e-1' "$PUBLIC/v2/entities?type=WaterLevel"
+assert_status 200 "an NGSI read through nginx"
+assert_jq '.[0].id == "WL1" and .[0].level.value == 1.5' "$HTTP_BODY" "with the entity"
+assert_match 'x-request-id: nginx-e2e-1' "$TLS_HEADERS" "the client's request id comes back"
+poll 30 grep -q '"request_id":"nginx-e2e-1"' "$HUB_LOG" || fail "the hub did not log the client's request id"
+ok "and is the one the hub logged"
+tls --http2 "$PUBLIC/healthz"
+rid=$(sed -n 's/^x-request-id: //p' <<<"$TLS_HEADERS")
+assert_match '^[0-9a-f]{32}$' "$rid" "without one, nginx makes one"
+poll 30 grep -q "\"request_id\":\"$rid\"" "$HUB_LOG" || fail "the hub did not log nginx's request id $rid"
+ok "which the hub logged as its own"
+tls --tls-max 1.2 "$PUBLIC/healthz"
+assert_status 200 "TLS 1.2 is accepted"
+tls --tlsv1.3 "$PUBLIC/healthz"
+assert_status 200 "TLS 1.3 is accepted"
+http_code=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/oauth2/jwks")
+assert_eq "301 https://127.0.0.1/oauth2/jwks" "$http_code" "plain HTTP redirects to HTTPS"
+
+# ---- the client's address
+# client_in_log REQUEST-ID: the "client" the hub logged for that request
+client_in_log() {
+  poll 30 grep -q "\"request_id\":\"$1\"" "$HUB_LOG" || fail "no log line for $1"
+  grep "\"request_id\":\"$1\"" "$HUB_LOG" | tail -n 1 | jq -r .client
+}
+tls --interface 127.0.0.2 -H 'X-Request-Id: addr-1' "$PUBLIC/healthz"
+assert_eq 127.0.0.2 "$(client_in_log addr-1)" "through nginx the hub sees the client's address"
+tls --interface 127.0.0.3 -H 'X-Request-Id: addr-2' -H 'X-Forwarded-For: 6.6.6.6' "$PUBLIC/healthz"
+assert_eq 127.0.0.3 "$(client_in_log addr-2)" "a forged X-Forwarded-For does not get through nginx"
+curl -s -o /dev/null --interface 127.0.0.4 -H 'X-Request-Id: addr-3' -H 'X-Forwarded-For: 6.6.6.6' "$HUB_URL/healthz"
+assert_eq 127.0.0.4 "$(client_in_log addr-3)" "directly, an untrusted peer's X-Forwarded-For is ignored"
+curl -s -o /dev/null -H 'X-Request-Id: addr-4' -H 'X-Forwarded-For: 6.6.6.6, 10.1.1.1, 127.0.0.1' "$HUB_URL/healthz"
+assert_eq 10.1.1.1 "$(client_in_log addr-4)" "from a trusted proxy: the nearest untrusted hop, not what lies left of it"
+curl -s -o /dev/null -H 'X-Request-Id: addr-5' -H 'X-Forwarded-For: 6.6.6.6, not-an-address' "$HUB_URL/healthz"
+assert_eq 127.0.0.1 "$(client_in_log addr-5)" "a hop that is not an address stops at the proxy"
+
+# ---- the per-address throttle lands on the client behind the proxy
+for i in $(seq 1 30); do
+  tls --interface 127.0.0.2 -u "c_unknown_$i:x" -d grant_type=client_credentials "$PUBLIC/oauth2/token"
+  [[ $HTTP_STATUS == 401 ]] || fail "failure $i of 30 from 127.0.0.2 through nginx: $HTTP_STATUS [$HTTP_BODY]"
+done
+ok "30 failed client authentications from 127.0.0.2 through nginx"
+tls --interface 127.0.0.2 -u "${TK[0]}:${TK[1]}" -d grant_type=client_credentials "$PUBLIC/oauth2/token"
+assert_status 429 "that client is throttled"
+tls --interface 127.0.0.3 -u "${TK[0]}:${TK[1]}" -d grant_type=client_credentials "$PUBLIC/oauth2/token"
+assert_status 200 "another client behind the same proxy is not"
+
+stop_nginx
+ok "the hub behind nginx"
