@@ -1,3 +1,4 @@
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -390,7 +391,40 @@ struct now_arg {
     struct au_checkpoint cp;
     bool make; /* false: only read the latest */
     bool have, made, no_key;
+    uint64_t log_size; /* the log's size the transaction saw */
 };
+
+/* What the last round saw, for /metrics: the latest checkpoint's size and
+ * time (unix seconds; 0: none yet) and the log's size. */
+static atomic_ullong m_cp_size, m_cp_time, m_log_size;
+
+static void note_round(const struct now_arg *a)
+{
+    if (a->have) {
+        struct tm tm = {0};
+        if (strptime(a->cp.time, "%Y-%m-%dT%H:%M:%S", &tm))
+            atomic_store(&m_cp_time, (unsigned long long)timegm(&tm));
+        atomic_store(&m_cp_size, a->cp.tree_size);
+    }
+    atomic_store(&m_log_size, a->log_size);
+}
+
+void au_checkpoint_metrics(struct strbuf *out)
+{
+    unsigned long long t = atomic_load(&m_cp_time), size = atomic_load(&m_cp_size),
+                       log = atomic_load(&m_log_size);
+    long long age = t ? (long long)time(NULL) - (long long)t : -1;
+    strbuf_addf(out,
+                "# HELP renkei_audit_checkpoint_age_seconds Seconds since the latest signed "
+                "checkpoint (-1: none yet), as this process's checkpointer last read it.\n"
+                "# TYPE renkei_audit_checkpoint_age_seconds gauge\n"
+                "renkei_audit_checkpoint_age_seconds %lld\n"
+                "# HELP renkei_audit_entries_uncheckpointed Entries of the log not yet under a "
+                "signed checkpoint.\n"
+                "# TYPE renkei_audit_entries_uncheckpointed gauge\n"
+                "renkei_audit_entries_uncheckpointed %llu\n",
+                age, log > size ? log - size : 0ULL);
+}
 
 static enum core_db_rc now_tx(struct core_db_conn *c, void *p)
 {
@@ -404,6 +438,7 @@ static enum core_db_rc now_tx(struct core_db_conn *c, void *p)
     struct au_frontier f;
     if (!au_head_read(c, false, &f, NULL))
         return CORE_DB_ERROR;
+    a->log_size = f.size;
     if (!a->make || f.size == 0 || (a->have && a->cp.tree_size >= f.size))
         return CORE_DB_OK;
     struct au_checkpoint cp = {.tree_size = f.size};
@@ -448,6 +483,7 @@ bool au_checkpoint_now(struct au_checkpoint *out, bool *made)
             core_warn("no audit checkpoint made: %s", err.message);
         return false;
     }
+    note_round(&a);
     if (made)
         *made = a.made;
     if (out) {

@@ -36,6 +36,7 @@ bool au_append_batch(const struct au_entry **e, size_t n, uint64_t *first);
 
 /* The appender's counters for /metrics. */
 void au_metrics(struct strbuf *out);
+void au_checkpoint_metrics(struct strbuf *out); /* checkpoint age, entries not under one */
 
 /* The group-commit appender thread. */
 void au_appender_start(void);

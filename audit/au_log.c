@@ -545,6 +545,36 @@ bool au_takeover(void)
 
 static atomic_ullong m_appended, m_failed, m_batches;
 
+/* Histograms: entries per group commit, and seconds from an entry's queueing
+ * to its commit (what a cross-town reply waits for). */
+static const double batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+static const double wait_le[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                 0.05,   0.1,   0.25,  0.5,   1,    2.5};
+static atomic_ullong m_batch_b[ARRAY_SIZE(batch_le) + 1], m_batch_sum;
+static atomic_ullong m_wait_b[ARRAY_SIZE(wait_le) + 1], m_wait_sum_us;
+
+static void observe(atomic_ullong *buckets, const double *le, size_t n, double v)
+{
+    size_t i = 0;
+    while (i < n && v > le[i])
+        i++;
+    atomic_fetch_add(&buckets[i], 1); /* per bucket; summed when rendered */
+}
+
+static void render_hist(struct strbuf *out, const char *name, const char *help,
+                        atomic_ullong *buckets, const double *le, size_t n, double sum)
+{
+    strbuf_addf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    unsigned long long cum = 0;
+    for (size_t i = 0; i < n; i++) {
+        cum += atomic_load(&buckets[i]);
+        strbuf_addf(out, "%s_bucket{le=\"%g\"} %llu\n", name, le[i], cum);
+    }
+    cum += atomic_load(&buckets[n]);
+    strbuf_addf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name, cum, name,
+                sum, name, cum);
+}
+
 void au_metrics(struct strbuf *out)
 {
     strbuf_addf(out,
@@ -562,10 +592,16 @@ void au_metrics(struct strbuf *out)
                 (unsigned long long)atomic_load(&m_appended),
                 (unsigned long long)atomic_load(&m_failed),
                 (unsigned long long)atomic_load(&m_batches));
+    render_hist(out, "renkei_audit_batch_entries", "Entries per group commit of the appender.",
+                m_batch_b, batch_le, ARRAY_SIZE(batch_le), (double)atomic_load(&m_batch_sum));
+    render_hist(out, "renkei_audit_append_wait_seconds",
+                "Time from an entry's queueing to its commit (a cross-town reply waits for it).",
+                m_wait_b, wait_le, ARRAY_SIZE(wait_le), (double)atomic_load(&m_wait_sum_us) / 1e6);
 }
 
 struct waiter {
     const struct au_entry *e;
+    uint64_t queued_us; /* when it was queued, for the wait histogram */
     uint64_t seq;
     int state;            /* 0 queued, 1 done, -1 failed */
     pthread_cond_t done;  /* each waiter its own: a batch wakes only its writers */
@@ -628,8 +664,15 @@ static void *appender_main(void *unused)
             }
         }
         atomic_fetch_add(&m_batches, 1);
-        for (size_t i = 0; i < n; i++)
+        observe(m_batch_b, batch_le, ARRAY_SIZE(batch_le), (double)n);
+        atomic_fetch_add(&m_batch_sum, n);
+        uint64_t done_us = core_now_us();
+        for (size_t i = 0; i < n; i++) {
             atomic_fetch_add(state[i] > 0 ? &m_appended : &m_failed, 1);
+            uint64_t waited = done_us > ws[i]->queued_us ? done_us - ws[i]->queued_us : 0;
+            observe(m_wait_b, wait_le, ARRAY_SIZE(wait_le), (double)waited / 1e6);
+            atomic_fetch_add(&m_wait_sum_us, waited);
+        }
         /* an asynchronous writer is told outside the lock (its callback
          * may take other locks); its waiter is the appender's to free */
         for (size_t i = 0; i < n; i++) {
@@ -698,7 +741,7 @@ bool au_append(const struct au_entry *e, uint64_t *seq)
             *seq = b.first_seq;
         return true;
     }
-    struct waiter w = {.e = e};
+    struct waiter w = {.e = e, .queued_us = core_now_us()};
     pthread_cond_init(&w.done, NULL);
     if (ap.tail)
         ap.tail->next = &w;
@@ -729,6 +772,7 @@ void au_append_async(const struct au_entry *e, au_append_done done, void *arg)
     }
     struct waiter *w = xcalloc(1, sizeof *w);
     w->e = e;
+    w->queued_us = core_now_us();
     w->async = done;
     w->async_arg = arg;
     if (ap.tail)

@@ -25,6 +25,7 @@ void au_start(void)
     /* loaded with the token service's keys, on one connection; /readyz waits */
     keys_reload = core_reload_add("the audit keys", au_keys_load);
     core_metrics_add_collector(au_metrics);
+    core_metrics_add_collector(au_checkpoint_metrics);
     au_appender_start();
     au_checkpointer_start();
 }

@@ -1,6 +1,7 @@
 /* The OAuth endpoints: discovery (RFC 8414), JWKS, token (client_credentials,
  * RFC 9068 access tokens, RFC 8707 resource), introspection (RFC 7662) and
  * revocation (RFC 7009). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
 
@@ -257,6 +258,26 @@ static const struct {
     {AZ_GRANT_TOKEN_EXCHANGE, az_token_exchange},
 };
 
+/* tokens issued, by grant (index into grant_types), and refused by the
+ * rate limit: for /metrics */
+static atomic_ullong m_issued[ARRAY_SIZE(grant_types)], m_rate_limited;
+
+void az_oauth_metrics(struct strbuf *out)
+{
+    strbuf_addf(out, "# HELP renkei_oauth_tokens_issued_total Access tokens issued at "
+                     "/oauth2/token, by grant type.\n"
+                     "# TYPE renkei_oauth_tokens_issued_total counter\n");
+    for (size_t i = 0; i < ARRAY_SIZE(grant_types); i++)
+        strbuf_addf(out, "renkei_oauth_tokens_issued_total{grant=\"%s\"} %llu\n",
+                    grant_types[i].name, (unsigned long long)atomic_load(&m_issued[i]));
+    strbuf_addf(out,
+                "# HELP renkei_oauth_token_rate_limited_total Token requests refused with 429 "
+                "for passing RENKEI_TOKEN_RATE.\n"
+                "# TYPE renkei_oauth_token_rate_limited_total counter\n"
+                "renkei_oauth_token_rate_limited_total %llu\n",
+                (unsigned long long)atomic_load(&m_rate_limited));
+}
+
 static void az_handler_token(struct core_req *req)
 {
     struct az_form f;
@@ -268,9 +289,12 @@ static void az_handler_token(struct core_req *req)
         return;
     }
     grant_fn fn = NULL;
+    size_t gi = 0;
     for (size_t i = 0; i < ARRAY_SIZE(grant_types) && !fn; i++) {
-        if (strcmp(grant, grant_types[i].name) == 0)
+        if (strcmp(grant, grant_types[i].name) == 0) {
             fn = grant_types[i].fn;
+            gi = i;
+        }
     }
     if (!fn) {
         core_reply_oauth_error(req, 400, "unsupported_grant_type",
@@ -287,9 +311,13 @@ static void az_handler_token(struct core_req *req)
                                "this client may not use the %s grant", grant);
         return;
     }
-    if (!az_token_rate_admit(req, c))
+    if (!az_token_rate_admit(req, c)) {
+        atomic_fetch_add(&m_rate_limited, 1);
         return;
+    }
     fn(req, c, &f);
+    if (req->status == 200)
+        atomic_fetch_add(&m_issued[gi], 1);
 }
 
 /* The authenticated client and the token parameter of an introspection or

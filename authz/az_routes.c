@@ -8,6 +8,7 @@
 #include "authz/az_token.h"
 #include "core/db_listen.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/reload.h"
 
 void az_routes(struct core_router *r)
@@ -45,6 +46,7 @@ void az_start(void)
     /* the hub answers while the keys load; /readyz waits for them */
     keys_reload = core_reload_add("the signing keys", az_keys_load);
     core_auth_set_verifier(az_core_verifier);
+    core_metrics_add_collector(az_oauth_metrics);
 }
 
 void az_stop(void)

@@ -2,6 +2,7 @@
  * Another town's data: the decision, the narrowing, and the audit entry of
  * every cross-town request (see xc_cross.h).
  */
+#include <stdatomic.h>
 #include <ctype.h>
 
 #include "audit/au.h"
@@ -64,6 +65,41 @@ static const char *reason_of(const struct xc_cross *x, unsigned status)
     return status >= 500 ? "error" : "bad_request";
 }
 
+/* Decisions by outcome and reason, for /metrics: [0] permits, [d] denials
+ * for reason d, then requests that ended before a decision (unavailable,
+ * error, bad_request). */
+#define XC_N_DENY (XC_DENY_NOT_LINKED + 1)
+static atomic_ullong m_decisions[XC_N_DENY + 3];
+static const char *const undecided[] = {"unavailable", "error", "bad_request"};
+
+void xc_cross_metrics(struct strbuf *out)
+{
+    strbuf_addf(out,
+                "# HELP renkei_exchange_decisions_total Cross-town requests by decision and "
+                "reason (each one an audit entry).\n"
+                "# TYPE renkei_exchange_decisions_total counter\n"
+                "renkei_exchange_decisions_total{decision=\"permit\",reason=\"\"} %llu\n",
+                (unsigned long long)atomic_load(&m_decisions[0]));
+    for (int d = 1; d < XC_N_DENY; d++)
+        strbuf_addf(out, "renkei_exchange_decisions_total{decision=\"deny\",reason=\"%s\"} %llu\n",
+                    xc_deny_code((enum xc_deny)d),
+                    (unsigned long long)atomic_load(&m_decisions[d]));
+    for (size_t i = 0; i < ARRAY_SIZE(undecided); i++)
+        strbuf_addf(out, "renkei_exchange_decisions_total{decision=\"deny\",reason=\"%s\"} %llu\n",
+                    undecided[i], (unsigned long long)atomic_load(&m_decisions[XC_N_DENY + i]));
+}
+
+static void count_decision(const struct xc_cross *x, unsigned status)
+{
+    size_t i;
+    if (x->decided)
+        i = x->dec.permit ? 0 : (size_t)x->dec.deny;
+    else
+        i = XC_N_DENY + (status == 503 ? 0 : status >= 500 ? 1 : 2);
+    if (i < ARRAY_SIZE(m_decisions))
+        atomic_fetch_add(&m_decisions[i], 1);
+}
+
 static void json_release(void *p)
 {
     json_decref(p);
@@ -120,6 +156,7 @@ static void audit_gate(struct core_req *req, unsigned status, const void *body, 
         .request = request,
         .outcome = outcome,
     };
+    count_decision(x, status);
     au_append_async(e, audit_done, req);
 }
 

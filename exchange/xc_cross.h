@@ -9,6 +9,7 @@
  * before the response is released (a reply gate: if the entry cannot be
  * written the client gets 503 and nothing else).
  */
+#include "core/strbuf.h"
 #include "exchange/xc_agreement.h"
 #include "exchange/xc_store.h"
 
@@ -80,5 +81,8 @@ bool xc_cross_read_one(struct xc_ngsi *n, struct xc_render *r);
  * (replace all, delete the entity) under an agreement limited to some
  * attributes: queues 403 and returns false. */
 bool xc_cross_whole_entity(struct xc_ngsi *n, const char *what);
+
+/* Decisions by outcome and reason: a /metrics collector. */
+void xc_cross_metrics(struct strbuf *out);
 
 #endif

@@ -113,6 +113,7 @@ static bool call(struct xc_ngsi *n, const char *path_query, const char *body, si
         .path_query = path_query,
         .service_path = sp && *sp ? sp : NULL,
         .correlator = n->correlator,
+        .request_id = req->request_id,
         .accept = core_req_header(req, "Accept"),
         .content_type = body ? content_type : NULL,
         .body = body,

@@ -1,3 +1,4 @@
+#include "exchange/xc_cross.h"
 #include "exchange/xc.h"
 #include "exchange/xc_agreement.h"
 #include "exchange/xc_http.h"
@@ -23,6 +24,8 @@ void xc_start(void)
     xc_policy_init();
     xc_upstream_init();
     core_metrics_add_collector(xc_parsed_metrics);
+    core_metrics_add_collector(xc_cross_metrics);
+    core_metrics_add_collector(xc_upstream_metrics);
 }
 
 void xc_stop(void)

@@ -609,6 +609,8 @@ static enum xc_up_rc attempt(struct town *t, const struct xc_up_req *r, const ch
         h = header_add(h, "Fiware-ServicePath", r->service_path);
     if (r->correlator)
         h = header_add(h, "Fiware-Correlator", r->correlator);
+    if (r->request_id)
+        h = header_add(h, "X-Request-Id", r->request_id);
     h = header_add(h, "Accept", r->accept ? r->accept : "application/json");
     if (r->body && r->content_type)
         h = header_add(h, "Content-Type", r->content_type);
@@ -649,6 +651,95 @@ static enum xc_up_rc attempt(struct town *t, const struct xc_up_req *r, const ch
     return rc;
 }
 
+/* ---- per-town figures for /metrics ---- */
+
+#define UP_STATS_MAX 256 /* towns with figures; more share the last row */
+static const double up_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+struct up_stat {
+    char town[51];
+    atomic_ullong b[ARRAY_SIZE(up_le) + 1];
+    atomic_ullong sum_us, errors;
+    atomic_int up; /* the last call: 1 answered (below 500), 0 not */
+};
+static struct up_stat up_stats[UP_STATS_MAX];
+static atomic_size_t up_nstats;
+static pthread_mutex_t up_stats_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct up_stat *up_stat_for(const char *town)
+{
+    size_t n = atomic_load(&up_nstats);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(up_stats[i].town, town) == 0)
+            return &up_stats[i];
+    pthread_mutex_lock(&up_stats_mu);
+    n = atomic_load(&up_nstats);
+    struct up_stat *s = NULL;
+    for (size_t i = 0; i < n && !s; i++)
+        if (strcmp(up_stats[i].town, town) == 0)
+            s = &up_stats[i];
+    if (!s && n < UP_STATS_MAX) {
+        s = &up_stats[n];
+        xsnprintf(s->town, sizeof s->town, "%s", n == UP_STATS_MAX - 1 ? "(others)" : town);
+        atomic_store(&up_nstats, n + 1); /* published after the name */
+    }
+    if (!s)
+        s = &up_stats[UP_STATS_MAX - 1];
+    pthread_mutex_unlock(&up_stats_mu);
+    return s;
+}
+
+static void up_observe(const char *town, uint64_t us, bool ok)
+{
+    struct up_stat *s = up_stat_for(town);
+    double v = (double)us / 1e6;
+    size_t i = 0;
+    while (i < ARRAY_SIZE(up_le) && v > up_le[i])
+        i++;
+    atomic_fetch_add(&s->b[i], 1);
+    atomic_fetch_add(&s->sum_us, us);
+    if (!ok)
+        atomic_fetch_add(&s->errors, 1);
+    atomic_store(&s->up, ok ? 1 : 0);
+}
+
+void xc_upstream_metrics(struct strbuf *out)
+{
+    size_t n = atomic_load(&up_nstats);
+    strbuf_addf(out, "# HELP renkei_upstream_request_duration_seconds Requests to towns' own "
+                     "city OS (Orion), by town: time to the whole answer.\n"
+                     "# TYPE renkei_upstream_request_duration_seconds histogram\n");
+    for (size_t k = 0; k < n; k++) {
+        struct up_stat *s = &up_stats[k];
+        unsigned long long cum = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(up_le); i++) {
+            cum += atomic_load(&s->b[i]);
+            strbuf_addf(out,
+                        "renkei_upstream_request_duration_seconds_bucket{town=\"%s\",le=\"%g\"} "
+                        "%llu\n",
+                        s->town, up_le[i], cum);
+        }
+        cum += atomic_load(&s->b[ARRAY_SIZE(up_le)]);
+        strbuf_addf(out,
+                    "renkei_upstream_request_duration_seconds_bucket{town=\"%s\",le=\"+Inf\"} "
+                    "%llu\n"
+                    "renkei_upstream_request_duration_seconds_sum{town=\"%s\"} %.6f\n"
+                    "renkei_upstream_request_duration_seconds_count{town=\"%s\"} %llu\n",
+                    s->town, cum, s->town, (double)atomic_load(&s->sum_us) / 1e6, s->town, cum);
+    }
+    strbuf_addf(out, "# HELP renkei_upstream_errors_total Requests to a town's city OS that got "
+                     "no answer or a 5xx.\n"
+                     "# TYPE renkei_upstream_errors_total counter\n");
+    for (size_t k = 0; k < n; k++)
+        strbuf_addf(out, "renkei_upstream_errors_total{town=\"%s\"} %llu\n", up_stats[k].town,
+                    (unsigned long long)atomic_load(&up_stats[k].errors));
+    strbuf_addf(out, "# HELP renkei_upstream_up Whether the last request to a town's city OS "
+                     "was answered (below 500).\n"
+                     "# TYPE renkei_upstream_up gauge\n");
+    for (size_t k = 0; k < n; k++)
+        strbuf_addf(out, "renkei_upstream_up{town=\"%s\"} %d\n", up_stats[k].town,
+                    atomic_load(&up_stats[k].up));
+}
+
 enum xc_up_rc xc_upstream_call(struct core_pool *pool, const struct xc_up_req *r,
                                struct xc_up_resp *out, char *err, size_t errlen)
 {
@@ -662,8 +753,9 @@ enum xc_up_rc xc_upstream_call(struct core_pool *pool, const struct xc_up_req *r
     }
     if (!method_ok(r->method) || !r->path_query || r->path_query[0] != '/' ||
         !header_value_ok(r->path_query, 8192) || !header_value_ok(r->service_path, 1024) ||
-        !header_value_ok(r->correlator, 256) || !header_value_ok(r->accept, 1024) ||
-        !header_value_ok(r->content_type, 1024) || (r->body_len && !r->body)) {
+        !header_value_ok(r->correlator, 256) || !header_value_ok(r->request_id, 256) ||
+        !header_value_ok(r->accept, 1024) || !header_value_ok(r->content_type, 1024) ||
+        (r->body_len && !r->body)) {
         core_log_bug("xc_upstream_call: a malformed request for %s", r->tenant);
         xsnprintf(err, errlen, "a malformed upstream request");
         return XC_UP_ERROR;
@@ -716,9 +808,14 @@ cleanup:
     strbuf_release(&x.body);
     wipe_free(token);
     unref(t);
-    out->seconds = (double)(core_now_us() - start) / 1e6;
+    uint64_t took = core_now_us() - start;
+    out->seconds = (double)took / 1e6;
+    up_observe(r->tenant, took, rc == XC_UP_OK && status < 500);
     if (rc != XC_UP_OK)
-        core_info("upstream %s %s for %s: %s", r->method, r->path_query, r->tenant, err);
+        core_log_fields(CORE_LOG_INFO, "upstream request failed",
+                        json_pack("{s:s?, s:s, s:s, s:s, s:s}", "request_id", r->request_id, "town",
+                                  r->tenant, "method", r->method, "path", r->path_query, "error",
+                                  err));
     return rc;
 }
 

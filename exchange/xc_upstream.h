@@ -9,6 +9,7 @@
  * kept-alive connections in a pool per town, connect and total timeouts,
  * and a bounded response size.
  */
+#include "core/strbuf.h"
 #include "core/http.h"
 
 #define XC_UP_BODY_MAX       (16 * 1024 * 1024) /* bytes of an upstream response */
@@ -37,6 +38,7 @@ struct xc_up_req {
     const char *path_query;
     const char *service_path; /* NULL: none sent */
     const char *correlator;
+    const char *request_id;   /* sent as X-Request-Id (NULL: none): one id end to end */
     const char *accept;       /* NULL: application/json */
     const char *content_type; /* with a body */
     const char *body;
@@ -73,5 +75,9 @@ void xc_upstream_forget(const char *tenant);
 
 void xc_upstream_init(void);
 void xc_upstream_release(void);
+
+/* Per-town upstream figures (latency, errors, the last call's outcome): a
+ * /metrics collector. */
+void xc_upstream_metrics(struct strbuf *out);
 
 #endif

@@ -57,7 +57,7 @@ orion POST /v2/op/update '{"actionType": "append", "entities": [
 
 # ------------------------------------------------------------------ the town's own services: pass-through
 NGSI_TOKEN=$TOK_AYA
-ngsi GET '/v2/entities?options=count&type=WaterLevel' -H 'Fiware-Correlator: corr-aya-1'
+ngsi GET '/v2/entities?options=count&type=WaterLevel' -H 'Fiware-Correlator: corr-aya-1' -H 'X-Request-Id: rid-aya-1'
 assert_status 200 "ayagawa reads its own Orion through the hub"
 assert_ids '["AWL1","AWL2"]' "its entities, as its Orion holds them"
 assert_eq 2 "$(header Fiware-Total-Count)" "the Orion's count passes through"
@@ -66,6 +66,11 @@ last=$(stats)
 assert_jq '.last_headers["fiware-service"] == "aya"' "$last" "the town's registered Fiware-Service went out"
 assert_jq ".last_headers[\"authorization\"] == \"Bearer $UP_TOKEN\"" "$last" "the town's upstream token went out"
 assert_jq '.last_headers["fiware-correlator"] == "corr-aya-1"' "$last" "the correlator travelled to the Orion"
+assert_jq '.last_headers["x-request-id"] == "rid-aya-1"' "$last" "and the request id: one id end to end"
+http GET /metrics
+assert_ge "$(awk '$1 == "renkei_upstream_request_duration_seconds_count{town=\"ayagawa\"}" {print $2}' <<<"$HTTP_BODY")" 1 \
+  "/metrics: the request to ayagawa's Orion is in its latency histogram"
+assert_match $'(^|\n)renkei_upstream_up\\{town="ayagawa"\\} 1(\n|$)' "$HTTP_BODY" "and ayagawa's Orion is up"
 assert_no_match "$TOK_AYA" "$last" "the caller's token never reaches the Orion"
 ngsi_json POST /v2/entities '{"id": "AR1", "type": "Report", "text": {"value": "hi"}}'
 assert_status 201 "a create passes through"

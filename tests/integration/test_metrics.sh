@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GET /metrics: Prometheus text format with request counters, a latency
-# histogram per route and the database pool gauges.
+# histogram per route, the database pool gauges, and the modules' figures
+# (tokens by grant, decisions by reason, the audit appender's histograms,
+# the checkpoint's age) that ops/prometheus/renkei-alerts.yml uses.
 source "$(dirname "$0")/lib.sh"
 
 migrate
@@ -78,6 +80,53 @@ for g in renkei_db_pool_size renkei_db_pool_in_use renkei_db_pool_waiting; do
 done
 size=$(awk '$1 ~ /^renkei_db_pool_size(\{.*\})?$/ && !done { print $2; done = 1 }' <<<"$METRICS")
 assert_ge "$size" 1 "renkei_db_pool_size is >= 1"
+
+# The modules' figures: a token (tokens by grant), a cross-town read
+# without an agreement (a decision by reason, an audit entry: the appender's
+# histograms), the checkpointer's gauges.
+for t in "takamatsu 高松市" "kanonji 観音寺市"; do
+  # shellcheck disable=SC2086
+  set -- $t
+  run_renkei tenant add "$1" --name "$2" --hosted
+  assert_eq 0 "$RUN_STATUS" "tenant add $1 [$RUN_ERR]"
+done
+run_renkei client add --tenant kanonji --name kj --grant client_credentials --scope ngsi.read --json
+KJ_ID=$(jq -r .client_id <<<"$RUN_OUT")
+KJ_SECRET=$(jq -r .client_secret <<<"$RUN_OUT")
+scrape
+issued_before=$(metric_value 'renkei_oauth_tokens_issued_total{grant="client_credentials"}')
+denied_before=$(metric_value 'renkei_exchange_decisions_total{decision="deny",reason="no_agreement"}')
+batches_before=$(metric_value 'renkei_audit_batch_entries_count')
+http POST /oauth2/token -u "$KJ_ID:$KJ_SECRET" -d grant_type=client_credentials
+assert_status 200 "a token"
+TOK=$(jq -r .access_token <<<"$HTTP_BODY")
+http GET '/v2/entities?type=WaterLevel' -H "Authorization: Bearer $TOK" -H 'Fiware-Service: takamatsu' \
+  -H 'Renkei-Purpose: disaster-response'
+assert_status 403 "a cross-town read without an agreement"
+scrape
+assert_eq "$((issued_before + 1))" "$(metric_value 'renkei_oauth_tokens_issued_total{grant="client_credentials"}')" \
+  "renkei_oauth_tokens_issued_total counts the client_credentials token"
+assert_eq 0 "$(metric_value 'renkei_oauth_tokens_issued_total{grant="refresh_token"}')" "and no other grant's"
+assert_eq "$((denied_before + 1))" "$(metric_value 'renkei_exchange_decisions_total{decision="deny",reason="no_agreement"}')" \
+  "renkei_exchange_decisions_total counts the denial by its reason"
+assert_ge "$(metric_value 'renkei_audit_batch_entries_count')" "$((batches_before + 1))" "the appender's batch histogram counts its commit"
+assert_ge "$(metric_value 'renkei_audit_append_wait_seconds_count')" 1 "and the entry's wait"
+assert_eq "$(metric_value 'renkei_audit_append_wait_seconds_count')" "$(metric_value 'renkei_audit_append_wait_seconds_bucket{le="+Inf"}')" \
+  "the wait histogram's +Inf bucket holds every observation"
+checkpointed() {
+  scrape >/dev/null
+  (($(metric_value renkei_audit_checkpoint_age_seconds) >= 0)) && (($(metric_value renkei_audit_entries_uncheckpointed) == 0))
+}
+poll 100 checkpointed || fail "no checkpoint over the denial's entry: $(grep checkpoint <<<"$METRICS")"
+ok "the checkpointer's gauges: a checkpoint $(metric_value renkei_audit_checkpoint_age_seconds) s old covers every entry"
+
+# every renkei_* series the example alerting rules use is one the hub
+# exports (renkei_upstream_*: once a town's own Orion was asked, which
+# test_exchange_remote checks)
+for name in $(grep -oE 'renkei_[a-z_]+' "$RENKEI_SRC/ops/prometheus/renkei-alerts.yml" | sort -u); do
+  [[ $name == renkei_upstream_* ]] && continue
+  assert_match $'(^|\n)'"$name"'(_bucket)?[{ ]' "$METRICS" "ops/prometheus/renkei-alerts.yml: $name is exported"
+done
 
 # Every sample line is well formed: name{labels} value.
 bad=$(grep -vE '^(#.*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.]+([eE][-+]?[0-9]+)?|\+Inf|-Inf|NaN))$' \
