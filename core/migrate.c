@@ -1,3 +1,4 @@
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -92,6 +93,11 @@ void core_migrate_plan_make(const struct core_migration *ms, size_t n, const int
         xsnprintf(s->checksum, sizeof s->checksum, "%s", checksums[j]);
         s->state = CORE_MIGRATION_UNKNOWN;
         plan->unknown++;
+        bool newer = true;
+        for (size_t i = 0; i < n && newer; i++)
+            newer = versions[j] > plan->items[i].version;
+        if (newer)
+            plan->ahead++;
     }
 }
 
@@ -102,6 +108,9 @@ void core_migrate_plan_release(struct core_migrate_plan *plan)
 }
 
 /* ---- the runner: its own connection as the login role, not the pool ---- */
+
+/* the warning that the database is ahead, once per process */
+static atomic_bool ahead_logged;
 
 static bool exec_ok(PGconn *pg, const char *sql, char **err)
 {
@@ -390,15 +399,22 @@ bool core_migrate_ready(char *why, size_t why_len, int *applied)
         core_log_fields(CORE_LOG_WARN, "not ready",
                         json_pack("{s:s, s:s, s:s}", "reason", why, "sqlstate", err.sqlstate,
                                   "error", err.message));
-    } else if (a.plan.changed || a.plan.unknown) {
+    } else if (a.plan.changed || a.plan.unknown > a.plan.ahead) {
         xsnprintf(why, why_len,
                   "the database's migrations differ from this binary's: see "
                   "renkei migrate --status");
     } else if (a.plan.pending) {
         xsnprintf(why, why_len, "%d migrations are pending: run renkei migrate", a.plan.pending);
     } else {
+        /* a newer binary migrated ahead (a rolling upgrade): its migrations
+         * only add (README, "Upgrades"), so this one keeps serving */
+        if (a.plan.ahead && !atomic_exchange(&ahead_logged, true))
+            core_logf(CORE_LOG_WARN,
+                      "the database has %d migrations newer than this binary: serving on, as a "
+                      "rolling upgrade's older node; upgrade this binary",
+                      a.plan.ahead);
         ok = true;
-        *applied = (int)a.plan.n;
+        *applied = (int)a.plan.n - a.plan.ahead;
     }
     core_migrate_plan_release(&a.plan);
     return ok;

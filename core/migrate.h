@@ -30,6 +30,7 @@ struct core_migrate_plan {
     struct core_migration_status *items; /* by version */
     size_t n;
     int pending, changed, unknown;
+    int ahead; /* of the unknown, those newer than every migration this binary has */
 };
 
 /* "0001_core.sql" → 1 and "core"; false if the name is not NNNN_name.sql. */

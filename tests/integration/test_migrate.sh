@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # renkei migrate: applies every sql/NNNN_*.sql once, records it, is a no-op
-# the second time, reports --status, refuses a changed migration.
+# the second time, reports --status, refuses a changed migration; an older
+# binary keeps serving a database a newer one migrated ahead (additively).
 source "$(dirname "$0")/lib.sh"
 
 shopt -s nullglob
@@ -117,3 +118,40 @@ http GET /readyz
 assert_error 503 ServiceUnavailable "/readyz with a changed migration"
 http GET /healthz
 assert_status 200 "/healthz is still 200 (the process is alive)"
+hub_stop
+
+# ---- a rolling upgrade: a newer binary migrates ahead while this older
+# one serves. The newer migration only adds (a nullable column, a table), as
+# README "Upgrades" asks, so the older binary keeps serving: ready, reading
+# and writing; it refuses to migrate what it does not know.
+sql "UPDATE renkei.schema_migrations SET checksum = '$(grep '^1|' <<<"$before_rows" | cut -d'|' -f3)' WHERE version = 1" >/dev/null
+hub_start
+http GET /readyz
+assert_status 200 "ready again with the checksum restored"
+run_renkei tenant add kotohira --name 琴平町 --hosted
+assert_eq 0 "$RUN_STATUS" "a tenant before the upgrade [$RUN_ERR]"
+sql "BEGIN;
+  SET LOCAL ROLE renkei_owner;
+  ALTER TABLE renkei.tenants ADD COLUMN motto text;
+  CREATE TABLE renkei.future_things (id text PRIMARY KEY);
+  RESET ROLE;
+  INSERT INTO renkei.schema_migrations (version, name, checksum) VALUES (9001, 'future', repeat('f', 64));
+  COMMIT" >/dev/null
+http GET /readyz
+assert_status 200 "the older binary stays ready with a newer, additive migration applied"
+assert_match 'migrations newer than this binary' "$(cat "$HUB_LOG")" "and logs that the database is ahead of it"
+run_renkei tenant add zentsuji --name 善通寺市 --hosted
+assert_eq 0 "$RUN_STATUS" "it writes (a row of a table that gained a column) [$RUN_ERR]"
+run_renkei tenant list --json
+assert_jq 'map(.id) | index("zentsuji") and index("kotohira")' "$RUN_OUT" "and reads"
+run_renkei migrate --status --json
+assert_eq 1 "$RUN_STATUS" "migrate --status flags the migration it does not know"
+assert_jq '.[] | select(.version == 9001) | .state == "unknown"' "$RUN_OUT" "9001 is unknown to this binary"
+run_renkei migrate
+assert_eq 1 "$RUN_STATUS" "and the older binary refuses to migrate a newer database [$RUN_OUT]"
+# an unknown migration older than this binary's newest is not an upgrade:
+# not ready
+sql "INSERT INTO renkei.schema_migrations (version, name, checksum) VALUES (0, 'stray', repeat('0', 64))" >/dev/null
+http GET /readyz
+assert_error 503 ServiceUnavailable "an unknown migration below this binary's newest: not ready"
+hub_stop

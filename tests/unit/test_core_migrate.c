@@ -92,8 +92,28 @@ static void test_plan_changed_and_unknown(void **state)
     assert_int_equal(plan.items[3].version, 7);
     assert_int_equal(plan.changed, 1);
     assert_int_equal(plan.unknown, 1);
+    assert_int_equal(plan.ahead, 1); /* 7: newer than every migration here */
     assert_int_equal(plan.pending, 1);
     assert_string_equal(core_migration_state_name(CORE_MIGRATION_CHANGED), "changed");
+    core_migrate_plan_release(&plan);
+}
+
+/* An unknown migration older than this binary's newest is not a newer
+ * binary's: it is not "ahead". */
+static void test_plan_unknown_not_ahead(void **state)
+{
+    (void)state;
+    char s1[65], s2[65], s3[65];
+    core_migration_checksum(&ms[0], s1);
+    core_migration_checksum(&ms[1], s2);
+    core_migration_checksum(&ms[2], s3);
+    int versions[] = {1, 2, 3, 0, 9};
+    const char *sums[] = {s1, s2, s3, "abc", "def"};
+    struct core_migrate_plan plan;
+    core_migrate_plan_make(ms, 3, versions, sums, 5, &plan);
+    assert_int_equal(plan.unknown, 2);
+    assert_int_equal(plan.ahead, 1);
+    assert_int_equal(plan.pending + plan.changed, 0);
     core_migrate_plan_release(&plan);
 }
 
@@ -122,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_checksum),
         cmocka_unit_test(test_plan_fresh_and_current),
         cmocka_unit_test(test_plan_changed_and_unknown),
+        cmocka_unit_test(test_plan_unknown_not_ahead),
         cmocka_unit_test(test_embedded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
