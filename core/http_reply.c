@@ -168,9 +168,11 @@ const char *core_req_header(const struct core_req *req, const char *name)
 
 #define XFF_MAX 8 /* X-Forwarded-For headers looked at */
 
+/* The last XFF_MAX X-Forwarded-For headers (a ring): a proxy appends its
+ * line after the client's, so the first ones are the client's to forge. */
 struct xff_walk {
     const char *vals[XFF_MAX];
-    size_t n;
+    size_t n; /* headers seen; the newest is vals[(n - 1) % XFF_MAX] */
 };
 
 static enum MHD_Result xff_one(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -178,8 +180,8 @@ static enum MHD_Result xff_one(void *cls, enum MHD_ValueKind kind, const char *k
 {
     (void)kind;
     struct xff_walk *w = cls;
-    if (strcasecmp(key, "X-Forwarded-For") == 0 && value && w->n < XFF_MAX)
-        w->vals[w->n++] = value;
+    if (strcasecmp(key, "X-Forwarded-For") == 0 && value)
+        w->vals[w->n++ % XFF_MAX] = value;
     return MHD_YES;
 }
 
@@ -199,13 +201,14 @@ static bool xff_addr(const char *s, size_t len, struct sockaddr_storage *ss, cha
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    /* written back in its canonical form: one client, one throttle key */
     if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
-        return true;
+        return inet_ntop(AF_INET, &v4->sin_addr, text, (socklen_t)text_len) != NULL;
     }
     if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
-        return true;
+        return inet_ntop(AF_INET6, &v6->sin6_addr, text, (socklen_t)text_len) != NULL;
     }
     return false;
 }
@@ -222,8 +225,9 @@ static bool forwarded_client(struct core_req *req, char *out, size_t out_len)
     if (!w.n)
         return false;
     bool any = false;
-    for (size_t i = w.n; i-- > 0;) {
-        const char *v = w.vals[i];
+    size_t kept = w.n < XFF_MAX ? w.n : XFF_MAX;
+    for (size_t k = 0; k < kept; k++) {
+        const char *v = w.vals[(w.n - 1 - k) % XFF_MAX];
         size_t end = strlen(v);
         for (;;) {
             size_t start = end;

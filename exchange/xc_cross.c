@@ -66,8 +66,8 @@ static const char *reason_of(const struct xc_cross *x, unsigned status)
 }
 
 /* Decisions by outcome and reason, for /metrics: [0] permits, [d] denials
- * for reason d, then requests that ended before a decision (unavailable,
- * error, bad_request). */
+ * for reason d, then requests that ended before a decision (decision
+ * "none": unavailable, error, bad_request). */
 #define XC_N_DENY (XC_DENY_NOT_LINKED + 1)
 static atomic_ullong m_decisions[XC_N_DENY + 3];
 static const char *const undecided[] = {"unavailable", "error", "bad_request"};
@@ -85,7 +85,7 @@ void xc_cross_metrics(struct strbuf *out)
                     xc_deny_code((enum xc_deny)d),
                     (unsigned long long)atomic_load(&m_decisions[d]));
     for (size_t i = 0; i < ARRAY_SIZE(undecided); i++)
-        strbuf_addf(out, "renkei_exchange_decisions_total{decision=\"deny\",reason=\"%s\"} %llu\n",
+        strbuf_addf(out, "renkei_exchange_decisions_total{decision=\"none\",reason=\"%s\"} %llu\n",
                     undecided[i], (unsigned long long)atomic_load(&m_decisions[XC_N_DENY + i]));
 }
 

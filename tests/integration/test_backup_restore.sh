@@ -48,8 +48,8 @@ assert_eq 600 "$(stat -c %a "$tmpdir/backup/secret")" "and the secret in it too"
 (cd "$tmpdir/backup" && sha256sum --quiet -c SHA256SUMS) || fail "SHA256SUMS does not match"
 ok "SHA256SUMS matches"
 assert_ge "$(wc -l <"$tmpdir/backup/audit.jsonl")" "$entries" "the archive holds every entry ($entries)"
-RENKEI_DB="$RENKEI_DB" "$RENKEI_SRC/ops/backup" "$tmpdir/backup" >/dev/null 2>&1 && fail "a second backup wrote over the first"
-ok "ops/backup writes over nothing"
+"$RENKEI_SRC/ops/backup" "$tmpdir/backup" >"$tmpdir/again.out" 2>&1 && fail "a second backup wrote over the first"
+assert_match 'is not empty' "$(cat "$tmpdir/again.out")" "ops/backup writes over nothing"
 
 # the archive, years later: no database, no secret
 run_renkei -u RENKEI_DB -u RENKEI_SECRET_FILE audit verify-file "$tmpdir/backup/audit.jsonl" \
@@ -70,9 +70,9 @@ RENKEI_BIN=$RENKEI_BIN RENKEI_SECRET_FILE=$tmpdir/secret \
   "$RENKEI_SRC/ops/restore" --admin "$ADMIN2" --dbname renkei "$tmpdir/backup" >"$tmpdir/restore.out" 2>&1 ||
   fail "ops/restore failed: $(cat "$tmpdir/restore.out")"
 assert_match 'the audit log verifies on renkei' "$(cat "$tmpdir/restore.out")" "ops/restore verified the log on the new cluster"
-"$RENKEI_SRC/ops/restore" --admin "$ADMIN2" --dbname renkei "$tmpdir/backup" >/dev/null 2>&1 &&
+RENKEI_BIN=$RENKEI_BIN "$RENKEI_SRC/ops/restore" --admin "$ADMIN2" --dbname renkei "$tmpdir/backup" >"$tmpdir/again.out" 2>&1 &&
   fail "ops/restore wrote over an existing database"
-ok "ops/restore does not write over a database"
+assert_match 'database renkei exists' "$(cat "$tmpdir/again.out")" "ops/restore does not write over a database"
 
 # a hub on the restored database: the same data, keys and log
 RENKEI_DB="$ADMIN2 dbname=renkei"

@@ -57,7 +57,7 @@ hub_start
 http GET /readyz
 assert_status 200 "the hub is ready over TLS"
 stats=$(sql "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl),
-  min(s.version) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'renkei'")
+  min(s.version) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'renkei%'")
 IFS='|' read -r with_tls without_tls version <<<"$stats"
 assert_ge "$with_tls" 1 "the hub's connections use TLS ($with_tls, $version)"
 assert_eq 0 "$without_tls" "none without"

@@ -127,6 +127,13 @@ curl -s -o /dev/null -H 'X-Request-Id: addr-4' -H 'X-Forwarded-For: 6.6.6.6, 10.
 assert_eq 10.1.1.1 "$(client_in_log addr-4)" "from a trusted proxy: the nearest untrusted hop, not what lies left of it"
 curl -s -o /dev/null -H 'X-Request-Id: addr-5' -H 'X-Forwarded-For: 6.6.6.6, not-an-address' "$HUB_URL/healthz"
 assert_eq 127.0.0.1 "$(client_in_log addr-5)" "a hop that is not an address stops at the proxy"
+# a proxy that appends a header line of its own after the client's many
+forged=()
+for i in $(seq 1 9); do forged+=(-H "X-Forwarded-For: 6.6.6.$i"); done
+curl -s -o /dev/null -H 'X-Request-Id: addr-6' "${forged[@]}" -H 'X-Forwarded-For: 203.0.113.5' "$HUB_URL/healthz"
+assert_eq 203.0.113.5 "$(client_in_log addr-6)" "nine forged header lines before the proxy's do not push its line out"
+curl -s -o /dev/null -H 'X-Request-Id: addr-7' -H 'X-Forwarded-For: 2001:DB8:0:0::1' "$HUB_URL/healthz"
+assert_eq 2001:db8::1 "$(client_in_log addr-7)" "an address is written in its canonical form (one client, one throttle key)"
 
 # ---- the per-address throttle lands on the client behind the proxy
 for i in $(seq 1 30); do

@@ -107,10 +107,16 @@ HUB2_PID=
 ok "node B killed with SIGKILL mid-load (it had served $served_by_b reads)"
 n=$(cat "$tmpdir"/r1.log "$tmpdir"/r2.log | wc -l)
 poll 100 answered $((n + 20)) || fail "reads stopped after the kill"
-hub2_start "${NODE[@]}"
-ok "node B back"
+b_port=$HUB2_PORT
+hub2_start "${NODE[@]}" RENKEI_LISTEN="127.0.0.1:$b_port"
+ok "node B back on its port"
+b_from=$(wc -l <"$HUB2_LOG")
 n=$(cat "$tmpdir"/r1.log "$tmpdir"/r2.log | wc -l)
 poll 100 answered $((n + 20)) || fail "reads stopped after the restart"
+# nginx leaves a failed node alone for 5 s (fail_timeout), then tries it
+b_serves() { tail -n +"$((b_from + 1))" "$HUB2_LOG" | grep -q '"route":"/v2/entities"'; }
+poll 150 b_serves || fail "the restarted node B got no reads"
+ok "the restarted node B serves again"
 touch "$tmpdir/stop"
 wait "$r1" "$r2" || true
 kill "$NGINX" 2>/dev/null || true
