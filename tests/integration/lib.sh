@@ -369,6 +369,23 @@ sql() {
   psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 -c "$1"
 }
 
+# reads_without_entries TSV: of the reads answered 200 in TSV (lines
+# "REQUEST-ID<TAB>BASE64 SHA-256 of the body received"), the ids of those
+# with no transfer entry of that request id, status 200 and that digest in
+# RENKEI_DB's audit log, space-separated (none: empty). One psql for all.
+reads_without_entries() {
+  psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 <<SQL
+CREATE TEMP TABLE answered (id text, sha256 text);
+\copy answered FROM '$1'
+SELECT coalesce(string_agg(a.id, ' '), '') FROM answered a
+ WHERE NOT EXISTS (SELECT 1 FROM renkei.audit_entries e
+                    WHERE e.kind = 'transfer'
+                      AND (e.canonical::jsonb -> 'request' ->> 'id') = a.id
+                      AND (e.canonical::jsonb -> 'outcome' ->> 'status') = '200'
+                      AND (e.canonical::jsonb -> 'outcome' ->> 'sha256') = a.sha256);
+SQL
+}
+
 # ------------------------------------------------------------- running renkei
 
 # _renkei_env [-u NAME | NAME=VALUE]...: fill _env with a clean environment

@@ -94,17 +94,7 @@ assert_ge "$answered" "$((CYCLES + 1))" "reads answered with data ($answered; $r
 
 # The answered reads against the log, in one query.
 awk '$2 == 200 { print $1 "\t" $3 }' "$tmpdir/all.log" >"$tmpdir/answered.tsv"
-missing=$(psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 <<SQL
-CREATE TEMP TABLE answered (id text, sha256 text);
-\copy answered FROM '$tmpdir/answered.tsv'
-SELECT coalesce(string_agg(a.id, ' '), '') FROM answered a
- WHERE NOT EXISTS (SELECT 1 FROM renkei.audit_entries e
-                    WHERE e.kind = 'transfer'
-                      AND (e.canonical::jsonb -> 'request' ->> 'id') = a.id
-                      AND (e.canonical::jsonb -> 'outcome' ->> 'status') = '200'
-                      AND (e.canonical::jsonb -> 'outcome' ->> 'sha256') = a.sha256);
-SQL
-)
+missing=$(reads_without_entries "$tmpdir/answered.tsv")
 assert_eq "" "$missing" "every read answered with data has its entry, with the digest of what was sent"
 twice=$(sql "SELECT count(*) FROM (SELECT canonical::jsonb -> 'request' ->> 'id' AS id
   FROM renkei.audit_entries WHERE kind = 'transfer' AND canonical::jsonb -> 'request' ->> 'id' LIKE 'c_-%'

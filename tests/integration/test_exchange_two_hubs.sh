@@ -115,16 +115,7 @@ assert_eq "" "$late" "no read sent more than a second after the revocation got d
 assert_eq "" "$(awk '$3 != 200 && $3 != 403 {print $2 ":" $3}' "$tmpdir/reads.log" | tr '\n' ' ')" \
   "every read was answered, with 200 or 403"
 awk '$3 == 200 { print $2 "\t" $4 }' "$tmpdir/reads.log" >"$tmpdir/answered.tsv"
-missing=$(psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 <<SQL
-CREATE TEMP TABLE answered (id text, sha256 text);
-\copy answered FROM '$tmpdir/answered.tsv'
-SELECT coalesce(string_agg(a.id, ' '), '') FROM answered a
- WHERE NOT EXISTS (SELECT 1 FROM renkei.audit_entries e
-                    WHERE e.kind = 'transfer'
-                      AND (e.canonical::jsonb -> 'request' ->> 'id') = a.id
-                      AND (e.canonical::jsonb -> 'outcome' ->> 'sha256') = a.sha256);
-SQL
-)
+missing=$(reads_without_entries "$tmpdir/answered.tsv")
 assert_eq "" "$missing" "every read answered with data at either hub has its entry, with the digest of what was sent"
 ok "$(wc -l <"$tmpdir/reads.log") reads at two hubs ($(awk '$3 == 200' "$tmpdir/reads.log" | wc -l) answered with data) around the revocation"
 

@@ -14,62 +14,23 @@
 #     behind the proxy, not everyone behind it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/authz_lib.sh"
+source "$(dirname "$0")/proxy_lib.sh"
 
 RUN_TIMEOUT=20
-command -v nginx >/dev/null || fail "nginx is missing: run ops/setup"
 az_setup
 client_add --tenant takamatsu --name tk --grant client_credentials --scope "ngsi.read ngsi.write"
 TK=("$CID" "$CSECRET")
 
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 TLS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 PUBLIC=https://127.0.0.1:$TLS_PORT
 hub_start RENKEI_ISSUER="$PUBLIC" RENKEI_TRUSTED_PROXIES=127.0.0.1 RENKEI_MAX_CONN_PER_IP=0
 
 # ---- nginx with the shipped configuration
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$tmpdir/key.pem" -out "$tmpdir/cert.pem" 2>/dev/null ||
-  fail "openssl cannot make a certificate"
-mkdir -p "$tmpdir/nginx"
-sed -e "s|server 127.0.0.1:8080|server 127.0.0.1:$HUB_PORT|" \
-  -e "s|listen 80;|listen 127.0.0.1:$HTTP_PORT;|" \
-  -e "s|listen 443 ssl http2;|listen 127.0.0.1:$TLS_PORT ssl http2;|" \
-  -e '/listen \[::\]/d' \
-  -e "s|/etc/ssl/renkei/fullchain.pem|$tmpdir/cert.pem|" -e "s|/etc/ssl/renkei/privkey.pem|$tmpdir/key.pem|" \
-  -e 's|server_name id.pref.example.jp;|server_name 127.0.0.1;|' \
-  "$RENKEI_SRC/ops/nginx/renkei.conf" >"$tmpdir/nginx/renkei.conf"
-assert_eq 9 "$(diff "$RENKEI_SRC/ops/nginx/renkei.conf" "$tmpdir/nginx/renkei.conf" | grep -c '^<')" \
+nginx_start "$TLS_PORT" "$HTTP_PORT" "$HUB_PORT"
+assert_eq 9 "$(diff "$RENKEI_SRC/ops/nginx/renkei.conf" "$NGINX_CONF" | grep -c '^<')" \
   "only the listen lines (IPv6 ones dropped), the upstream, the certificate, the key and the two names changed"
-cat >"$tmpdir/nginx/nginx.conf" <<CONF
-daemon off;
-pid $tmpdir/nginx/nginx.pid;
-error_log $tmpdir/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $tmpdir/nginx/body;
-  proxy_temp_path $tmpdir/nginx/proxy;
-  fastcgi_temp_path $tmpdir/nginx/fastcgi;
-  uwsgi_temp_path $tmpdir/nginx/uwsgi;
-  scgi_temp_path $tmpdir/nginx/scgi;
-  include $tmpdir/nginx/renkei.conf;
-}
-CONF
-nginx -t -p "$tmpdir/nginx" -c "$tmpdir/nginx/nginx.conf" >"$tmpdir/nginx/t.out" 2>&1 ||
-  fail "nginx -t refuses the configuration: $(cat "$tmpdir/nginx/t.out")"
-ok "nginx -t accepts ops/nginx/renkei.conf"
-nginx -p "$tmpdir/nginx" -c "$tmpdir/nginx/nginx.conf" -e "$tmpdir/nginx/error.log" &
-NGINX=$!
-poll 50 curl -s -o /dev/null --cacert "$tmpdir/cert.pem" "$PUBLIC/healthz" || fail "nginx does not answer: $(cat "$tmpdir/nginx/error.log")"
-stop_nginx() { kill "$NGINX" 2>/dev/null || true; wait "$NGINX" 2>/dev/null || true; }
+ok "nginx -t accepts ops/nginx/renkei.conf, and nginx serves it"
 
 # tls CURL-ARGS...: curl over TLS to nginx (the certificate trusted), into
 # HTTP_STATUS, HTTP_BODY, TLS_HEADERS, HTTP_VERSION
@@ -146,5 +107,5 @@ assert_status 429 "that client is throttled"
 tls --interface 127.0.0.3 -u "${TK[0]}:${TK[1]}" -d grant_type=client_credentials "$PUBLIC/oauth2/token"
 assert_status 200 "another client behind the same proxy is not"
 
-stop_nginx
+nginx_stop
 ok "the hub behind nginx"

@@ -13,17 +13,9 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/authz_lib.sh"
 source "$(dirname "$0")/ngsi_lib.sh"
+source "$(dirname "$0")/proxy_lib.sh"
 
 RUN_TIMEOUT=30
-command -v nginx >/dev/null || fail "nginx is missing: run ops/setup"
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 TLS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 PUBLIC=https://127.0.0.1:$TLS_PORT
@@ -49,35 +41,8 @@ get_token "${KJ[@]}"
 TOK_READ=$TOKEN
 
 # ---- nginx, both nodes upstream
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
-  -addext subjectAltName=IP:127.0.0.1 -keyout "$tmpdir/key.pem" -out "$tmpdir/cert.pem" 2>/dev/null ||
-  fail "openssl cannot make a certificate"
-mkdir -p "$tmpdir/nginx"
-sed -e "s|server 127.0.0.1:8080|server 127.0.0.1:$HUB_PORT|" \
-  -e "s|# server 127.0.0.1:8081|server 127.0.0.1:$HUB2_PORT|" \
-  -e "s|listen 80;|listen 127.0.0.1:$HTTP_PORT;|" -e "s|listen 443 ssl http2;|listen 127.0.0.1:$TLS_PORT ssl http2;|" \
-  -e '/listen \[::\]/d' \
-  -e "s|/etc/ssl/renkei/fullchain.pem|$tmpdir/cert.pem|" -e "s|/etc/ssl/renkei/privkey.pem|$tmpdir/key.pem|" \
-  "$RENKEI_SRC/ops/nginx/renkei.conf" >"$tmpdir/nginx/renkei.conf"
-grep -q "server 127.0.0.1:$HUB2_PORT" "$tmpdir/nginx/renkei.conf" || fail "the second upstream server was not enabled"
-cat >"$tmpdir/nginx/nginx.conf" <<CONF
-daemon off;
-pid $tmpdir/nginx/nginx.pid;
-error_log $tmpdir/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $tmpdir/nginx/body;
-  proxy_temp_path $tmpdir/nginx/proxy;
-  fastcgi_temp_path $tmpdir/nginx/fastcgi;
-  uwsgi_temp_path $tmpdir/nginx/uwsgi;
-  scgi_temp_path $tmpdir/nginx/scgi;
-  include $tmpdir/nginx/renkei.conf;
-}
-CONF
-nginx -p "$tmpdir/nginx" -c "$tmpdir/nginx/nginx.conf" -e "$tmpdir/nginx/error.log" &
-NGINX=$!
-poll 50 curl -s -o /dev/null --cacert "$tmpdir/cert.pem" "$PUBLIC/healthz" || fail "nginx does not answer: $(cat "$tmpdir/nginx/error.log")"
+nginx_start "$TLS_PORT" "$HTTP_PORT" "$HUB_PORT" "$HUB2_PORT"
+grep -q "server 127.0.0.1:$HUB2_PORT" "$NGINX_CONF" || fail "the second upstream server was not enabled"
 
 # reader NAME: reads through nginx until $tmpdir/stop exists; a line per
 # request in NAME.log: "id status digest"
@@ -119,8 +84,7 @@ poll 150 b_serves || fail "the restarted node B got no reads"
 ok "the restarted node B serves again"
 touch "$tmpdir/stop"
 wait "$r1" "$r2" || true
-kill "$NGINX" 2>/dev/null || true
-wait "$NGINX" 2>/dev/null || true
+nginx_stop
 
 cat "$tmpdir"/r1.log "$tmpdir"/r2.log >"$tmpdir/all.log"
 total=$(wc -l <"$tmpdir/all.log")
@@ -129,16 +93,7 @@ assert_eq "" "$(awk '$2 != 200 {print $1 ":" $2}' "$tmpdir/all.log" | tr '\n' ' 
 assert_ge "$served_by_b" 1 "node B served reads before it was killed"
 assert_ge "$(grep -c '"route":"/v2/entities"' "$HUB_LOG")" 1 "node A served reads"
 awk '{ print $1 "\t" $3 }' "$tmpdir/all.log" >"$tmpdir/answered.tsv"
-missing=$(psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 <<SQL
-CREATE TEMP TABLE answered (id text, sha256 text);
-\copy answered FROM '$tmpdir/answered.tsv'
-SELECT coalesce(string_agg(a.id, ' '), '') FROM answered a
- WHERE NOT EXISTS (SELECT 1 FROM renkei.audit_entries e
-                    WHERE e.kind = 'transfer'
-                      AND (e.canonical::jsonb -> 'request' ->> 'id') = a.id
-                      AND (e.canonical::jsonb -> 'outcome' ->> 'sha256') = a.sha256);
-SQL
-)
+missing=$(reads_without_entries "$tmpdir/answered.tsv")
 assert_eq "" "$missing" "every read answered has its entry, with the digest of what was sent"
 assert_eq "t" "$(sql "SELECT min(seq) = 0 AND max(seq) = count(*) - 1 FROM renkei.audit_entries")" \
   "seq runs from 0 without a gap ($(sql "SELECT count(*) FROM renkei.audit_entries") entries for $total reads)"
