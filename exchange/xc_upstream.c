@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -659,7 +660,8 @@ struct up_stat {
     char town[51];
     atomic_ullong b[ARRAY_SIZE(up_le) + 1];
     atomic_ullong sum_us, errors;
-    atomic_int up; /* the last call: 1 answered (below 500), 0 not */
+    atomic_int up;            /* the last call: 1 answered (below 500), 0 not */
+    atomic_llong last_call_s; /* when the last call ended, unix seconds */
 };
 static struct up_stat up_stats[UP_STATS_MAX];
 static atomic_size_t up_nstats;
@@ -700,6 +702,7 @@ static void up_observe(const char *town, uint64_t us, bool ok)
     if (!ok)
         atomic_fetch_add(&s->errors, 1);
     atomic_store(&s->up, ok ? 1 : 0);
+    atomic_store(&s->last_call_s, (long long)time(NULL));
 }
 
 void xc_upstream_metrics(struct strbuf *out)
@@ -738,6 +741,12 @@ void xc_upstream_metrics(struct strbuf *out)
     for (size_t k = 0; k < n; k++)
         strbuf_addf(out, "renkei_upstream_up{town=\"%s\"} %d\n", up_stats[k].town,
                     atomic_load(&up_stats[k].up));
+    strbuf_addf(out, "# HELP renkei_upstream_last_request_timestamp_seconds When the last request "
+                     "to a town's city OS ended (renkei_upstream_up is that request's outcome).\n"
+                     "# TYPE renkei_upstream_last_request_timestamp_seconds gauge\n");
+    for (size_t k = 0; k < n; k++)
+        strbuf_addf(out, "renkei_upstream_last_request_timestamp_seconds{town=\"%s\"} %lld\n",
+                    up_stats[k].town, (long long)atomic_load(&up_stats[k].last_call_s));
 }
 
 enum xc_up_rc xc_upstream_call(struct core_pool *pool, const struct xc_up_req *r,

@@ -71,6 +71,8 @@ http GET /metrics
 assert_ge "$(awk '$1 == "renkei_upstream_request_duration_seconds_count{town=\"ayagawa\"}" {print $2}' <<<"$HTTP_BODY")" 1 \
   "/metrics: the request to ayagawa's Orion is in its latency histogram"
 assert_match $'(^|\n)renkei_upstream_up\\{town="ayagawa"\\} 1(\n|$)' "$HTTP_BODY" "and ayagawa's Orion is up"
+last_s=$(awk '$1 == "renkei_upstream_last_request_timestamp_seconds{town=\"ayagawa\"}" {print $2}' <<<"$HTTP_BODY")
+assert_lt "$(($(date +%s) - ${last_s:-0}))" 60 "as of its last request, a moment ago"
 assert_no_match "$TOK_AYA" "$last" "the caller's token never reaches the Orion"
 ngsi_json POST /v2/entities '{"id": "AR1", "type": "Report", "text": {"value": "hi"}}'
 assert_status 201 "a create passes through"
