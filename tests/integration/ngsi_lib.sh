@@ -74,6 +74,20 @@ ngsi_setup() {
   NGSI_TOKEN=$TOK_KJ
 }
 
+# water_levels_shared: takamatsu holds two WaterLevel entities (WL1, WL2),
+# written with $NGSI_TOKEN (a takamatsu token), and an approved agreement
+# gives kanonji read access to them for disaster-response.
+water_levels_shared() {
+  ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [
+    {"id": "WL1", "type": "WaterLevel", "level": {"value": 1.2}},
+    {"id": "WL2", "type": "WaterLevel", "level": {"value": 3.4}}]}'
+  assert_status 204 "takamatsu's water levels"
+  run_renkei agreement add --provider takamatsu --consumer kanonji --type WaterLevel \
+    --purpose disaster-response --json
+  run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
+  assert_eq 0 "$RUN_STATUS" "kanonji may read them under an agreement [$RUN_ERR]"
+}
+
 ngsi() {
   local method=$1 path=$2
   shift 2

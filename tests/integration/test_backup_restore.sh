@@ -14,13 +14,7 @@ source "$(dirname "$0")/ngsi_lib.sh"
 RUN_TIMEOUT=60
 ngsi_setup
 NGSI_TOKEN=$TOK_TK
-ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [
-  {"id": "WL1", "type": "WaterLevel", "level": {"value": 1.2}},
-  {"id": "WL2", "type": "WaterLevel", "level": {"value": 3.4}}]}'
-assert_status 204 "takamatsu's entities"
-run_renkei agreement add --provider takamatsu --consumer kanonji --type WaterLevel --purpose disaster-response --json
-run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
-assert_eq 0 "$RUN_STATUS" "an agreement [$RUN_ERR]"
+water_levels_shared
 XC=(-H "Authorization: Bearer $TOK_KJ" -H 'Fiware-Service: takamatsu' -H 'Renkei-Purpose: disaster-response')
 for i in 1 2 3; do
   http GET '/v2/entities?type=WaterLevel' "${XC[@]}"

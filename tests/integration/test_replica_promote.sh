@@ -17,13 +17,7 @@ ngsi_setup
 client_add --tenant kanonji --name kj-replica --grant client_credentials --scope ngsi.read
 KR=("$CID" "$CSECRET")
 NGSI_TOKEN=$TOK_TK
-ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [
-  {"id": "WL1", "type": "WaterLevel", "level": {"value": 1.2}},
-  {"id": "WL2", "type": "WaterLevel", "level": {"value": 3.4}}]}'
-assert_status 204 "takamatsu's entities"
-run_renkei agreement add --provider takamatsu --consumer kanonji --type WaterLevel --purpose disaster-response --json
-run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
-assert_eq 0 "$RUN_STATUS" "an agreement [$RUN_ERR]"
+water_levels_shared
 
 # the standby, made while the hub serves
 STANDBY=$tmpdir/pg-standby

@@ -30,13 +30,7 @@ KJ=("$CID" "$CSECRET")
 client_add --tenant takamatsu --name tk-nodes --grant client_credentials --scope "ngsi.read ngsi.write"
 get_token "$CID" "$CSECRET"
 NGSI_TOKEN=$TOKEN
-ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [
-  {"id": "WL1", "type": "WaterLevel", "level": {"value": 1.2}},
-  {"id": "WL2", "type": "WaterLevel", "level": {"value": 3.4}}]}'
-assert_status 204 "takamatsu's entities"
-run_renkei agreement add --provider takamatsu --consumer kanonji --type WaterLevel --purpose disaster-response --json
-run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
-assert_eq 0 "$RUN_STATUS" "kanonji may read them [$RUN_ERR]"
+water_levels_shared
 get_token "${KJ[@]}"
 TOK_READ=$TOKEN
 
