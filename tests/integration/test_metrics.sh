@@ -106,7 +106,12 @@ assert_status 403 "a cross-town read without an agreement"
 scrape
 assert_eq "$((issued_before + 1))" "$(metric_value 'renkei_oauth_tokens_issued_total{grant="client_credentials"}')" \
   "renkei_oauth_tokens_issued_total counts the client_credentials token"
-assert_eq 0 "$(metric_value 'renkei_oauth_tokens_issued_total{grant="refresh_token"}')" "and no other grant's"
+# every grant has its series (a missing one would read as 0 above), and the
+# others did not move
+for g in authorization_code refresh_token urn:ietf:params:oauth:grant-type:token-exchange; do
+  assert_match $'(^|\n)renkei_oauth_tokens_issued_total\\{grant="'"$g"$'"\\} 0(\n|$)' "$METRICS" \
+    "renkei_oauth_tokens_issued_total has grant $g, at 0"
+done
 assert_eq "$((denied_before + 1))" "$(metric_value 'renkei_exchange_decisions_total{decision="deny",reason="no_agreement"}')" \
   "renkei_exchange_decisions_total counts the denial by its reason"
 assert_ge "$(metric_value 'renkei_audit_batch_entries_count')" "$((batches_before + 1))" "the appender's batch histogram counts its commit"
