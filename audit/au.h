@@ -13,6 +13,9 @@
 #include "core/db.h"
 #include "core/router.h"
 
+/* the purpose the checkpoint keys' private halves are sealed for */
+#define AU_KEY_LABEL "renkei.audit.checkpoint-key.v1"
+
 /*
  * One entry. Strings are borrowed; NULL means absent (null in the entry).
  * kind: "transfer", "consent.grant", "tenant.create", ...; tenant: the tenant

@@ -20,7 +20,6 @@
  * (FORMAT.md) that cannot be mistaken for a JWS.
  */
 
-#define KEY_LABEL    "renkei.audit.checkpoint-key.v1"
 #define MESSAGE_HEAD "renkei audit checkpoint v1\n"
 
 struct akey {
@@ -126,7 +125,7 @@ static struct core_stmt au_keys_retire_stmt =
 static bool insert_key(struct core_db_conn *c, char *kid_out, size_t kid_len)
 {
     struct core_sealed_key k;
-    core_sealed_key_new(CORE_ES256, KEY_LABEL, "audit-", &k);
+    core_sealed_key_new(CORE_ES256, AU_KEY_LABEL, "audit-", &k);
     const char *v[] = {k.kid, k.jwk, (const char *)k.sealed};
     int lengths[] = {0, 0, (int)k.sealed_len};
     int formats[] = {0, 0, 1};
@@ -165,7 +164,7 @@ static bool add_rows(struct load_arg *a, PGresult *r)
             text = PQunescapeBytea((const unsigned char *)sealed, &sealed_len);
             sealed = text;
         }
-        k->pkey = sealed ? core_sealed_key_open(KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
+        k->pkey = sealed ? core_sealed_key_open(AU_KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
                          : NULL;
         PQfreemem(text);
         if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {

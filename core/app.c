@@ -29,6 +29,8 @@ static const struct core_command command_table[] = {
      "manage residents (common IDs), their links to towns and the consoles' roles"},
     {"agreement", xc_cmd_agreement, "agreement add|list|show|approve|suspend|resume|revoke ...",
      "manage data-sharing agreements between towns (renkei help agreement)"},
+    {"secret", core_cmd_secret, "secret rotate [--prepare] | status [--json]",
+     "rotate the master secret, re-sealing every value it seals, or show its state"},
     {"keys", az_cmd_keys, "keys list | rotate [--json]", "list or rotate the signing keys"},
     {"audit", au_cmd_audit, "audit verify|export|verify-file|checkpoint|rotate-key ...",
      "verify, export and checkpoint the audit log (renkei help audit)"},
@@ -40,6 +42,14 @@ static const struct core_command command_table[] = {
 static const core_module_fn start_table[] = {tn_cache_init, az_start, au_start, xc_start};
 static const core_module_fn stop_table[] = {xc_stop, az_stop, au_stop, tn_cache_release};
 
+/* Every column holding values sealed with the master secret: what `renkei
+ * secret rotate` re-seals, in one transaction. */
+static const struct core_sealed_col sealed_table[] = {
+    {"signing_keys", "kid", "private_sealed", AZ_KEY_LABEL},
+    {"audit_keys", "kid", "private_sealed", AU_KEY_LABEL},
+    {"tenant_upstreams", "tenant_id", "secret", TN_UPSTREAM_LABEL},
+};
+
 const struct core_app renkei_app = {
     .commands = command_table,
     .ncommands = ARRAY_SIZE(command_table),
@@ -49,4 +59,7 @@ const struct core_app renkei_app = {
     .nstarts = ARRAY_SIZE(start_table),
     .stops = stop_table,
     .nstops = ARRAY_SIZE(stop_table),
+    .sealed = sealed_table,
+    .nsealed = ARRAY_SIZE(sealed_table),
+    .record_event = au_event_record,
 };

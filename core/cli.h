@@ -4,6 +4,7 @@
 #include <jansson.h>
 
 #include "core/routes.h"
+#include "core/secret.h"
 
 /*
  * The command line: one binary, subcommands registered in one table
@@ -30,6 +31,9 @@ struct core_app {
     size_t nstarts;
     const core_module_fn *stops; /* and these after the server stopped */
     size_t nstops;
+    const struct core_sealed_col *sealed; /* every column of core_seal'd values */
+    size_t nsealed;
+    core_event_fn record_event; /* the audit log's administrative events */
 };
 
 int core_main(const struct core_app *app, int argc, char **argv);

@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "core/migrate.h"
 #include "core/reload.h"
+#include "core/secret.h"
 
 /* How long the server waits for the first loads before it answers (a
  * database that does not answer at all takes libpq's connect timeout, 5 s,
@@ -87,6 +88,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     /* The modules start first: their first database connections (the
      * slowest part of a start) open while the routes are built. */
     core_db_init(core_cfg.db, core_cfg.db_pool);
+    core_secret_start(); /* first: the modules' loads open what it seals */
     for (size_t i = 0; i < app->nstarts; i++)
         app->starts[i]();
     core_reload_start();

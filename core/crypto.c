@@ -23,9 +23,16 @@
 
 #define SECRET_MIN 32
 #define SECRET_MAX 4096
+/* a file in the second form: a header and two base64url lines */
+#define SECRET_FILE_MAX 8192
+#define SECRET_HEADER   "renkei-secret 2\n"
 
-static unsigned char *master;
-static size_t master_len;
+/* What seals (master) and what derives (root) in use, and the master before
+ * the last change, still tried when opening: values sealed just before a
+ * rotation (a login form in flight) still open. */
+static struct core_secret cur, prev;
+static bool loaded;
+static pthread_rwlock_t sec_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 static void rand_bytes(void *buf, size_t len)
 {
@@ -296,148 +303,51 @@ void core_sha256(const void *data, size_t len, unsigned char out[32])
     }
 }
 
-static bool fail(char **err, const char *path, const char *what, int e)
+static bool fail_var(char **err, const char *var, const char *path, const char *what, int e)
 {
     if (e)
-        *err = xasprintf("RENKEI_SECRET_FILE: %s \"%s\": %s", what, path, strerror(e));
+        *err = xasprintf("%s: %s \"%s\": %s", var, what, path, strerror(e));
     else
-        *err = xasprintf("RENKEI_SECRET_FILE: \"%s\" %s", path, what);
+        *err = xasprintf("%s: \"%s\" %s", var, path, what);
     return false;
 }
 
-/* Writes a new secret to a temporary file beside path and links it into
- * place: a concurrent starter sees either no file or a complete one. */
-static bool create_secret(const char *path, const char *dir, char **err)
+static bool fail(char **err, const char *path, const char *what, int e)
 {
-    struct stat st;
-    if (stat(dir, &st) != 0 && (errno != ENOENT || mkdir(dir, 0700) != 0))
-        return fail(err, path, "cannot create the directory of", errno);
-    char *tmp = xasprintf("%s.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return fail(err, path, "cannot create", e);
-    }
-    unsigned char buf[SECRET_MIN];
-    core_random(buf, sizeof buf);
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, buf, sizeof buf) == (ssize_t)sizeof buf &&
-              fsync(fd) == 0;
-    int e = errno;
-    OPENSSL_cleanse(buf, sizeof buf);
-    close(fd);
-    if (ok && link(tmp, path) != 0 && errno != EEXIST) { /* EEXIST: another made it first */
-        ok = false;
-        e = errno;
-    }
-    unlink(tmp);
-    free(tmp);
-    if (!ok)
-        return fail(err, path, "cannot write", e);
-    core_logf(CORE_LOG_INFO, "created master secret %s", path);
-    return true;
+    return fail_var(err, "RENKEI_SECRET_FILE", path, what, e);
 }
 
-/* Whoever can write the directory can swap the file: it must be ours alone. */
-static bool dir_ok(const char *path, const char *dir, char **err)
+static unsigned char *secure_alloc(size_t len)
 {
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return fail(err, path, "cannot stat the directory of", errno);
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        char what[160];
-        snprintf(what, sizeof what,
-                 "lies in %s, which group or others may write (mode %04o): keep it in a "
-                 "directory only its owner can write",
-                 dir, (unsigned)(st.st_mode & 07777));
-        return fail(err, path, what, 0);
-    }
-    return true;
+    unsigned char *b = xmalloc(len ? len : 1);
+    (void)mlock(b, len); /* best effort: keep it out of swap */
+    return b;
 }
 
-bool core_secret_load(const char *path, char **err)
+static void secure_free(unsigned char *b, size_t len)
 {
-    char *copy = xstrdup(path);
-    const char *dir = dirname(copy);
-    bool ok = false;
-    unsigned char *buf = NULL;
-    size_t size = 0;
-    struct stat st;
-    int fd = -1;
-    if (stat(dir, &st) == 0 && !dir_ok(path, dir, err))
-        goto cleanup;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) {
-        if (!create_secret(path, dir, err))
-            goto cleanup;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    }
-    if (fd < 0) {
-        fail(err, path, "cannot open", errno);
-        goto cleanup;
-    }
-    if (fstat(fd, &st) != 0) {
-        fail(err, path, "cannot stat", errno);
-        goto cleanup;
-    }
-    char what[160];
-    if (!S_ISREG(st.st_mode)) {
-        fail(err, path, "is not a regular file", 0);
-        goto cleanup;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(what, sizeof what, "belongs to uid %u, not to the hub's user (uid %u)",
-                 (unsigned)st.st_uid, (unsigned)geteuid());
-        fail(err, path, what, 0);
-        goto cleanup;
-    }
-    if (st.st_mode & 077) {
-        snprintf(what, sizeof what, "is accessible by group or others (mode %04o); chmod 600 it",
-                 (unsigned)(st.st_mode & 07777));
-        fail(err, path, what, 0);
-        goto cleanup;
-    }
-    if (st.st_size < SECRET_MIN || st.st_size > SECRET_MAX) {
-        snprintf(what, sizeof what, "holds %lld bytes; it must hold from 32 to 4096",
-                 (long long)st.st_size);
-        fail(err, path, what, 0);
-        goto cleanup;
-    }
-    size = (size_t)st.st_size;
-    buf = xmalloc(size);
-    (void)mlock(buf, size); /* best effort: keep it out of swap */
-    ssize_t n = read(fd, buf, size);
-    if (n != st.st_size) {
-        fail(err, path, "cannot read", n < 0 ? errno : EIO);
-        goto cleanup;
-    }
-    core_secret_release();
-    master = buf;
-    master_len = size;
-    buf = NULL;
-    ok = true;
-cleanup:
-    if (buf) {
-        OPENSSL_cleanse(buf, size);
-        free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
-    free(copy);
-    return ok;
+    if (!b)
+        return;
+    OPENSSL_cleanse(b, len);
+    munlock(b, len);
+    free(b);
 }
 
-void core_secret_derive(const char *label, unsigned char *out, size_t len)
+void core_secret_free(struct core_secret *s)
 {
-    if (!master) {
-        core_log_bug("master secret used before it was loaded");
-        abort();
-    }
+    secure_free(s->master, s->master_len);
+    secure_free(s->root, s->root_len);
+    memset(s, 0, sizeof *s);
+}
+
+static void hkdf(const unsigned char *ikm, size_t ikm_len, const char *label, unsigned char *out,
+                 size_t len)
+{
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master, master_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"renkei", 6),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label)),
         OSSL_PARAM_construct_end(),
@@ -450,28 +360,356 @@ void core_secret_derive(const char *label, unsigned char *out, size_t len)
     EVP_KDF_free(kdf);
 }
 
-#define SEAL_VERSION 1
-#define SEAL_NONCE   12
-#define SEAL_TAG     16
-
-void core_seal(const char *label, const void *aad, size_t aad_len, const void *plain, size_t len,
-               unsigned char **out, size_t *out_len)
+static void secret_set_id(struct core_secret *s)
 {
-    unsigned char key[32];
-    core_secret_derive(label, key, sizeof key);
-    size_t total = 1 + SEAL_NONCE + len + SEAL_TAG;
-    unsigned char *buf = xmalloc(total);
-    buf[0] = SEAL_VERSION;
-    core_random(buf + 1, SEAL_NONCE);
+    hkdf(s->master, s->master_len, "renkei.secret.id.v1", s->id, sizeof s->id);
+}
+
+/* The first form is the bytes themselves, master and root alike; the second
+ * (written by a rotation) names each. */
+static bool secret_parse(const unsigned char *buf, size_t len, struct core_secret *out,
+                         const char *path, char **err)
+{
+    size_t hl = strlen(SECRET_HEADER);
+    memset(out, 0, sizeof *out);
+    if (len < hl || memcmp(buf, SECRET_HEADER, hl) != 0) {
+        if (len > SECRET_MAX) {
+            char what[96];
+            snprintf(what, sizeof what, "holds %zu bytes; it must hold from 32 to 4096", len);
+            return fail(err, path, what, 0);
+        }
+        out->master = secure_alloc(len);
+        memcpy(out->master, buf, len);
+        out->master_len = len;
+        out->root = secure_alloc(len);
+        memcpy(out->root, buf, len);
+        out->root_len = len;
+        secret_set_id(out);
+        return true;
+    }
+    static const char *const names[] = {"master=", "root="};
+    unsigned char **dst[] = {&out->master, &out->root};
+    size_t *dst_len[] = {&out->master_len, &out->root_len};
+    const char *p = (const char *)buf + hl, *end = (const char *)buf + len;
+    for (size_t i = 0; i < 2; i++) {
+        size_t nl = strlen(names[i]);
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        unsigned char *raw = NULL;
+        size_t raw_len = 0;
+        if (!eol || (size_t)(eol - p) < nl || memcmp(p, names[i], nl) != 0 ||
+            !core_b64url_decode(p + nl, (size_t)(eol - p) - nl, &raw, &raw_len) ||
+            raw_len < SECRET_MIN || raw_len > SECRET_MAX) {
+            if (raw) {
+                OPENSSL_cleanse(raw, raw_len);
+                free(raw);
+            }
+            core_secret_free(out);
+            char what[96];
+            snprintf(what, sizeof what,
+                     "is not a valid secret file: line %zu must be %s<base64url>", i + 2, names[i]);
+            return fail(err, path, what, 0);
+        }
+        *dst[i] = secure_alloc(raw_len);
+        memcpy(*dst[i], raw, raw_len);
+        *dst_len[i] = raw_len;
+        OPENSSL_cleanse(raw, raw_len);
+        free(raw);
+        p = eol + 1;
+    }
+    if (p != end) {
+        core_secret_free(out);
+        return fail(err, path, "is not a valid secret file: text after the root line", 0);
+    }
+    secret_set_id(out);
+    return true;
+}
+
+/* fsync of the directory holding path: a rename or link in it is durable. */
+static bool sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Writes data to a temporary file beside path, mode 0600, synced; then
+ * links it in (replace false: a concurrent creator that came first wins)
+ * or renames it over path (replace true). */
+static bool write_secret_file(const char *path, const char *dir, const void *data, size_t len,
+                              bool replace, char **err)
+{
+    char *tmp = xasprintf("%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return fail(err, path, "cannot create", e);
+    }
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    if (ok && replace && rename(tmp, path) != 0) {
+        ok = false;
+        e = errno;
+    } else if (ok && !replace && link(tmp, path) != 0 && errno != EEXIST) {
+        ok = false; /* EEXIST: another made it first */
+        e = errno;
+    }
+    if (!ok || !replace)
+        unlink(tmp);
+    free(tmp);
+    if (ok && !sync_dir(dir)) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok)
+        return fail(err, path, "cannot write", e);
+    return true;
+}
+
+/* Whoever can write the directory can swap the file: it must be ours alone. */
+static bool dir_ok(const char *var, const char *path, const char *dir, char **err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fail_var(err, var, path, "cannot stat the directory of", errno);
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "lies in %s, which group or others may write (mode %04o): keep it in a "
+                 "directory only its owner can write",
+                 dir, (unsigned)(st.st_mode & 07777));
+        return fail_var(err, var, path, what, 0);
+    }
+    return true;
+}
+
+bool core_private_file_read(const char *var, const char *path, size_t min, size_t max,
+                            unsigned char **out, size_t *out_len, char **err)
+{
+    char *copy = xstrdup(path);
+    const char *dir = dirname(copy);
+    bool ok = false;
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    struct stat st;
+    int fd = -1;
+    char what[160];
+    if (!dir_ok(var, path, dir, err))
+        goto cleanup;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        fail_var(err, var, path, "cannot open", errno);
+        goto cleanup;
+    }
+    if (fstat(fd, &st) != 0) {
+        fail_var(err, var, path, "cannot stat", errno);
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail_var(err, var, path, "is not a regular file", 0);
+        goto cleanup;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(what, sizeof what, "belongs to uid %u, not to the hub's user (uid %u)",
+                 (unsigned)st.st_uid, (unsigned)geteuid());
+        fail_var(err, var, path, what, 0);
+        goto cleanup;
+    }
+    if (st.st_mode & 077) {
+        snprintf(what, sizeof what, "is accessible by group or others (mode %04o); chmod 600 it",
+                 (unsigned)(st.st_mode & 07777));
+        fail_var(err, var, path, what, 0);
+        goto cleanup;
+    }
+    if (st.st_size < (off_t)min || st.st_size > (off_t)max) {
+        snprintf(what, sizeof what, "holds %lld bytes; it must hold from %zu to %zu",
+                 (long long)st.st_size, min, max);
+        fail_var(err, var, path, what, 0);
+        goto cleanup;
+    }
+    size = (size_t)st.st_size;
+    buf = secure_alloc(size + 1);
+    ssize_t n = read(fd, buf, size);
+    if (n != st.st_size) {
+        fail_var(err, var, path, "cannot read", n < 0 ? errno : EIO);
+        goto cleanup;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *out_len = size;
+    buf = NULL;
+    ok = true;
+cleanup:
+    secure_free(buf, size + 1);
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return ok;
+}
+
+void core_private_file_free(unsigned char *buf, size_t len)
+{
+    secure_free(buf, len + 1);
+}
+
+bool core_secret_read(const char *path, bool create, struct core_secret *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (create && lstat(path, &st) != 0 && errno == ENOENT) {
+        char *copy = xstrdup(path);
+        const char *dir = dirname(copy);
+        bool made = false;
+        if (stat(dir, &st) != 0 && (errno != ENOENT || mkdir(dir, 0700) != 0)) {
+            fail(err, path, "cannot create the directory of", errno);
+        } else if (dir_ok("RENKEI_SECRET_FILE", path, dir, err)) {
+            unsigned char fresh[SECRET_MIN];
+            core_random(fresh, sizeof fresh);
+            made = write_secret_file(path, dir, fresh, sizeof fresh, false, err);
+            OPENSSL_cleanse(fresh, sizeof fresh);
+            if (made)
+                core_logf(CORE_LOG_INFO, "created master secret %s", path);
+        }
+        free(copy);
+        if (!made)
+            return false;
+    }
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    if (!core_private_file_read("RENKEI_SECRET_FILE", path, SECRET_MIN, SECRET_FILE_MAX, &buf,
+                                &size, err))
+        return false;
+    bool ok = secret_parse(buf, size, out, path, err);
+    core_private_file_free(buf, size);
+    return ok;
+}
+
+bool core_secret_write(const char *path, const struct core_secret *s, char **err)
+{
+    char *m = core_b64url_encode(s->master, s->master_len);
+    char *r = core_b64url_encode(s->root, s->root_len);
+    char *text = xasprintf("%smaster=%s\nroot=%s\n", SECRET_HEADER, m, r);
+    size_t len = strlen(text);
+    char *copy = xstrdup(path);
+    bool ok = write_secret_file(path, dirname(copy), text, len, true, err);
+    free(copy);
+    OPENSSL_cleanse(m, strlen(m));
+    OPENSSL_cleanse(r, strlen(r));
+    OPENSSL_cleanse(text, len);
+    free(m);
+    free(r);
+    free(text);
+    return ok;
+}
+
+void core_secret_new(const struct core_secret *base, struct core_secret *out)
+{
+    memset(out, 0, sizeof *out);
+    out->master_len = 32;
+    out->master = secure_alloc(out->master_len);
+    core_random(out->master, out->master_len);
+    out->root_len = base->root_len;
+    out->root = secure_alloc(out->root_len);
+    memcpy(out->root, base->root, out->root_len);
+    secret_set_id(out);
+}
+
+bool core_secret_load(const char *path, char **err)
+{
+    struct core_secret s;
+    if (!core_secret_read(path, true, &s, err))
+        return false;
+    core_secret_release();
+    pthread_rwlock_wrlock(&sec_lock);
+    cur = s;
+    loaded = true;
+    pthread_rwlock_unlock(&sec_lock);
+    return true;
+}
+
+bool core_secret_use(struct core_secret *s)
+{
+    pthread_rwlock_wrlock(&sec_lock);
+    bool same_root =
+        loaded && cur.root_len == s->root_len && CRYPTO_memcmp(cur.root, s->root, s->root_len) == 0;
+    if (same_root && memcmp(cur.id, s->id, sizeof s->id) != 0) {
+        core_secret_free(&prev);
+        prev = cur;
+        cur = *s;
+        memset(s, 0, sizeof *s);
+    }
+    pthread_rwlock_unlock(&sec_lock);
+    return same_root;
+}
+
+void core_secret_id(unsigned char id[8])
+{
+    pthread_rwlock_rdlock(&sec_lock);
+    if (!loaded) {
+        core_log_bug("master secret used before it was loaded");
+        abort();
+    }
+    memcpy(id, cur.id, sizeof cur.id);
+    pthread_rwlock_unlock(&sec_lock);
+}
+
+void core_secret_derive(const char *label, unsigned char *out, size_t len)
+{
+    pthread_rwlock_rdlock(&sec_lock);
+    if (!loaded) {
+        core_log_bug("master secret used before it was loaded");
+        abort();
+    }
+    hkdf(cur.root, cur.root_len, label, out, len);
+    pthread_rwlock_unlock(&sec_lock);
+}
+
+/* The form sealed now: version, the sealing master's id, nonce, ciphertext,
+ * tag. The first form (version 1, no id) is still opened. */
+#define SEAL_V1    1
+#define SEAL_V2    2
+#define SEAL_ID    8
+#define SEAL_NONCE 12
+#define SEAL_TAG   16
+
+static bool gcm(bool enc, const unsigned char key[32], const unsigned char *nonce, const void *aad,
+                size_t aad_len, const unsigned char *in, size_t len, unsigned char *out,
+                unsigned char *tag)
+{
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n = 0;
-    bool ok =
-        ctx && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf + 1) == 1 &&
-        EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
-        EVP_EncryptUpdate(ctx, buf + 1 + SEAL_NONCE, &n, plain, (int)len) == 1 &&
-        EVP_EncryptFinal_ex(ctx, buf + 1 + SEAL_NONCE + n, &n) == 1 &&
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, buf + 1 + SEAL_NONCE + len) == 1;
+    bool ok = ctx &&
+              EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc ? 1 : 0) == 1 &&
+              EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+              EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+    if (ok && enc)
+        ok = EVP_CipherFinal_ex(ctx, out + n, &n) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, tag) == 1;
+    else if (ok)
+        ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG, tag) == 1 &&
+             EVP_CipherFinal_ex(ctx, out + n, &n) == 1;
     EVP_CIPHER_CTX_free(ctx);
+    return ok;
+}
+
+static void seal_with(const unsigned char *m, size_t m_len, const unsigned char id[SEAL_ID],
+                      const char *label, const void *aad, size_t aad_len, const void *plain,
+                      size_t len, unsigned char **out, size_t *out_len)
+{
+    unsigned char key[32];
+    size_t total = 1 + SEAL_ID + SEAL_NONCE + len + SEAL_TAG;
+    unsigned char *buf = xmalloc(total);
+    buf[0] = SEAL_V2;
+    hkdf(m, m_len, label, key, sizeof key);
+    memcpy(buf + 1, id, SEAL_ID);
+    unsigned char *nonce = buf + 1 + SEAL_ID;
+    core_random(nonce, SEAL_NONCE);
+    bool ok = gcm(true, key, nonce, aad, aad_len, plain, len, nonce + SEAL_NONCE,
+                  nonce + SEAL_NONCE + len);
     OPENSSL_cleanse(key, sizeof key);
     if (!ok) {
         core_log_bug("AES-256-GCM encryption failed");
@@ -481,26 +719,63 @@ void core_seal(const char *label, const void *aad, size_t aad_len, const void *p
     *out_len = total;
 }
 
+void core_seal(const char *label, const void *aad, size_t aad_len, const void *plain, size_t len,
+               unsigned char **out, size_t *out_len)
+{
+    pthread_rwlock_rdlock(&sec_lock);
+    if (!loaded) {
+        core_log_bug("master secret used before it was loaded");
+        abort();
+    }
+    seal_with(cur.master, cur.master_len, cur.id, label, aad, aad_len, plain, len, out, out_len);
+    pthread_rwlock_unlock(&sec_lock);
+}
+
+void core_seal_under(const struct core_secret *s, const char *label, const void *aad,
+                     size_t aad_len, const void *plain, size_t len, unsigned char **out,
+                     size_t *out_len)
+{
+    seal_with(s->master, s->master_len, s->id, label, aad, aad_len, plain, len, out, out_len);
+}
+
+bool core_sealed_by(const void *sealed, size_t len, unsigned char id[8])
+{
+    const unsigned char *in = sealed;
+    if (len < 1 + SEAL_ID || in[0] != SEAL_V2)
+        return false;
+    memcpy(id, in + 1, SEAL_ID);
+    return true;
+}
+
 bool core_open(const char *label, const void *aad, size_t aad_len, const void *sealed, size_t len,
                unsigned char **out, size_t *out_len)
 {
     const unsigned char *in = sealed;
-    if (len < 1 + SEAL_NONCE + SEAL_TAG || in[0] != SEAL_VERSION)
+    size_t hdr = len > 0 && in[0] == SEAL_V2 ? 1 + SEAL_ID : 1;
+    if (len < hdr + SEAL_NONCE + SEAL_TAG || (in[0] != SEAL_V1 && in[0] != SEAL_V2))
         return false;
-    size_t plain_len = len - 1 - SEAL_NONCE - SEAL_TAG;
-    unsigned char key[32];
-    core_secret_derive(label, key, sizeof key);
+    size_t plain_len = len - hdr - SEAL_NONCE - SEAL_TAG;
+    const unsigned char *nonce = in + hdr;
     unsigned char *buf = xmalloc(plain_len + 1);
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int n = 0;
-    bool ok = ctx && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, in + 1) == 1 &&
-              EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
-              EVP_DecryptUpdate(ctx, buf, &n, in + 1 + SEAL_NONCE, (int)plain_len) == 1 &&
-              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG,
-                                  (void *)(in + len - SEAL_TAG)) == 1 &&
-              EVP_DecryptFinal_ex(ctx, buf + n, &n) == 1;
-    EVP_CIPHER_CTX_free(ctx);
-    OPENSSL_cleanse(key, sizeof key);
+    bool ok = false;
+    pthread_rwlock_rdlock(&sec_lock);
+    if (!loaded) {
+        core_log_bug("master secret used before it was loaded");
+        abort();
+    }
+    /* version 2 names its master; version 1 may be under either */
+    const struct core_secret *tries[2] = {&cur, prev.master ? &prev : NULL};
+    for (size_t i = 0; i < 2 && !ok; i++) {
+        const struct core_secret *s = tries[i];
+        if (!s || (in[0] == SEAL_V2 && memcmp(in + 1, s->id, SEAL_ID) != 0))
+            continue;
+        unsigned char key[32];
+        hkdf(s->master, s->master_len, label, key, sizeof key);
+        ok = gcm(false, key, nonce, aad, aad_len, nonce + SEAL_NONCE, plain_len, buf,
+                 (unsigned char *)(in + len - SEAL_TAG));
+        OPENSSL_cleanse(key, sizeof key);
+    }
+    pthread_rwlock_unlock(&sec_lock);
     if (!ok) {
         OPENSSL_cleanse(buf, plain_len + 1);
         free(buf);
@@ -515,11 +790,9 @@ bool core_open(const char *label, const void *aad, size_t aad_len, const void *s
 void core_secret_release(void)
 {
     core_sealed_keys_forget(); /* opened under this secret */
-    if (master) {
-        OPENSSL_cleanse(master, master_len);
-        munlock(master, master_len);
-        free(master);
-        master = NULL;
-        master_len = 0;
-    }
+    pthread_rwlock_wrlock(&sec_lock);
+    core_secret_free(&cur);
+    core_secret_free(&prev);
+    loaded = false;
+    pthread_rwlock_unlock(&sec_lock);
 }
