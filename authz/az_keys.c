@@ -18,9 +18,10 @@
 struct key {
     char kid[65];
     enum core_alg alg;
-    EVP_PKEY *pkey;
-    json_t *jwk; /* public, with kid, use, alg */
+    EVP_PKEY *pkey; /* private, or public only for another node's file key */
+    json_t *jwk;    /* public, with kid, use, alg */
     bool active;
+    bool signer;         /* this node signs its alg with it */
     time_t retire_after; /* 0: active */
 };
 
@@ -30,26 +31,41 @@ static struct {
     size_t n;
 } ks = {.lock = PTHREAD_RWLOCK_INITIALIZER};
 
+/* The columns both loads read: kid, alg, private_sealed, state,
+ * retire_after (epoch, 0 when active), stale (retiring past its time),
+ * held, public_jwk. */
+#define KEY_COLUMNS                                                                                \
+    "kid, alg, private_sealed, state, coalesce(extract(epoch FROM retire_after)::bigint, 0), "     \
+    "state = 'retiring' AND retire_after <= now(), held, public_jwk"
+
 static struct core_stmt az_keys_expire_stmt = CORE_STMT(
     "az_keys_expire", "UPDATE signing_keys SET state = 'retired' WHERE state = 'retiring' AND "
                       "retire_after <= now()");
-static struct core_stmt az_keys_load_stmt = CORE_STMT(
-    "az_keys_load", "SELECT kid, alg, private_sealed, state, "
-                    "coalesce(extract(epoch FROM retire_after)::bigint, 0) FROM signing_keys "
-                    "WHERE state = 'active' OR (state = 'retiring' AND retire_after > now()) "
-                    "ORDER BY created_at");
+static struct core_stmt az_keys_load_stmt =
+    CORE_STMT("az_keys_load", "SELECT " KEY_COLUMNS " FROM signing_keys "
+                              "WHERE state = 'active' OR (state = 'retiring' AND retire_after > "
+                              "now()) ORDER BY created_at");
 static struct core_stmt az_keys_insert_stmt = CORE_STMT(
     "az_keys_insert", "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state) "
                       "VALUES ($1, $2, $3::jsonb, $4, 'active')");
+static struct core_stmt az_keys_insert_file_stmt =
+    CORE_STMT("az_keys_insert_file",
+              "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state, held) "
+              "VALUES ($1, $2, $3::jsonb, NULL, 'active', 'file')");
+static struct core_stmt az_keys_state_stmt =
+    CORE_STMT("az_keys_state", "SELECT state FROM signing_keys WHERE kid = $1");
+static struct core_stmt az_keys_active_held_stmt = CORE_STMT(
+    "az_keys_active_held", "SELECT held FROM signing_keys WHERE state = 'active' AND alg = $1");
 static struct core_stmt az_keys_retire_stmt = CORE_STMT(
     "az_keys_retire",
     "UPDATE signing_keys SET state = 'retiring', retiring_at = now(), retire_after = now() + "
     "make_interval(secs => (SELECT coalesce(max(token_ttl), 600) FROM clients) + 300) "
     "WHERE state = 'active' AND alg = $1 RETURNING kid");
-static struct core_stmt az_keys_list_stmt = CORE_STMT(
-    "az_keys_list", "SELECT kid, alg, state, to_char(created_at AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(retire_after AT TIME ZONE 'UTC', "
-                    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM signing_keys ORDER BY created_at");
+static struct core_stmt az_keys_list_stmt =
+    CORE_STMT("az_keys_list",
+              "SELECT kid, alg, state, to_char(created_at AT TIME ZONE 'UTC', "
+              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), to_char(retire_after AT TIME ZONE 'UTC', "
+              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), held FROM signing_keys ORDER BY created_at");
 
 static void keys_free(struct key *keys, size_t n)
 {
@@ -81,26 +97,65 @@ static bool insert_new_key(struct core_db_conn *c, enum core_alg alg, char *kid_
 struct load_arg {
     struct key *keys;
     size_t n;
-    bool have[CORE_ALG__COUNT];
+    bool signer[CORE_ALG__COUNT];     /* a key this node signs alg with */
+    bool file_row[CORE_ALG__COUNT];   /* this node's file key is published */
+    bool other_file[CORE_ALG__COUNT]; /* the active key is another node's file key */
     bool created;
+    json_t *switched; /* file keys made active: {kid: [retiring kids]} */
+    char why[300];    /* what no write can mend */
 };
 
 static void load_clear(struct load_arg *a)
 {
     keys_free(a->keys, a->n);
+    json_t *sw = a->switched;
     memset(a, 0, sizeof *a);
+    a->switched = sw;
+    if (sw)
+        json_object_clear(sw);
 }
 
-/* Adds the keys of r's rows (kid, alg, sealed, state, retire_after[,
- * stale]) to a; true when a row is stale: retiring past its time, so to be
- * marked retired (a write) rather than used. */
+/* The key of one row: the private half opened from the database, this
+ * node's file key, or the public half of another node's file key (to
+ * verify its tokens). NULL when a sealed half does not open. */
+static EVP_PKEY *row_key(PGresult *r, int i, const char *kid, enum core_alg alg, bool *mine)
+{
+    const char *fkid = NULL;
+    EVP_PKEY *fk = core_file_key(alg, &fkid, NULL);
+    *mine = false;
+    if (strcmp(PQgetvalue(r, i, 6), "file") == 0) {
+        if (fk && strcmp(fkid, kid) == 0) {
+            *mine = true;
+            EVP_PKEY_up_ref(fk);
+            return fk;
+        }
+        json_t *jwk = json_loads(PQgetvalue(r, i, 7), 0, NULL);
+        const char *why = NULL;
+        EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
+        json_decref(jwk);
+        if (!pub)
+            core_logf(CORE_LOG_ERROR, "signing key %s: its public JWK does not import: %s", kid,
+                      why ? why : "not JSON");
+        return pub;
+    }
+    size_t sealed_len;
+    unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
+    EVP_PKEY *k =
+        sealed ? core_sealed_key_open(AZ_KEY_LABEL, "signing key", kid, sealed, sealed_len) : NULL;
+    PQfreemem(sealed);
+    return k;
+}
+
+/* Adds the keys of r's rows (KEY_COLUMNS) to a; true when a row is stale:
+ * retiring past its time, so to be marked retired (a write) rather than
+ * used. */
 static bool add_rows(struct load_arg *a, PGresult *r)
 {
     bool stale = false;
     int rows = PQntuples(r);
     a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
     for (int i = 0; i < rows; i++) {
-        if (PQnfields(r) > 5 && PQgetvalue(r, i, 5)[0] == 't') {
+        if (PQgetvalue(r, i, 5)[0] == 't') {
             stale = true;
             continue;
         }
@@ -108,15 +163,14 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         xsnprintf(k->kid, sizeof k->kid, "%s", PQgetvalue(r, i, 0));
         if (!core_alg_parse(PQgetvalue(r, i, 1), &k->alg))
             continue;
-        size_t sealed_len;
-        unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
-        k->pkey =
-            sealed ? core_sealed_key_open(AZ_KEY_LABEL, "signing key", k->kid, sealed, sealed_len)
-                   : NULL;
-        PQfreemem(sealed);
+        bool mine;
+        k->pkey = row_key(r, i, k->kid, k->alg, &mine);
         if (!k->pkey)
             continue;
+        bool file = strcmp(PQgetvalue(r, i, 6), "file") == 0;
         k->active = strcmp(PQgetvalue(r, i, 3), "active") == 0;
+        /* with a file key for its algorithm, a node signs with that alone */
+        k->signer = mine || (!file && k->active && !core_file_key(k->alg, NULL, NULL));
         long long ra = 0;
         long v;
         if (core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v))
@@ -126,11 +180,72 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "use", json_string("sig"));
         json_object_set_new(k->jwk, "alg", json_string(core_alg_name(k->alg)));
-        if (k->active)
-            a->have[k->alg] = true;
+        if (k->signer)
+            a->signer[k->alg] = true;
+        if (mine)
+            a->file_row[k->alg] = true;
+        if (file && !mine && k->active)
+            a->other_file[k->alg] = true;
         a->n++;
     }
     return stale;
+}
+
+/* True when the set read needs a write: a key to create or to switch to. */
+static bool needs_write(const struct load_arg *a)
+{
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
+        if (core_file_key((enum core_alg)alg, NULL, NULL) ? !a->file_row[alg] : !a->signer[alg])
+            return true;
+    }
+    return false;
+}
+
+/* This node's file key of alg becomes the active key; the active one
+ * retires (published until the tokens it signed have expired). */
+static enum core_db_rc switch_to_file_key(struct core_db_conn *c, struct load_arg *a,
+                                          enum core_alg alg)
+{
+    const char *kid, *path;
+    EVP_PKEY *fk = core_file_key(alg, &kid, &path);
+    const char *v[] = {kid};
+    PGresult *r = core_db_exec(c, &az_keys_state_stmt, 1, v);
+    if (!r)
+        return CORE_DB_ERROR;
+    if (PQntuples(r) > 0) {
+        xsnprintf(a->why, sizeof a->why,
+                  "the %s key of RENKEI_SIGNING_KEY_FILE (%s, kid %s) was replaced and is %s: "
+                  "give this node the current key file",
+                  core_alg_name(alg), path, kid, PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return CORE_DB_ROLLBACK;
+    }
+    PQclear(r);
+    const char *av[] = {core_alg_name(alg)};
+    r = core_db_exec(c, &az_keys_retire_stmt, 1, av);
+    if (!r)
+        return CORE_DB_ERROR;
+    json_t *retiring = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(retiring, json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    json_t *jwk = core_jwk_public(fk);
+    char *text = json_dumps(jwk, JSON_COMPACT);
+    const char *iv[] = {kid, core_alg_name(alg), text};
+    r = core_db_exec(c, &az_keys_insert_file_stmt, 3, iv);
+    free(text);
+    json_decref(jwk);
+    if (!r) {
+        json_decref(retiring);
+        return CORE_DB_ERROR;
+    }
+    PQclear(r);
+    json_t *d =
+        json_pack("{s:[s], s:o, s:s}", "created", kid, "retiring", retiring, "held", "file");
+    bool ok = au_event_record(c, "key.rotate", NULL, "hub:signing-key-file", d);
+    json_object_set_new(a->switched, kid, json_incref(json_object_get(d, "retiring")));
+    json_decref(d);
+    return ok ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
 static enum core_db_rc load_once(struct core_db_conn *c, void *p)
@@ -147,11 +262,24 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
     add_rows(a, r);
     PQclear(r);
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
-        if (a->have[alg])
+        enum core_db_rc rc = CORE_DB_OK;
+        if (core_file_key((enum core_alg)alg, NULL, NULL)) {
+            if (a->file_row[alg])
+                continue;
+            rc = switch_to_file_key(c, a, (enum core_alg)alg);
+        } else if (a->signer[alg]) {
             continue;
-        /* the first key of this algorithm: make it, then read everything again */
-        if (!insert_new_key(c, (enum core_alg)alg, NULL, 0))
-            return CORE_DB_ERROR;
+        } else if (a->other_file[alg]) {
+            xsnprintf(a->why, sizeof a->why,
+                      "the active %s key is held in a file of another node: set "
+                      "RENKEI_SIGNING_KEY_FILE here too",
+                      core_alg_name((enum core_alg)alg));
+            rc = CORE_DB_ROLLBACK;
+        } else if (!insert_new_key(c, (enum core_alg)alg, NULL, 0)) {
+            rc = CORE_DB_ERROR; /* the first key of this algorithm */
+        }
+        if (rc != CORE_DB_OK)
+            return rc;
         a->created = true;
     }
     return CORE_DB_OK;
@@ -166,21 +294,22 @@ static enum core_db_rc load_tx(struct core_db_conn *c, void *p)
     enum core_db_rc rc = load_once(c, a);
     if (rc != CORE_DB_OK || !a->created)
         return rc;
+    json_t *switched = json_deep_copy(a->switched);
     rc = load_once(c, a);
+    json_object_update(a->switched, switched);
+    json_decref(switched);
     a->created = true;
     return rc;
 }
 
 /* The usual load: one statement, read-only. False (a cleared) when the set
- * needs a write first: a key to mark retired or one to create. */
+ * needs a write first: a key to mark retired, one to create or switch to. */
 static bool load_read(struct load_arg *a)
 {
-    static const struct core_db_query q = {
-        "SELECT kid, alg, private_sealed, state, "
-        "coalesce(extract(epoch FROM retire_after)::bigint, 0), "
-        "state = 'retiring' AND retire_after <= now() FROM signing_keys "
-        "WHERE state IN ('active', 'retiring') ORDER BY created_at",
-        0, NULL};
+    static const struct core_db_query q = {"SELECT " KEY_COLUMNS " FROM signing_keys "
+                                           "WHERE state IN ('active', 'retiring') ORDER BY "
+                                           "created_at",
+                                           0, NULL};
     PGresult *r = NULL;
     struct core_db_err err;
     core_reload_mark();
@@ -188,25 +317,52 @@ static bool load_read(struct load_arg *a)
         return false;
     bool stale = add_rows(a, r);
     PQclear(r);
-    for (int alg = 0; alg < CORE_ALG__COUNT; alg++)
-        stale = stale || !a->have[alg];
-    if (stale)
+    if (stale || needs_write(a)) {
         load_clear(a);
-    return !stale;
+        return false;
+    }
+    return true;
 }
 
 bool az_keys_load(void)
 {
-    struct load_arg a = {0};
+    struct load_arg a = {.switched = json_object()};
     struct core_db_err err;
-    if (!load_read(&a) &&
-        core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
-        load_clear(&a);
-        core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
-        return false;
+    if (!load_read(&a)) {
+        enum core_db_rc rc = core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
+        if (rc != CORE_DB_OK) {
+            if (rc == CORE_DB_ROLLBACK)
+                core_logf(CORE_LOG_ERROR, "signing keys not loaded: %s", a.why);
+            else
+                core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
+            load_clear(&a);
+            json_decref(a.switched);
+            return false;
+        }
     }
-    if (a.created)
+    const char *kid;
+    json_t *retiring;
+    json_object_foreach(a.switched, kid, retiring)
+    {
+        char *list = json_dumps(retiring, JSON_COMPACT);
+        core_logf(CORE_LOG_INFO,
+                  "signing key %s of RENKEI_SIGNING_KEY_FILE is now active; %s "
+                  "retiring",
+                  kid, list);
+        free(list);
+    }
+    if (a.created && json_object_size(a.switched) == 0)
         core_info("created the first signing keys");
+    json_decref(a.switched);
+    for (size_t i = 0; i < a.n; i++) {
+        if (a.keys[i].signer && !a.keys[i].active)
+            core_logf(CORE_LOG_WARN,
+                      "this node signs %s with key %s of RENKEI_SIGNING_KEY_FILE, which another "
+                      "node's key file has replaced: it is published until %lld only; give this "
+                      "node the current key file",
+                      core_alg_name(a.keys[i].alg), a.keys[i].kid,
+                      (long long)a.keys[i].retire_after);
+    }
     pthread_rwlock_wrlock(&ks.lock);
     keys_free(ks.keys, ks.n);
     ks.keys = a.keys;
@@ -230,7 +386,7 @@ char *az_keys_sign(enum core_alg alg, const char *typ, json_t *claims)
     pthread_rwlock_rdlock(&ks.lock);
     for (size_t i = 0; i < ks.n; i++) {
         struct key *k = &ks.keys[i];
-        if (k->active && k->alg == alg) {
+        if (k->signer && k->alg == alg) {
             json_t *h =
                 json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", core_alg_name(alg), "kid", k->kid);
             out = core_jws_sign(k->pkey, alg, h, claims);
@@ -291,6 +447,7 @@ struct rotate_arg {
     const char *actor;
     json_t *retired;
     json_t *created;
+    json_t *in_files;
 };
 
 static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
@@ -298,9 +455,20 @@ static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
     struct rotate_arg *a = p;
     json_array_clear(a->retired);
     json_array_clear(a->created);
+    json_array_clear(a->in_files);
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
         const char *v[] = {core_alg_name((enum core_alg)alg)};
-        PGresult *r = core_db_exec(c, &az_keys_retire_stmt, 1, v);
+        /* a key held in a file is rotated by replacing the file */
+        PGresult *r = core_db_exec(c, &az_keys_active_held_stmt, 1, v);
+        if (!r)
+            return CORE_DB_ERROR;
+        bool in_file = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), "file") == 0;
+        PQclear(r);
+        if (in_file) {
+            json_array_append_new(a->in_files, json_string(v[0]));
+            continue;
+        }
+        r = core_db_exec(c, &az_keys_retire_stmt, 1, v);
         if (!r)
             return CORE_DB_ERROR;
         for (int i = 0; i < PQntuples(r); i++)
@@ -311,6 +479,8 @@ static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
             return CORE_DB_ERROR;
         json_array_append_new(a->created, json_string(kid));
     }
+    if (json_array_size(a->created) == 0)
+        return CORE_DB_ROLLBACK;
     json_t *d = json_pack("{s:O, s:O}", "created", a->created, "retiring", a->retired);
     bool ok = au_event_record(c, "key.rotate", NULL, a->actor, d);
     json_decref(d);
@@ -319,20 +489,30 @@ static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
 
 bool az_keys_rotate(const char *actor, char *err, size_t errlen)
 {
-    struct rotate_arg a = {actor, json_array(), json_array()};
+    struct rotate_arg a = {actor, json_array(), json_array(), json_array()};
     struct core_db_err e;
     /* READ COMMITTED: the audit event takes the log's head lock, which under
      * SERIALIZABLE fails whenever an append commits meanwhile. Two rotations
      * at once: the second finds no active key to retire, and its new one is
      * refused by the one-active-key index (an error, nothing half done). */
     enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, &a, &e);
+    bool ok = rc == CORE_DB_OK;
+    if (rc == CORE_DB_ROLLBACK)
+        xsnprintf(err, errlen,
+                  "every active key is held in RENKEI_SIGNING_KEY_FILE: rotate it by replacing "
+                  "the file");
+    else if (!ok)
+        xsnprintf(err, errlen, "%s", e.message[0] ? e.message : "database error");
+    else if (json_array_size(a.in_files) > 0)
+        for (size_t i = 0; i < json_array_size(a.in_files); i++)
+            fprintf(stderr,
+                    "renkei: keys: %s is held in RENKEI_SIGNING_KEY_FILE and was left alone: "
+                    "rotate it by replacing the file\n",
+                    json_string_value(json_array_get(a.in_files, i)));
     json_decref(a.retired);
     json_decref(a.created);
-    if (rc != CORE_DB_OK) {
-        xsnprintf(err, errlen, "%s", e.message[0] ? e.message : "database error");
-        return false;
-    }
-    return true;
+    json_decref(a.in_files);
+    return ok;
 }
 
 struct list_arg {
@@ -347,11 +527,12 @@ static enum core_db_rc list_tx(struct core_db_conn *c, void *p)
     if (!r)
         return CORE_DB_ERROR;
     for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(a->rows,
-                              json_pack("{s:s, s:s, s:s, s:s, s:s?}", "kid", PQgetvalue(r, i, 0),
-                                        "alg", PQgetvalue(r, i, 1), "state", PQgetvalue(r, i, 2),
-                                        "created_at", PQgetvalue(r, i, 3), "retire_after",
-                                        PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4)));
+        json_array_append_new(a->rows, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "kid",
+                                                 PQgetvalue(r, i, 0), "alg", PQgetvalue(r, i, 1),
+                                                 "state", PQgetvalue(r, i, 2), "created_at",
+                                                 PQgetvalue(r, i, 3), "retire_after",
+                                                 PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
+                                                 "held", PQgetvalue(r, i, 5)));
     PQclear(r);
     return CORE_DB_OK;
 }

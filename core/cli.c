@@ -13,6 +13,7 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/crypto.h"
+#include "core/jose.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "core/migrate.h"
@@ -103,6 +104,13 @@ bool core_cli_config(bool need_db, bool need_secret)
     if (need_secret && !core_secret_load(core_cfg.secret_file, &err)) {
         fprintf(stderr, "renkei: %s\n", err);
         free(err);
+        return false;
+    }
+    if (need_secret && core_cfg.signing_key_files &&
+        !core_file_keys_load(core_cfg.signing_key_files, &err)) {
+        fprintf(stderr, "renkei: %s\n", err);
+        free(err);
+        core_secret_release();
         return false;
     }
     return true;

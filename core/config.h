@@ -10,18 +10,19 @@
  * value is validated at start; a bad one yields one line naming the variable.
  */
 struct core_config {
-    char *db;           /* RENKEI_DB, libpq connection string; NULL when unset */
-    char *listen;       /* RENKEI_LISTEN as given, "host:port" */
-    char *listen_host;  /* host part without brackets */
-    int listen_port;    /* 0: let the kernel choose */
-    char *issuer;       /* RENKEI_ISSUER without a trailing slash; NULL: derive from listen */
-    char *secret_file;  /* RENKEI_SECRET_FILE */
-    int threads;        /* RENKEI_THREADS */
-    int db_pool;        /* RENKEI_DB_POOL */
-    long max_body;      /* RENKEI_MAX_BODY, bytes */
-    int shutdown_grace; /* RENKEI_SHUTDOWN_GRACE, seconds */
-    int conn_per_ip;    /* RENKEI_MAX_CONN_PER_IP; 0: no limit */
-    int token_rate;     /* RENKEI_TOKEN_RATE, tokens/s per client; 0: no limit */
+    char *db;                /* RENKEI_DB, libpq connection string; NULL when unset */
+    char *listen;            /* RENKEI_LISTEN as given, "host:port" */
+    char *listen_host;       /* host part without brackets */
+    int listen_port;         /* 0: let the kernel choose */
+    char *issuer;            /* RENKEI_ISSUER without a trailing slash; NULL: derive from listen */
+    char *secret_file;       /* RENKEI_SECRET_FILE */
+    char *signing_key_files; /* RENKEI_SIGNING_KEY_FILE as given; NULL: keys in the database */
+    int threads;             /* RENKEI_THREADS */
+    int db_pool;             /* RENKEI_DB_POOL */
+    long max_body;           /* RENKEI_MAX_BODY, bytes */
+    int shutdown_grace;      /* RENKEI_SHUTDOWN_GRACE, seconds */
+    int conn_per_ip;         /* RENKEI_MAX_CONN_PER_IP; 0: no limit */
+    int token_rate;          /* RENKEI_TOKEN_RATE, tokens/s per client; 0: no limit */
     enum core_log_level log_level; /* RENKEI_LOG */
     bool log_level_set;            /* RENKEI_LOG was given */
     /* RENKEI_NOTIFY_DENY: addresses NGSI notifications may not go to */

@@ -790,6 +790,7 @@ bool core_open(const char *label, const void *aad, size_t aad_len, const void *s
 void core_secret_release(void)
 {
     core_sealed_keys_forget(); /* opened under this secret */
+    core_file_keys_release();
     pthread_rwlock_wrlock(&sec_lock);
     core_secret_free(&cur);
     core_secret_free(&prev);

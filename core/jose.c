@@ -1,11 +1,13 @@
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/decoder.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -565,4 +567,137 @@ bool core_jws_verify(const struct core_jws *j, EVP_PKEY *key, enum core_alg alg)
                                j->signing_input_len) == 1;
     EVP_MD_CTX_free(md);
     return ok;
+}
+
+/* ---- keys held in files (RENKEI_SIGNING_KEY_FILE) ---- */
+
+static struct {
+    EVP_PKEY *key;
+    char *kid;
+    char *path;
+} file_keys[CORE_ALG__COUNT];
+
+/* A passphrase is never asked for: an encrypted key is refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+static bool file_key_alg(EVP_PKEY *k, enum core_alg *alg, const char **why)
+{
+    if (EVP_PKEY_is_a(k, "EC")) {
+        char group[64];
+        if (!EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                            NULL) ||
+            strcmp(group, "prime256v1") != 0) {
+            *why = "holds an EC key of another curve than P-256 (ES256)";
+            return false;
+        }
+        *alg = CORE_ES256;
+        return true;
+    }
+    if (EVP_PKEY_is_a(k, "RSA")) {
+        if (EVP_PKEY_get_bits(k) < 2048) {
+            *why = "holds an RSA key of fewer than 2048 bits";
+            return false;
+        }
+        *alg = CORE_RS256;
+        return true;
+    }
+    *why = "holds a key of another type than EC P-256 or RSA";
+    return false;
+}
+
+static bool file_key_load(const char *path, char **err)
+{
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    if (!core_private_file_read("RENKEI_SIGNING_KEY_FILE", path, 64, 16384, &pem, &len, err))
+        return false;
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    bool pkcs8 = strstr((char *)pem, "-----BEGIN PRIVATE KEY-----") != NULL;
+    core_private_file_free(pem, len);
+    ERR_clear_error();
+    const char *why = NULL;
+    enum core_alg alg = CORE_ES256;
+    if (!k)
+        why = "holds no private key in PEM (an encrypted key is refused: the hub asks no "
+              "passphrase)";
+    else if (!pkcs8)
+        why = "is not PKCS#8 (\"BEGIN PRIVATE KEY\"): convert it with openssl pkcs8 -topk8 "
+              "-nocrypt";
+    else if (file_key_alg(k, &alg, &why) && file_keys[alg].key)
+        why = alg == CORE_ES256 ? "is a second ES256 key" : "is a second RS256 key";
+    if (why) {
+        *err = xasprintf("RENKEI_SIGNING_KEY_FILE: \"%s\" %s", path, why);
+        EVP_PKEY_free(k);
+        return false;
+    }
+    json_t *jwk = core_jwk_public(k);
+    file_keys[alg].kid = core_jwk_thumbprint(jwk);
+    json_decref(jwk);
+    file_keys[alg].key = k;
+    file_keys[alg].path = xstrdup(path);
+    return true;
+}
+
+bool core_file_keys_load(const char *list, char **err)
+{
+    core_file_keys_release();
+    char *copy = xstrdup(list);
+    bool ok = true;
+    size_t n = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(copy, ",", &save); p && ok; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ')
+            p++;
+        size_t l = strlen(p);
+        while (l > 0 && p[l - 1] == ' ')
+            p[--l] = '\0';
+        if (!*p)
+            continue;
+        if (++n > CORE_ALG__COUNT) {
+            *err = xasprintf("RENKEI_SIGNING_KEY_FILE: names more than %d files (one ES256 key, "
+                             "one RS256 key)",
+                             CORE_ALG__COUNT);
+            ok = false;
+        } else {
+            ok = file_key_load(p, err);
+        }
+    }
+    if (ok && n == 0) {
+        *err = xstrdup("RENKEI_SIGNING_KEY_FILE: names no file");
+        ok = false;
+    }
+    free(copy);
+    if (!ok)
+        core_file_keys_release();
+    return ok;
+}
+
+EVP_PKEY *core_file_key(enum core_alg alg, const char **kid, const char **path)
+{
+    if (alg < 0 || alg >= CORE_ALG__COUNT || !file_keys[alg].key)
+        return NULL;
+    if (kid)
+        *kid = file_keys[alg].kid;
+    if (path)
+        *path = file_keys[alg].path;
+    return file_keys[alg].key;
+}
+
+void core_file_keys_release(void)
+{
+    for (int a = 0; a < CORE_ALG__COUNT; a++) {
+        EVP_PKEY_free(file_keys[a].key);
+        free(file_keys[a].kid);
+        free(file_keys[a].path);
+        memset(&file_keys[a], 0, sizeof file_keys[a]);
+    }
 }

@@ -67,6 +67,21 @@ EVP_PKEY *core_sealed_key_open(const char *label, const char *what, const char *
 /* Drops the keys core_sealed_key_open keeps (they live on while in use). */
 void core_sealed_keys_forget(void);
 
+/*
+ * Token-signing keys held in files of the service user rather than in the
+ * database (RENKEI_SIGNING_KEY_FILE: comma-separated PEM PKCS#8 files, an EC
+ * P-256 key for ES256 and/or an RSA key of 2048 bits or more for RS256), read
+ * once at start. kid: the RFC 7638 thumbprint of the public half.
+ */
+/* Reads every file of list; false and *err (one line naming the variable
+ * and the file; caller frees) for a file core_private_file_read refuses,
+ * an encrypted or non-PKCS#8 key, another type or curve, a weak RSA key,
+ * or two keys of one algorithm. */
+bool core_file_keys_load(const char *list, char **err);
+/* The key for alg, borrowed, with its kid and file; NULL when none. */
+EVP_PKEY *core_file_key(enum core_alg alg, const char **kid, const char **path);
+void core_file_keys_release(void);
+
 /* Signs header and claims (JSON objects; borrowed) with key under alg.
  * Returns the compact JWS (malloc'd). */
 char *core_jws_sign(EVP_PKEY *key, enum core_alg alg, json_t *header, json_t *claims);
