@@ -164,8 +164,9 @@ static bool add_rows(struct load_arg *a, PGresult *r)
             text = PQunescapeBytea((const unsigned char *)sealed, &sealed_len);
             sealed = text;
         }
-        k->pkey = sealed ? core_sealed_key_open(AU_KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
-                         : NULL;
+        k->pkey = sealed
+                      ? core_sealed_key_open(AU_KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
+                      : NULL;
         PQfreemem(text);
         if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {
             EVP_PKEY_free(k->pkey);
