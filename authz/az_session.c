@@ -48,7 +48,7 @@ static char *random_value(void)
 
 static struct core_stmt az_session_get_stmt = CORE_STMT(
     "az_session_get",
-    "SELECT s.sid, s.resident_id, extract(epoch FROM s.auth_time)::bigint, s.acr, "
+    "SELECT s.sid, s.resident_id, floor(extract(epoch FROM s.auth_time))::bigint, s.acr, "
     "array_to_string(s.amr, ' '), s.last_seen < now() - interval '1 minute' FROM sessions s JOIN "
     "residents r ON r.id = s.resident_id JOIN tenants t ON t.id = r.tenant_id WHERE s.id_hash = "
     "$1 AND s.ended_at IS NULL AND s.expires_at > now() AND s.last_seen > now() - "
@@ -60,7 +60,7 @@ static struct core_stmt az_session_insert_stmt = CORE_STMT(
     /* sessions long over go on the way in */
     "WITH gone AS (DELETE FROM sessions WHERE expires_at < now() - interval '1 day') INSERT INTO "
     "sessions (id_hash, sid, resident_id, auth_time, expires_at) VALUES ($1, $2, $3, now(), now() "
-    "+ make_interval(secs => $4)) RETURNING extract(epoch FROM auth_time)::bigint, acr, "
+    "+ make_interval(secs => $4)) RETURNING floor(extract(epoch FROM auth_time))::bigint, acr, "
     "array_to_string(amr, ' ')");
 static struct core_stmt az_session_end_stmt =
     CORE_STMT("az_session_end",

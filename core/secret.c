@@ -45,8 +45,25 @@ static char *new_path(void)
     return xasprintf("%s.new", core_cfg.secret_file);
 }
 
-/* Renames RENKEI_SECRET_FILE.new over RENKEI_SECRET_FILE, durably. */
-static bool promote_new_file(char *err, size_t errlen)
+/* Whether RENKEI_SECRET_FILE holds the master want names. */
+static bool file_holds(const char *want)
+{
+    struct core_secret s;
+    char *err = NULL;
+    if (!core_secret_read(core_cfg.secret_file, false, &s, &err)) {
+        free(err);
+        return false;
+    }
+    char hex[ID_HEX];
+    id_hex(s.id, hex);
+    core_secret_free(&s);
+    return strcmp(hex, want) == 0;
+}
+
+/* Renames RENKEI_SECRET_FILE.new over RENKEI_SECRET_FILE, durably. A hub on
+ * this machine may have done it first (it follows the rotation's NOTIFY):
+ * then the file already holds want. */
+static bool promote_new_file(const char *want, char *err, size_t errlen)
 {
     char *from = new_path();
     char *copy = xstrdup(core_cfg.secret_file);
@@ -58,6 +75,8 @@ static bool promote_new_file(char *err, size_t errlen)
             (void)fsync(fd);
             close(fd);
         }
+    } else if (e == ENOENT && file_holds(want)) {
+        ok = true;
     } else {
         xsnprintf(err, errlen, "cannot rename %s to %s: %s", from, core_cfg.secret_file,
                   strerror(e));
@@ -146,7 +165,7 @@ static bool adopt(const char *want, char *why, size_t why_len)
     bool ok = !other_root && adopt_from(np, want, &other_root);
     if (ok) {
         char err[300];
-        if (promote_new_file(err, sizeof err))
+        if (promote_new_file(want, err, sizeof err))
             core_logf(CORE_LOG_INFO, "master secret %s taken from %s, now moved to %s", want, np,
                       core_cfg.secret_file);
         else
@@ -406,7 +425,7 @@ static int cmd_rotate(const struct core_app *app, bool prepare)
     enum core_db_rc r = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, &a, &e);
     char perr[300];
     if (r == CORE_DB_ROLLBACK && a.finished_before) {
-        if (!promote_new_file(perr, sizeof perr)) {
+        if (!promote_new_file(a.next_id, perr, sizeof perr)) {
             fprintf(stderr, "renkei: secret: %s\n", perr);
         } else {
             printf("finished an interrupted rotation: master secret %s is in %s\n", a.next_id,
@@ -418,7 +437,7 @@ static int cmd_rotate(const struct core_app *app, bool prepare)
                 "renkei: secret: rotation failed: %s\n(%s.new is kept: the next `renkei secret "
                 "rotate` uses it)\n",
                 a.why[0] ? a.why : e.message, core_cfg.secret_file);
-    } else if (!promote_new_file(perr, sizeof perr)) {
+    } else if (!promote_new_file(a.next_id, perr, sizeof perr)) {
         fprintf(stderr,
                 "renkei: secret: the database is re-sealed under master secret %s, but %s: move "
                 "%s.new to %s by hand (or run `renkei secret rotate` again)\n",

@@ -85,7 +85,7 @@ assert_status 201 "an NGSI write as the hub's role"
 http GET /v2/entities/R1 -H "Authorization: Bearer $TOKEN"
 assert_status 200 "and read"
 run_renkei "${HUBENV[@]}" secret rotate
-check "the hub's role rotates the master secret" test "$RUN_STATUS" = 0
+assert_eq 0 "$RUN_STATUS" "the hub's role rotates the master secret [$RUN_ERR]"
 run_renkei "${HUBENV[@]}" audit checkpoint
 check "and signs a checkpoint" test "$RUN_STATUS" = 0
 hub_stop
