@@ -106,7 +106,9 @@ bool core_cli_config(bool need_db, bool need_secret)
         free(err);
         return false;
     }
-    if (need_secret && core_cfg.signing_key_files &&
+    /* only the server signs tokens: a command (a migration run as another
+     * user, say) neither needs the key files nor may be able to read them */
+    if (need_secret && core_cli_serving && core_cfg.signing_key_files &&
         !core_file_keys_load(core_cfg.signing_key_files, &err)) {
         fprintf(stderr, "renkei: %s\n", err);
         free(err);

@@ -187,6 +187,13 @@ static enum MHD_Result xff_one(void *cls, enum MHD_ValueKind kind, const char *k
 
 /* One X-Forwarded-For element (spaces around it allowed) as an address;
  * false when it is not a bare IPv4 or IPv6 address. */
+/* 1 to 5 digits, nothing else */
+static bool port_ok(const char *p)
+{
+    size_t n = strspn(p, "0123456789");
+    return n >= 1 && n <= 5 && p[n] == '\0';
+}
+
 static bool xff_addr(const char *s, size_t len, struct sockaddr_storage *ss, char *text,
                      size_t text_len)
 {
@@ -198,6 +205,22 @@ static bool xff_addr(const char *s, size_t len, struct sockaddr_storage *ss, cha
         return false;
     memcpy(text, s, len);
     text[len] = '\0';
+    /* some proxies (Azure's, IIS's ARR) write the port too: "192.0.2.1:443",
+     * "[2001:db8::1]:443"; a bracketed address may also come alone */
+    if (text[0] == '[') {
+        char *close = strchr(text, ']');
+        if (!close || (close[1] && (close[1] != ':' || !port_ok(close + 2))))
+            return false;
+        *close = '\0';
+        memmove(text, text + 1, strlen(text + 1) + 1);
+    } else {
+        char *colon = strchr(text, ':');
+        if (colon && !strchr(colon + 1, ':')) {
+            if (!port_ok(colon + 1))
+                return false;
+            *colon = '\0';
+        }
+    }
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;

@@ -95,6 +95,12 @@ curl -s -o /dev/null -H 'X-Request-Id: addr-6' "${forged[@]}" -H 'X-Forwarded-Fo
 assert_eq 203.0.113.5 "$(client_in_log addr-6)" "nine forged header lines before the proxy's do not push its line out"
 curl -s -o /dev/null -H 'X-Request-Id: addr-7' -H 'X-Forwarded-For: 2001:DB8:0:0::1' "$HUB_URL/healthz"
 assert_eq 2001:db8::1 "$(client_in_log addr-7)" "an address is written in its canonical form (one client, one throttle key)"
+curl -s -o /dev/null -H 'X-Request-Id: addr-8' -H 'X-Forwarded-For: 198.51.100.7:50123' "$HUB_URL/healthz"
+assert_eq 198.51.100.7 "$(client_in_log addr-8)" "an IPv4 hop with a port (as some proxies write it)"
+curl -s -o /dev/null -H 'X-Request-Id: addr-9' -H 'X-Forwarded-For: [2001:DB8::7]:443' "$HUB_URL/healthz"
+assert_eq 2001:db8::7 "$(client_in_log addr-9)" "a bracketed IPv6 hop with a port"
+curl -s -o /dev/null -H 'X-Request-Id: addr-10' -H 'X-Forwarded-For: 6.6.6.6, 198.51.100.7:http' "$HUB_URL/healthz"
+assert_eq 127.0.0.1 "$(client_in_log addr-10)" "a port that is not a number: not an address, the walk stops at the proxy"
 
 # ---- the per-address throttle lands on the client behind the proxy
 for i in $(seq 1 30); do

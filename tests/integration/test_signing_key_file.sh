@@ -3,8 +3,8 @@
 # Signing keys held outside the database (issue 12): RENKEI_SIGNING_KEY_FILE
 # names PEM PKCS#8 files of the service user, an EC P-256 key for ES256
 # and an RSA key for RS256.
-# - Files the hub must not trust are refused at start with one line naming
-#   the variable: readable by others, a link, encrypted, not PKCS#8,
+# - Files the hub must not trust are refused at start (serve; other
+#   commands do not read them) with one line naming the variable: readable by others, a link, encrypted, not PKCS#8,
 #   another curve, a weak RSA key, two keys of one algorithm.
 # - Given the files, the hub signs with them: the kid is the RFC 7638
 #   thumbprint of each file's public key, the signatures verify with
@@ -83,8 +83,8 @@ verify_with() {
 }
 
 # ------------------------------------------------------------------ files refused
-refused() { # refused PATTERN MSG FILE[,FILE]: the CLI stops at its configuration
-  run_renkei RENKEI_SIGNING_KEY_FILE="$3" keys list
+refused() { # refused PATTERN MSG FILE[,FILE]: serve stops at its configuration
+  RUN_TIMEOUT=10 run_renkei RENKEI_LISTEN=127.0.0.1:0 RENKEI_SIGNING_KEY_FILE="$3" serve
   assert_eq 1 "$RUN_STATUS" "$2: refused"
   assert_match "RENKEI_SIGNING_KEY_FILE: .*$1" "$RUN_ERR" "$2: the reason names the variable"
 }
@@ -105,6 +105,8 @@ refused 'another type' "an Ed25519 key" "$KD/ed.pem"
 newkey "$KD/es2.pem" -algorithm EC -pkeyopt ec_paramgen_curve:P-256
 refused 'second ES256 key' "two ES256 keys" "$KD/es1.pem,$KD/es2.pem"
 refused 'more than 2 files' "three files" "$KD/es1.pem,$KD/rs1.pem,$KD/es2.pem"
+run_renkei RENKEI_SIGNING_KEY_FILE="$KD/open.pem" migrate
+assert_eq 0 "$RUN_STATUS" "a command other than serve does not read the key files (a migration as another user)"
 chmod 777 "$KD"
 refused 'group or others may write' "a directory others may write" "$KD/es1.pem"
 chmod 700 "$KD"
@@ -162,7 +164,7 @@ assert_eq "$ES1_KID" "$(jwt_header "$TOKEN" | jq -r .kid)" "and signs with the s
 hub2_stop
 
 # ------------------------------------------------------------------ keys rotate, secret rotate
-run_renkei RENKEI_SIGNING_KEY_FILE="$FILES" keys rotate
+run_renkei keys rotate
 assert_eq 1 "$RUN_STATUS" "keys rotate with every key in files: nothing to rotate"
 assert_match "every active key is held in RENKEI_SIGNING_KEY_FILE" "$RUN_ERR" "it says so"
 run_renkei secret rotate
