@@ -18,6 +18,7 @@
 #define AZ_SECRET_LABEL         "renkei.authz.client-secret.v1"
 #define AZ_REGTOKEN_LABEL       "renkei.authz.registration-token.v1"
 #define AZ_IAT_LABEL            "renkei.authz.initial-access-token.v1"
+#define AZ_FILE_KEY_LABEL       "renkei.authz.file-key.v1"
 #define AZ_GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 
 /* The scopes the hub knows; a client may be allowed a subset. */

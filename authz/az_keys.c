@@ -33,10 +33,10 @@ static struct {
 
 /* The columns both loads read: kid, alg, private_sealed, state,
  * retire_after (epoch, 0 when active), stale (retiring past its time),
- * held, public_jwk. */
+ * held, public_jwk, public_mac. */
 #define KEY_COLUMNS                                                                                \
     "kid, alg, private_sealed, state, coalesce(extract(epoch FROM retire_after)::bigint, 0), "     \
-    "state = 'retiring' AND retire_after <= now(), held, public_jwk"
+    "state = 'retiring' AND retire_after <= now(), held, public_jwk, public_mac"
 
 static struct core_stmt az_keys_expire_stmt = CORE_STMT(
     "az_keys_expire", "UPDATE signing_keys SET state = 'retired' WHERE state = 'retiring' AND "
@@ -49,9 +49,9 @@ static struct core_stmt az_keys_insert_stmt = CORE_STMT(
     "az_keys_insert", "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state) "
                       "VALUES ($1, $2, $3::jsonb, $4, 'active')");
 static struct core_stmt az_keys_insert_file_stmt =
-    CORE_STMT("az_keys_insert_file",
-              "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, state, held) "
-              "VALUES ($1, $2, $3::jsonb, NULL, 'active', 'file')");
+    CORE_STMT("az_keys_insert_file", "INSERT INTO signing_keys (kid, alg, public_jwk, "
+                                     "private_sealed, state, held, public_mac) "
+                                     "VALUES ($1, $2, $3::jsonb, NULL, 'active', 'file', $4)");
 static struct core_stmt az_keys_state_stmt =
     CORE_STMT("az_keys_state", "SELECT state FROM signing_keys WHERE kid = $1");
 static struct core_stmt az_keys_active_held_stmt = CORE_STMT(
@@ -99,10 +99,10 @@ struct load_arg {
     size_t n;
     bool signer[CORE_ALG__COUNT];     /* a key this node signs alg with */
     bool file_row[CORE_ALG__COUNT];   /* this node's file key is published */
+    bool file_gone[CORE_ALG__COUNT];  /* ... and was retired: never again */
     bool other_file[CORE_ALG__COUNT]; /* the active key is another node's file key */
     bool created;
     json_t *switched; /* file keys made active: {kid: [retiring kids]} */
-    char why[300];    /* what no write can mend */
 };
 
 static void load_clear(struct load_arg *a)
@@ -115,9 +115,59 @@ static void load_clear(struct load_arg *a)
         json_object_clear(sw);
 }
 
+/* What makes a file key's row trustworthy without its private half: an
+ * HMAC, under a key derived from the master secret's root, of its kid and
+ * algorithm, where the kid is the RFC 7638 thumbprint of its public key. A
+ * row someone wrote into the database with a key of their own has none. */
+static void file_key_mac(const char *kid, enum core_alg alg, unsigned char mac[32])
+{
+    unsigned char k[32];
+    core_secret_derive(AZ_FILE_KEY_LABEL, k, sizeof k);
+    char *msg = xasprintf("%s\n%s", kid, core_alg_name(alg));
+    core_hmac_sha256(k, msg, strlen(msg), mac);
+    OPENSSL_cleanse(k, sizeof k);
+    free(msg);
+}
+
+/* The public key of another node's file key, after its row's checks. */
+static EVP_PKEY *file_row_key(PGresult *r, int i, const char *kid, enum core_alg alg)
+{
+    const char *why = NULL;
+    json_t *jwk = json_loads(PQgetvalue(r, i, 7), 0, NULL);
+    EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
+    json_decref(jwk);
+    char *thumb = NULL;
+    if (pub) {
+        json_t *canon = core_jwk_public(pub);
+        thumb = canon ? core_jwk_thumbprint(canon) : NULL;
+        json_decref(canon);
+    }
+    size_t mac_len = 0;
+    unsigned char *mac = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 8), &mac_len);
+    unsigned char want[32];
+    file_key_mac(kid, alg, want);
+    if (!pub)
+        why = why ? why : "its public JWK is not JSON";
+    else if (!thumb || strcmp(thumb, kid) != 0)
+        why = "its kid is not the thumbprint of its public key";
+    else if (!EVP_PKEY_is_a(pub, alg == CORE_ES256 ? "EC" : "RSA"))
+        why = "its key is not of its algorithm";
+    else if (PQgetisnull(r, i, 8) || !mac || mac_len != sizeof want ||
+             CRYPTO_memcmp(mac, want, sizeof want) != 0)
+        why = "its MAC does not verify (the row was not written by a hub of this installation)";
+    PQfreemem(mac);
+    free(thumb);
+    if (why) {
+        core_logf(CORE_LOG_ERROR, "signing key %s held in a file is not trusted: %s", kid, why);
+        EVP_PKEY_free(pub);
+        return NULL;
+    }
+    return pub;
+}
+
 /* The key of one row: the private half opened from the database, this
  * node's file key, or the public half of another node's file key (to
- * verify its tokens). NULL when a sealed half does not open. */
+ * verify its tokens). NULL when it cannot be opened or trusted. */
 static EVP_PKEY *row_key(PGresult *r, int i, const char *kid, enum core_alg alg, bool *mine)
 {
     const char *fkid = NULL;
@@ -129,14 +179,7 @@ static EVP_PKEY *row_key(PGresult *r, int i, const char *kid, enum core_alg alg,
             EVP_PKEY_up_ref(fk);
             return fk;
         }
-        json_t *jwk = json_loads(PQgetvalue(r, i, 7), 0, NULL);
-        const char *why = NULL;
-        EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
-        json_decref(jwk);
-        if (!pub)
-            core_logf(CORE_LOG_ERROR, "signing key %s: its public JWK does not import: %s", kid,
-                      why ? why : "not JSON");
-        return pub;
+        return file_row_key(r, i, kid, alg);
     }
     size_t sealed_len;
     unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 2), &sealed_len);
@@ -169,8 +212,10 @@ static bool add_rows(struct load_arg *a, PGresult *r)
             continue;
         bool file = strcmp(PQgetvalue(r, i, 6), "file") == 0;
         k->active = strcmp(PQgetvalue(r, i, 3), "active") == 0;
-        /* with a file key for its algorithm, a node signs with that alone */
-        k->signer = mine || (!file && k->active && !core_file_key(k->alg, NULL, NULL));
+        /* with a file key for its algorithm, a node signs with that alone,
+         * and only while it is the active key: a token signed with a
+         * retiring key would outlive the key's publication */
+        k->signer = k->active && (mine || (!file && !core_file_key(k->alg, NULL, NULL)));
         long long ra = 0;
         long v;
         if (core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v))
@@ -195,7 +240,8 @@ static bool add_rows(struct load_arg *a, PGresult *r)
 static bool needs_write(const struct load_arg *a)
 {
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
-        if (core_file_key((enum core_alg)alg, NULL, NULL) ? !a->file_row[alg] : !a->signer[alg])
+        if (core_file_key((enum core_alg)alg, NULL, NULL) ? !a->file_row[alg]
+                                                          : !a->signer[alg] && !a->other_file[alg])
             return true;
     }
     return false;
@@ -213,12 +259,9 @@ static enum core_db_rc switch_to_file_key(struct core_db_conn *c, struct load_ar
     if (!r)
         return CORE_DB_ERROR;
     if (PQntuples(r) > 0) {
-        xsnprintf(a->why, sizeof a->why,
-                  "the %s key of RENKEI_SIGNING_KEY_FILE (%s, kid %s) was replaced and is %s: "
-                  "give this node the current key file",
-                  core_alg_name(alg), path, kid, PQgetvalue(r, 0, 0));
+        a->file_gone[alg] = true; /* replaced, and retired: it never comes back */
         PQclear(r);
-        return CORE_DB_ROLLBACK;
+        return CORE_DB_OK;
     }
     PQclear(r);
     const char *av[] = {core_alg_name(alg)};
@@ -231,8 +274,12 @@ static enum core_db_rc switch_to_file_key(struct core_db_conn *c, struct load_ar
     PQclear(r);
     json_t *jwk = core_jwk_public(fk);
     char *text = json_dumps(jwk, JSON_COMPACT);
-    const char *iv[] = {kid, core_alg_name(alg), text};
-    r = core_db_exec(c, &az_keys_insert_file_stmt, 3, iv);
+    unsigned char mac[32];
+    file_key_mac(kid, alg, mac);
+    const char *iv[] = {kid, core_alg_name(alg), text, (const char *)mac};
+    int lengths[] = {0, 0, 0, (int)sizeof mac};
+    int formats[] = {0, 0, 0, 1};
+    r = core_db_execp(c, &az_keys_insert_file_stmt, 4, iv, lengths, formats, 0);
     free(text);
     json_decref(jwk);
     if (!r) {
@@ -245,6 +292,7 @@ static enum core_db_rc switch_to_file_key(struct core_db_conn *c, struct load_ar
     bool ok = au_event_record(c, "key.rotate", NULL, "hub:signing-key-file", d);
     json_object_set_new(a->switched, kid, json_incref(json_object_get(d, "retiring")));
     json_decref(d);
+    a->created = true;
     return ok ? CORE_DB_OK : CORE_DB_ERROR;
 }
 
@@ -262,25 +310,18 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
     add_rows(a, r);
     PQclear(r);
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
-        enum core_db_rc rc = CORE_DB_OK;
         if (core_file_key((enum core_alg)alg, NULL, NULL)) {
             if (a->file_row[alg])
                 continue;
-            rc = switch_to_file_key(c, a, (enum core_alg)alg);
-        } else if (a->signer[alg]) {
-            continue;
-        } else if (a->other_file[alg]) {
-            xsnprintf(a->why, sizeof a->why,
-                      "the active %s key is held in a file of another node: set "
-                      "RENKEI_SIGNING_KEY_FILE here too",
-                      core_alg_name((enum core_alg)alg));
-            rc = CORE_DB_ROLLBACK;
-        } else if (!insert_new_key(c, (enum core_alg)alg, NULL, 0)) {
-            rc = CORE_DB_ERROR; /* the first key of this algorithm */
+            enum core_db_rc rc = switch_to_file_key(c, a, (enum core_alg)alg);
+            if (rc != CORE_DB_OK)
+                return rc;
+        } else if (!a->signer[alg] && !a->other_file[alg]) {
+            /* the first key of this algorithm */
+            if (!insert_new_key(c, (enum core_alg)alg, NULL, 0))
+                return CORE_DB_ERROR;
+            a->created = true;
         }
-        if (rc != CORE_DB_OK)
-            return rc;
-        a->created = true;
     }
     return CORE_DB_OK;
 }
@@ -324,21 +365,41 @@ static bool load_read(struct load_arg *a)
     return true;
 }
 
+/* Why this node cannot sign some algorithm (NULL: it can sign every one):
+ * what no load can mend, so the hub is not ready until someone acts. */
+static const char *signing_gap(const struct load_arg *a, char *buf, size_t len)
+{
+    for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
+        if (a->signer[alg])
+            continue;
+        const char *name = core_alg_name((enum core_alg)alg), *kid = NULL, *path = NULL;
+        if (core_file_key((enum core_alg)alg, &kid, &path))
+            xsnprintf(buf, len,
+                      "the %s key of RENKEI_SIGNING_KEY_FILE (%s, kid %s) was replaced by another "
+                      "node's key file%s: give this node the current key file",
+                      name, path, kid, a->file_gone[alg] ? " and is retired" : "");
+        else if (a->other_file[alg])
+            xsnprintf(buf, len,
+                      "the active %s key is held in a file of another node: set "
+                      "RENKEI_SIGNING_KEY_FILE here too",
+                      name);
+        else
+            xsnprintf(buf, len, "no active %s key opens here (see the log)", name);
+        return buf;
+    }
+    return NULL;
+}
+
 bool az_keys_load(void)
 {
     struct load_arg a = {.switched = json_object()};
     struct core_db_err err;
-    if (!load_read(&a)) {
-        enum core_db_rc rc = core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err);
-        if (rc != CORE_DB_OK) {
-            if (rc == CORE_DB_ROLLBACK)
-                core_logf(CORE_LOG_ERROR, "signing keys not loaded: %s", a.why);
-            else
-                core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
-            load_clear(&a);
-            json_decref(a.switched);
-            return false;
-        }
+    if (!load_read(&a) &&
+        core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, load_tx, &a, &err) != CORE_DB_OK) {
+        core_logf(CORE_LOG_WARN, "signing keys not loaded: %s", err.message);
+        load_clear(&a);
+        json_decref(a.switched);
+        return false;
     }
     const char *kid;
     json_t *retiring;
@@ -346,23 +407,20 @@ bool az_keys_load(void)
     {
         char *list = json_dumps(retiring, JSON_COMPACT);
         core_logf(CORE_LOG_INFO,
-                  "signing key %s of RENKEI_SIGNING_KEY_FILE is now active; %s "
-                  "retiring",
-                  kid, list);
+                  "signing key %s of RENKEI_SIGNING_KEY_FILE is now active; %s retiring", kid,
+                  list);
         free(list);
     }
     if (a.created && json_object_size(a.switched) == 0)
         core_info("created the first signing keys");
     json_decref(a.switched);
-    for (size_t i = 0; i < a.n; i++) {
-        if (a.keys[i].signer && !a.keys[i].active)
-            core_logf(CORE_LOG_WARN,
-                      "this node signs %s with key %s of RENKEI_SIGNING_KEY_FILE, which another "
-                      "node's key file has replaced: it is published until %lld only; give this "
-                      "node the current key file",
-                      core_alg_name(a.keys[i].alg), a.keys[i].kid,
-                      (long long)a.keys[i].retire_after);
-    }
+    /* the set is taken even so: tokens of the keys it holds still verify,
+     * and a key this node may no longer sign with is no longer used */
+    char buf[300];
+    const char *gap = signing_gap(&a, buf, sizeof buf);
+    if (gap)
+        core_logf(CORE_LOG_ERROR, "not ready: %s", gap);
+    core_reload_block(core_reload_current(), gap);
     pthread_rwlock_wrlock(&ks.lock);
     keys_free(ks.keys, ks.n);
     ks.keys = a.keys;

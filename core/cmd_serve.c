@@ -88,7 +88,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
     /* The modules start first: their first database connections (the
      * slowest part of a start) open while the routes are built. */
     core_db_init(core_cfg.db, core_cfg.db_pool);
-    core_secret_start(); /* first: the modules' loads open what it seals */
+    core_secret_start(app); /* first: the modules' loads open what it seals */
     for (size_t i = 0; i < app->nstarts; i++)
         app->starts[i]();
     core_reload_start();

@@ -32,7 +32,9 @@
  * rotation (a login form in flight) still open. */
 static struct core_secret cur, prev;
 static bool loaded;
-static pthread_rwlock_t sec_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* writers first: a rotation taken on the listener thread must not wait out a
+ * stream of readers (every notification waits behind it) */
+static pthread_rwlock_t sec_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 static void rand_bytes(void *buf, size_t len)
 {
@@ -500,7 +502,7 @@ bool core_private_file_read(const char *var, const char *path, size_t min, size_
     char what[160];
     if (!dir_ok(var, path, dir, err))
         goto cleanup;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         fail_var(err, var, path, "cannot open", errno);
         goto cleanup;

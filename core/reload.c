@@ -21,6 +21,8 @@ struct core_reload {
     atomic_bool loaded;          /* a load succeeded */
     atomic_bool failed;          /* the last load failed */
     atomic_bool tried;           /* a load ran, well or not */
+    atomic_bool blocked;         /* core_reload_block: not ready, whatever loaded */
+    char block_why[300];         /* under mu */
 };
 
 static struct {
@@ -146,11 +148,31 @@ static void *reload_main(void *unused)
     return NULL;
 }
 
-/* Under mu, or with the registrations fixed (serving). */
+struct core_reload *core_reload_current(void)
+{
+    return current;
+}
+
+void core_reload_block(struct core_reload *r, const char *why)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&rl.mu);
+    if (why)
+        xsnprintf(r->block_why, sizeof r->block_why, "%s", why);
+    atomic_store(&r->blocked, why != NULL);
+    pthread_mutex_unlock(&rl.mu);
+}
+
+/* Under mu. */
 static bool reload_ready(char *why, size_t why_len, bool *failed)
 {
     for (size_t i = 0; i < rl.n; i++)
-        if (!atomic_load(&rl.r[i].loaded)) {
+        if (atomic_load(&rl.r[i].blocked)) {
+            *failed = true;
+            xsnprintf(why, why_len, "%s", rl.r[i].block_why);
+            return false;
+        } else if (!atomic_load(&rl.r[i].loaded)) {
             *failed = atomic_load(&rl.r[i].failed);
             xsnprintf(why, why_len, "%s %s", rl.r[i].what,
                       *failed ? "could not be loaded (see the log)" : "are not loaded yet");
@@ -162,7 +184,10 @@ static bool reload_ready(char *why, size_t why_len, bool *failed)
 bool core_reload_ready(char *why, size_t why_len, bool *failed)
 {
     *failed = false;
-    return reload_ready(why, why_len, failed);
+    pthread_mutex_lock(&rl.mu);
+    bool ok = reload_ready(why, why_len, failed);
+    pthread_mutex_unlock(&rl.mu);
+    return ok;
 }
 
 void core_reload_start(void)

@@ -26,6 +26,13 @@ struct core_reload *core_reload_add(const char *what, core_reload_fn load);
 void core_reload_request(struct core_reload *r);
 /* Called by a load at the start of its transaction; a no-op elsewhere. */
 void core_reload_mark(void);
+/* A state no load can mend by itself (another node's key file, an old
+ * master secret): the hub is not ready, and /readyz says why, until the
+ * same registration calls it again with why NULL. r NULL: a no-op (a
+ * command, no reload thread). core_reload_current: the registration whose
+ * load runs on this thread, or NULL. */
+void core_reload_block(struct core_reload *r, const char *why);
+struct core_reload *core_reload_current(void);
 /* Starts the thread (when anything is registered). */
 void core_reload_start(void);
 /* Stops the thread after the load in progress; forgets the registrations. */

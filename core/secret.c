@@ -1,11 +1,13 @@
 /* The master secret's record in the database, the nodes' agreement on it,
  * and its rotation (see core/secret.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,14 +62,38 @@ static bool file_holds(const char *want)
     return strcmp(hex, want) == 0;
 }
 
-/* Renames RENKEI_SECRET_FILE.new over RENKEI_SECRET_FILE, durably. A hub on
- * this machine may have done it first (it follows the rotation's NOTIFY):
- * then the file already holds want. */
+/* Renames RENKEI_SECRET_FILE.new over RENKEI_SECRET_FILE, durably, when it
+ * holds the master want names (never another rotation's). A hub on this
+ * machine may have done it first (it follows the rotation's NOTIFY): then
+ * the file already holds want. */
 static bool promote_new_file(const char *want, char *err, size_t errlen)
 {
     char *from = new_path();
     char *copy = xstrdup(core_cfg.secret_file);
-    bool ok = rename(from, core_cfg.secret_file) == 0;
+    struct core_secret s;
+    char *rerr = NULL;
+    bool ok = false;
+    struct stat st;
+    if (lstat(from, &st) != 0 && errno == ENOENT) {
+        ok = file_holds(want);
+        if (!ok)
+            xsnprintf(err, errlen, "%s is gone, and %s does not hold master secret %s", from,
+                      core_cfg.secret_file, want);
+        goto done;
+    }
+    if (!core_secret_read(from, false, &s, &rerr)) {
+        xsnprintf(err, errlen, "%s", rerr);
+        free(rerr);
+        goto done;
+    }
+    char hex[ID_HEX];
+    id_hex(s.id, hex);
+    core_secret_free(&s);
+    if (strcmp(hex, want) != 0) {
+        xsnprintf(err, errlen, "%s holds master secret %s, not %s: left alone", from, hex, want);
+        goto done;
+    }
+    ok = rename(from, core_cfg.secret_file) == 0;
     int e = errno;
     if (ok) {
         int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -81,6 +107,7 @@ static bool promote_new_file(const char *want, char *err, size_t errlen)
         xsnprintf(err, errlen, "cannot rename %s to %s: %s", from, core_cfg.secret_file,
                   strerror(e));
     }
+done:
     free(copy);
     free(from);
     return ok;
@@ -88,14 +115,63 @@ static bool promote_new_file(const char *want, char *err, size_t errlen)
 
 /* ---- a node agrees with the database ---- */
 
+/* The columns of sealed values (from the app), for the first record. */
+static const struct core_sealed_col *sealed_cols;
+static size_t nsealed_cols;
+
 struct state_arg {
     char id[ID_HEX];
     long generation;
+    char why[400]; /* the first record refused */
 };
+
+/* Before a node records its master as the database's: every value there
+ * must be sealed under it (a node given the wrong file must not claim a
+ * database others have sealed). */
+static enum core_db_rc check_first_record(struct core_db_conn *c, struct state_arg *a,
+                                          const char *mine)
+{
+    for (size_t i = 0; i < nsealed_cols; i++) {
+        const struct core_sealed_col *col = &sealed_cols[i];
+        char *sql = xasprintf("SELECT %s, %s FROM %s WHERE %s IS NOT NULL LIMIT 1", col->id_col,
+                              col->sealed_col, col->table, col->sealed_col);
+        PGresult *r = core_db_exec_sql(c, sql, 0, NULL);
+        free(sql);
+        if (!r)
+            return CORE_DB_ERROR;
+        bool ok = true;
+        if (PQntuples(r) == 1) {
+            const char *id = PQgetvalue(r, 0, 0);
+            size_t len = 0, plen = 0;
+            unsigned char *sealed = PQunescapeBytea((unsigned char *)PQgetvalue(r, 0, 1), &len);
+            unsigned char *plain = NULL;
+            ok = sealed && core_open(col->label, id, strlen(id), sealed, len, &plain, &plen);
+            if (ok) {
+                OPENSSL_cleanse(plain, plen);
+                free(plain);
+            } else {
+                unsigned char by[8];
+                char hex[ID_HEX] = "(first form)";
+                if (sealed && core_sealed_by(sealed, len, by))
+                    id_hex(by, hex);
+                xsnprintf(a->why, sizeof a->why,
+                          "%s.%s of %s does not open under RENKEI_SECRET_FILE's master secret %s "
+                          "(it is sealed under %s): this is not this database's secret file",
+                          col->table, col->sealed_col, id, mine, hex);
+            }
+            PQfreemem(sealed);
+        }
+        PQclear(r);
+        if (!ok)
+            return CORE_DB_ROLLBACK;
+    }
+    return CORE_DB_OK;
+}
 
 static enum core_db_rc state_tx(struct core_db_conn *c, void *p)
 {
     struct state_arg *a = p;
+    a->id[0] = a->why[0] = '\0';
     PGresult *r = core_db_exec(c, &secret_state_read_stmt, 0, NULL);
     if (!r)
         return CORE_DB_ERROR;
@@ -106,6 +182,9 @@ static enum core_db_rc state_tx(struct core_db_conn *c, void *p)
         core_secret_id(id);
         char hex[ID_HEX];
         id_hex(id, hex);
+        enum core_db_rc rc = check_first_record(c, a, hex);
+        if (rc != CORE_DB_OK)
+            return rc;
         const char *v[] = {hex};
         r = core_db_exec(c, &secret_state_insert_stmt, 1, v);
         if (!r)
@@ -145,24 +224,42 @@ static bool adopt_from(const char *path, const char *want, bool *other_root)
     return ok;
 }
 
-/* Takes the master want names from the secret file, or from the file a
- * rotation prepared beside it (then moved into place). */
-static bool adopt(const char *want, char *why, size_t why_len)
+/* Adoptions come from two threads (the listener's NOTIFY, the reload's
+ * read): one at a time, and never back to an older generation than one
+ * already taken (a read made just before a rotation's commit). */
+static pthread_mutex_t adopt_mu = PTHREAD_MUTEX_INITIALIZER;
+static long adopted_generation = -1;
+static struct core_reload *secret_reload;
+
+/* Takes the master want (of generation gen) names from the secret file, or
+ * from the file a rotation prepared beside it (then moved into place).
+ * Readiness follows: blocked, naming both masters, while this node holds
+ * another. */
+static bool adopt(const char *want, long gen, char *why, size_t why_len)
 {
+    pthread_mutex_lock(&adopt_mu);
+    bool ok = false;
     char mine[ID_HEX];
     unsigned char id[8];
     core_secret_id(id);
     id_hex(id, mine);
-    if (strcmp(mine, want) == 0)
-        return true;
+    if (gen < adopted_generation) {
+        ok = true; /* stale: a newer master is in use already */
+        goto done;
+    }
+    if (strcmp(mine, want) == 0) {
+        ok = true;
+        goto done;
+    }
     bool other_root = false;
     if (adopt_from(core_cfg.secret_file, want, &other_root)) {
         core_logf(CORE_LOG_INFO, "master secret %s taken from %s (rotated from %s)", want,
                   core_cfg.secret_file, mine);
-        return true;
+        ok = true;
+        goto done;
     }
     char *np = new_path();
-    bool ok = !other_root && adopt_from(np, want, &other_root);
+    ok = !other_root && adopt_from(np, want, &other_root);
     if (ok) {
         char err[300];
         if (promote_new_file(want, err, sizeof err))
@@ -183,22 +280,35 @@ static bool adopt(const char *want, char *why, size_t why_len)
                   want, core_cfg.secret_file, mine);
     }
     free(np);
+done:
+    if (ok) {
+        if (gen > adopted_generation)
+            adopted_generation = gen;
+        core_reload_block(secret_reload, NULL);
+    } else {
+        core_reload_block(secret_reload, why);
+    }
+    pthread_mutex_unlock(&adopt_mu);
     return ok;
 }
 
-static struct core_reload *secret_reload;
-
 static bool secret_load(void)
 {
-    struct state_arg a = {{0}, 0};
+    struct state_arg a = {{0}, 0, {0}};
     struct core_db_err err;
     core_reload_mark();
-    if (core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, state_tx, &a, &err) != CORE_DB_OK) {
+    enum core_db_rc rc = core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, state_tx, &a, &err);
+    if (rc == CORE_DB_ROLLBACK) {
+        core_logf(CORE_LOG_ERROR, "%s", a.why);
+        core_reload_block(secret_reload, a.why);
+        return false;
+    }
+    if (rc != CORE_DB_OK) {
         core_logf(CORE_LOG_WARN, "the master secret's record not read: %s", err.message);
         return false;
     }
     char why[400];
-    if (!a.id[0] || !adopt(a.id, why, sizeof why)) {
+    if (!a.id[0] || !adopt(a.id, a.generation, why, sizeof why)) {
         core_logf(CORE_LOG_ERROR, "%s", a.id[0] ? why : "no master secret record");
         return false;
     }
@@ -206,13 +316,25 @@ static bool secret_load(void)
 }
 
 /* On the listener's thread, before the notifications that follow in the
- * same commit (re-sealed keys, upstreams): those open under the new master. */
+ * same commit (re-sealed keys, upstreams): those open under the new master.
+ * The payload: the new master's id and its generation. */
 static void on_secret(const char *payload, void *arg)
 {
     (void)arg;
-    char why[400];
-    if (strlen(payload) != ID_HEX - 1 || !adopt(payload, why, sizeof why))
+    char want[ID_HEX], why[400];
+    long gen = -1;
+    const char *sp = strchr(payload, ' ');
+    if (!sp || (size_t)(sp - payload) != ID_HEX - 1 ||
+        !core_parse_long(sp + 1, 0, 1L << 30, &gen)) {
         core_reload_request(secret_reload);
+        return;
+    }
+    memcpy(want, payload, ID_HEX - 1);
+    want[ID_HEX - 1] = '\0';
+    if (!adopt(want, gen, why, sizeof why)) {
+        core_logf(CORE_LOG_ERROR, "%s", why);
+        core_reload_request(secret_reload);
+    }
 }
 
 static void on_secret_reset(void *arg)
@@ -221,8 +343,10 @@ static void on_secret_reset(void *arg)
     core_reload_request(secret_reload);
 }
 
-void core_secret_start(void)
+void core_secret_start(const struct core_app *app)
 {
+    sealed_cols = app->sealed;
+    nsealed_cols = app->nsealed;
     core_db_listen("renkei_secret", on_secret, on_secret_reset, NULL);
     secret_reload = core_reload_add("the master secret", secret_load);
 }
@@ -401,10 +525,30 @@ static bool next_secret(const struct core_secret *cur, bool prepared_only, struc
     return ok;
 }
 
+/* One rotation at a time on this machine: a lock file beside the secret,
+ * held until the process ends. (Rotations on two machines meet in the
+ * database: the second finds the record names another master.) */
+static bool take_rotation_lock(void)
+{
+    char *path = xasprintf("%s.lock", core_cfg.secret_file);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (!ok)
+        fprintf(stderr, "renkei: secret: %s: %s\n", path,
+                fd >= 0 && errno == EWOULDBLOCK ? "another `renkei secret rotate` is running"
+                                                : strerror(errno));
+    if (!ok && fd >= 0)
+        close(fd);
+    free(path);
+    return ok; /* the descriptor stays open: the lock lasts as long as we do */
+}
+
 static int cmd_rotate(const struct core_app *app, bool prepare)
 {
     struct core_secret cur, next;
     char *err = NULL;
+    if (!take_rotation_lock())
+        return 1;
     if (!core_secret_read(core_cfg.secret_file, false, &cur, &err)) {
         fprintf(stderr, "renkei: secret: %s\n", err);
         free(err);
@@ -432,6 +576,12 @@ static int cmd_rotate(const struct core_app *app, bool prepare)
                    core_cfg.secret_file);
             rc = 0;
         }
+    } else if (r == CORE_DB_UNAVAILABLE) {
+        fprintf(stderr,
+                "renkei: secret: the database was lost during the rotation (%s): whether it "
+                "committed is unknown; %s.new is kept: run `renkei secret rotate` again, which "
+                "finishes it or does it\n",
+                e.message, core_cfg.secret_file);
     } else if (r != CORE_DB_OK) {
         fprintf(stderr,
                 "renkei: secret: rotation failed: %s\n(%s.new is kept: the next `renkei secret "

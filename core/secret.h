@@ -36,12 +36,13 @@ struct core_sealed_col {
 typedef bool (*core_event_fn)(struct core_db_conn *c, const char *kind, const char *tenant,
                               const char *actor, json_t *detail);
 
+struct core_app;
+
 /* `serve`: registers the readiness load "the master secret" and the
  * listener, before the modules' loads (which open sealed values). */
-void core_secret_start(void);
+void core_secret_start(const struct core_app *app);
 
 /* `renkei secret rotate [--prepare] | status [--json]`. */
-struct core_app;
 int core_cmd_secret(const struct core_app *app, int argc, char **argv);
 
 #endif

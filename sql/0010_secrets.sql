@@ -26,12 +26,13 @@ CREATE POLICY secret_state_change ON renkei.secret_state FOR UPDATE
     USING (true) WITH CHECK (renkei.is_platform());
 GRANT SELECT, INSERT, UPDATE ON renkei.secret_state TO renkei_service;
 
--- A rotation tells every node at its commit: the payload is the new id.
+-- A rotation tells every node at its commit: the payload is the new id and
+-- its generation (a node never goes back to an older one).
 CREATE FUNCTION renkei.secret_state_notify() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM pg_notify('renkei_secret', encode(NEW.master_id, 'hex'));
+    PERFORM pg_notify('renkei_secret', encode(NEW.master_id, 'hex') || ' ' || NEW.generation);
     RETURN NULL;
 END
 $$;
@@ -67,6 +68,9 @@ BEGIN
     IF v IS NULL OR v IS NOT DISTINCT FROM was THEN
         RETURN NEW;
     END IF;
+    -- Every session sees the row (policy secret_state_read, and the UPDATE
+    -- policy's USING, which FOR SHARE also takes, are true for all): not
+    -- found means no node has recorded a master yet.
     SELECT master_id, generation INTO st FROM renkei.secret_state FOR SHARE;
     IF NOT FOUND THEN
         RETURN NEW;
@@ -96,14 +100,24 @@ CREATE TRIGGER sealed_current BEFORE INSERT OR UPDATE ON renkei.tenant_upstreams
 CREATE OR REPLACE FUNCTION renkei.audit_keys_guard() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    cur bytea;
 BEGIN
     IF NEW.kid <> OLD.kid OR NEW.public_jwk <> OLD.public_jwk THEN
         RAISE EXCEPTION 'an audit key can only be retired'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF NEW.private_sealed <> OLD.private_sealed THEN
-        IF NEW.state <> OLD.state OR NEW.retired_at IS DISTINCT FROM OLD.retired_at THEN
-            RAISE EXCEPTION 'an audit key is re-sealed with nothing else changed'
+        -- only as a rotation re-seals: from another master to the one the
+        -- record names now (the rotation updates the record first)
+        SELECT master_id INTO cur FROM renkei.secret_state;
+        IF NEW.state <> OLD.state OR NEW.retired_at IS DISTINCT FROM OLD.retired_at
+           OR cur IS NULL
+           OR NOT (length(NEW.private_sealed) > 9 AND get_byte(NEW.private_sealed, 0) = 2
+                   AND substring(NEW.private_sealed FROM 2 FOR 8) = cur)
+           OR (length(OLD.private_sealed) > 9 AND get_byte(OLD.private_sealed, 0) = 2
+               AND substring(OLD.private_sealed FROM 2 FOR 8) = cur) THEN
+            RAISE EXCEPTION 'an audit key is only re-sealed by a rotation of the master secret'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
         RETURN NEW;
@@ -123,5 +137,11 @@ $$;
 ALTER TABLE renkei.signing_keys ALTER COLUMN private_sealed DROP NOT NULL;
 ALTER TABLE renkei.signing_keys
     ADD COLUMN held text NOT NULL DEFAULT 'database' CHECK (held IN ('database', 'file'));
+-- Such a row is believed only with public_mac: an HMAC of its kid (the
+-- thumbprint of public_jwk) and alg under a key derived from the master
+-- secret's root, so a row written into the database by anyone but a hub
+-- of this installation is not a key any node trusts.
+ALTER TABLE renkei.signing_keys ADD COLUMN public_mac bytea;
 ALTER TABLE renkei.signing_keys
-    ADD CONSTRAINT signing_keys_held CHECK ((held = 'file') = (private_sealed IS NULL));
+    ADD CONSTRAINT signing_keys_held CHECK ((held = 'file') = (private_sealed IS NULL)
+                                           AND (held = 'file') = (public_mac IS NOT NULL));

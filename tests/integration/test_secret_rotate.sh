@@ -136,7 +136,7 @@ poll 15 grep -q "sealed under master secret $M1, and RENKEI_SECRET_FILE ($tmpdir
 ok "a node with the old file names both masters and what to do"
 on_hub2 http GET /readyz
 assert_status 503 "and is not ready"
-assert_match "the master secret" "$HTTP_BODY" "/readyz names what is missing"
+assert_match "sealed under master secret $M1.*holds $M0" "$HTTP_BODY" "/readyz names both masters"
 run_renkei RENKEI_SECRET_FILE="$tmpdir/c/secret" secret status
 assert_eq 1 "$RUN_STATUS" "secret status with the old file: exit 1"
 assert_match "disagree" "$RUN_OUT" "it says they disagree"
@@ -163,6 +163,15 @@ run_renkei secret rotate
 check "a second rotation" test "$RUN_STATUS" = 0
 M2=$(sed -n 's/.*master \([0-9a-f]\{16\}\) (was.*/\1/p' <<<"$RUN_OUT")
 assert_match '^[0-9a-f]{16}$' "$M2" "generation 2 has its master"
+# node B, running, was not given this one: not ready at once, naming both
+poll 10 grep -q "sealed under master secret $M2, and RENKEI_SECRET_FILE ($tmpdir/c/secret) holds $M1" "$HUB2_LOG" ||
+  fail "the running node left on the old file did not notice: $(tail -3 "$HUB2_LOG")"
+on_hub2 http GET /readyz
+assert_status 503 "a running node left on the old master is not ready"
+assert_match "sealed under master secret $M2.*holds $M1" "$HTTP_BODY" "and /readyz names both masters"
+cp -p "$SECRET" "$tmpdir/c/secret"
+poll 40 curl -sf "$HUB2_URL/readyz" -o /dev/null || fail "node B did not recover"
+ok "given the new file, it is ready again without a restart"
 # as if it had died after the commit: the old file in place, the new beside it
 mv "$SECRET" "$SECRET.new"
 cp -p "$tmpdir/secret.m1" "$SECRET"
@@ -208,5 +217,24 @@ run_renkei RENKEI_SECRET_FILE="$tmpdir/nowhere/secret" secret rotate
 assert_eq 1 "$RUN_STATUS" "no secret file: a rotation never creates the first"
 check "and none was created" test ! -e "$tmpdir/nowhere"
 
+hub_stop
+
+# ------------------------------------------------------------------ the first record
+# a node with another installation's secret must not claim a database that
+# has no record yet (as after the upgrade that brings it)
+sql "DELETE FROM renkei.secret_state" >/dev/null
+mkdir -m 700 "$tmpdir/w"
+hub_start RENKEI_SECRET_FILE="$tmpdir/w/secret"
+poll 15 grep -q "does not open under RENKEI_SECRET_FILE's master secret .*: this is not this database's secret file" "$HUB_LOG" ||
+  fail "the wrong secret did not say why"
+ok "a node with the wrong secret file says so"
+http GET /readyz
+assert_status 503 "and is not ready"
+assert_eq 0 "$(sql "SELECT count(*) FROM renkei.secret_state")" "it recorded nothing"
+hub_stop
+hub_start
+poll 20 curl -sf "$HUB_URL/readyz" -o /dev/null || fail "the right secret did not make the hub ready"
+status_json
+assert_jq ".database.generation == 0 and .agree" "$RUN_OUT" "the right one records its master again"
 hub_stop
 ok "master secret rotation"

@@ -185,12 +185,72 @@ NGSI_AUTH "$T_ES"
 assert_status 200 "and its tokens still work"
 assert_eq "$RS1_KID" "$(sql "SELECT kid FROM renkei.signing_keys WHERE state = 'active' AND alg = 'RS256'")" \
   "the RS256 file, unchanged, stays active"
-# a node given the replaced file: its key is retiring, published still
+# a node given the replaced file: its key is only retiring (a token it
+# signed now would outlive the key's publication), so it signs nothing with
+# it and is not ready
 hub2_start RENKEI_ISSUER="$ISSUER" RENKEI_SIGNING_KEY_FILE="$FILES"
-poll 10 grep -q "signs ES256 with key $ES1_KID of RENKEI_SIGNING_KEY_FILE, which another node's key file has replaced" "$HUB2_LOG" ||
-  fail "the node with the replaced file did not warn: $(tail -3 "$HUB2_LOG")"
-ok "a node given a replaced file warns that its key is only retiring"
+poll 10 grep -q "the ES256 key of RENKEI_SIGNING_KEY_FILE ($KD/es1.pem, kid $ES1_KID) was replaced by another node's key file" "$HUB2_LOG" ||
+  fail "the node with the replaced file did not say why: $(tail -3 "$HUB2_LOG")"
+ok "a node given a replaced file names the file and the key"
+on_hub2 http GET /readyz
+assert_status 503 "and is not ready"
+on_hub2 token_basic "${ES[@]}"
+assert_oauth_error 503 temporarily_unavailable "it issues no ES256 token with a retiring key"
+on_hub2 NGSI_AUTH "$T_ES"
+assert_status 200 "it still verifies tokens of the keys it holds"
 hub2_stop
+
+# ------------------------------------------------------------------ a key written into the database
+# someone who can write the table (an injection as the service role) adds a
+# row of their own RSA key as if a node held it in a file: no node trusts
+# it, since its MAC is keyed by the master secret's root
+newkey "$KD/evil.pem" -algorithm RSA -pkeyopt rsa_keygen_bits:2048
+EVIL_KID=$(thumbprint "$KD/evil.pem")
+n=$(openssl rsa -in "$KD/evil.pem" -noout -modulus 2>/dev/null | cut -d= -f2)
+EVIL_JWK=$(printf '{"kty":"RSA","e":"AQAB","n":"%s"}' "$(unhex "$n" | b64url_encode)")
+forge() { # forge MAC_SQL: add the row, then a token of its key with a real token's claims
+  psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 >/dev/null <<SQL
+BEGIN;
+SET LOCAL ROLE renkei_service;
+SELECT set_config('renkei.tenant', '*', true);
+INSERT INTO renkei.signing_keys (kid, alg, public_jwk, private_sealed, state, held, public_mac,
+                                 retiring_at, retire_after)
+VALUES ('$EVIL_KID', 'RS256', '$EVIL_JWK', NULL, 'retiring', 'file', $1, now(), now() + interval '1 hour');
+COMMIT;
+SQL
+  local h p
+  h=$(printf '{"alg":"RS256","kid":"%s","typ":"at+jwt"}' "$EVIL_KID" | b64url_encode)
+  p=$(jwt_claims "$T_RS" | jq -c '.scope = "ngsi.read ngsi.write"' | tr -d '\n' | b64url_encode)
+  FORGED=$h.$p.$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign "$KD/evil.pem" -binary | b64url_encode)
+}
+forge "'\\x$(printf '%064d' 0)'::bytea"
+poll 10 grep -q "signing key $EVIL_KID held in a file is not trusted: its MAC does not verify" "$HUB_LOG" ||
+  fail "the hub did not refuse the row: $(tail -3 "$HUB_LOG")"
+ok "a row without the hub's MAC is not trusted (and the log says so)"
+NGSI_AUTH "$FORGED"
+assert_status 401 "a token signed with that key is refused"
+http GET /oauth2/jwks
+assert_jq "[.keys[].kid] | index(\"$EVIL_KID\") == null" "$HTTP_BODY" "and the key is not published"
+check "(the forged token's signature itself is valid for that key)" verify_with "$KD/evil.pem" "$FORGED"
+# control: the same row with the MAC a hub would write (computed here from
+# the secret file's root, which the attacker lacks) is trusted, and then the
+# forged token passes: the MAC is what stopped it
+if [[ $(head -n 1 "$tmpdir/secret") == "renkei-secret 2" ]]; then
+  root_hex=$(sed -n 's/^root=//p' "$tmpdir/secret" | b64url_decode | hexof)
+else
+  root_hex=$(hexof <"$tmpdir/secret")
+fi
+mac_key=$(openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt "hexkey:$root_hex" -kdfopt salt:renkei \
+  -kdfopt info:renkei.authz.file-key.v1 HKDF | tr -d ':' | tr 'A-F' 'a-f')
+mac=$(printf '%s\nRS256' "$EVIL_KID" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$mac_key" -binary | hexof)
+sql "DELETE FROM renkei.signing_keys WHERE kid = '$EVIL_KID'" >/dev/null
+forge "'\\x$mac'::bytea"
+jwks_lists() { http GET /oauth2/jwks && jq -e "[.keys[].kid] | index(\"$1\") != null" <<<"$HTTP_BODY" >/dev/null; }
+poll 10 jwks_lists "$EVIL_KID" || fail "the control row with a right MAC was not taken"
+NGSI_AUTH "$FORGED"
+assert_status 200 "control: with the MAC only the root can make, the row is trusted"
+sql "UPDATE renkei.signing_keys SET state = 'retired', retire_after = now() WHERE kid = '$EVIL_KID'" >/dev/null
+poll 10 bash -c "! curl -s '$HUB_URL/oauth2/jwks' | grep -q '$EVIL_KID'" || fail "the control key stayed published"
 
 run_renkei audit verify
 check "the audit log verifies" test "$RUN_STATUS" = 0
