@@ -418,7 +418,7 @@ bool az_keys_load(void)
      * and a key this node may no longer sign with is no longer used */
     char buf[300];
     const char *gap = signing_gap(&a, buf, sizeof buf);
-    if (gap)
+    if (gap && core_reload_current()) /* serving (a command signs nothing) */
         core_logf(CORE_LOG_ERROR, "not ready: %s", gap);
     core_reload_block(core_reload_current(), gap);
     pthread_rwlock_wrlock(&ks.lock);

@@ -19,7 +19,7 @@ static void core_handler_healthz(struct core_req *req)
  * hub is starting, and its one connection is theirs. */
 static void core_handler_readyz(struct core_req *req)
 {
-    char why[300], why_load[300];
+    char why[300], why_load[512];
     int applied;
     bool failed = false;
     bool loaded = core_reload_ready(why_load, sizeof why_load, &failed);

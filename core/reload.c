@@ -22,7 +22,8 @@ struct core_reload {
     atomic_bool failed;          /* the last load failed */
     atomic_bool tried;           /* a load ran, well or not */
     atomic_bool blocked;         /* core_reload_block: not ready, whatever loaded */
-    char block_why[300];         /* under mu */
+    char block_why[512];         /* under mu */
+    bool gate;                   /* core_reload_gate */
 };
 
 static struct {
@@ -81,6 +82,23 @@ void core_reload_mark(void)
     pthread_mutex_unlock(&rl.mu);
 }
 
+/* Whether the load at i waits for a gate before it (under mu). */
+static bool gated_out(size_t i)
+{
+    for (size_t j = 0; j < i; j++) {
+        const struct core_reload *g = &rl.r[j];
+        if (g->gate &&
+            (atomic_load(&g->blocked) || atomic_load(&g->failed) || !atomic_load(&g->loaded)))
+            return true;
+    }
+    return false;
+}
+
+void core_reload_gate(struct core_reload *r)
+{
+    r->gate = true;
+}
+
 /* The next load due, or NULL with *wait_us until the earliest retry (0:
  * none). Under mu. */
 static struct core_reload *next_due(uint64_t now, uint64_t *wait_us)
@@ -88,6 +106,8 @@ static struct core_reload *next_due(uint64_t now, uint64_t *wait_us)
     *wait_us = 0;
     for (size_t i = 0; i < rl.n; i++) {
         struct core_reload *r = &rl.r[i];
+        if (gated_out(i))
+            continue;
         if (r->retry_at) {
             if (now >= r->retry_at || r->begun != r->wanted)
                 return r;
@@ -157,10 +177,12 @@ void core_reload_block(struct core_reload *r, const char *why)
 {
     if (!r)
         return;
+    pthread_once(&cv_once, cv_init);
     pthread_mutex_lock(&rl.mu);
     if (why)
         xsnprintf(r->block_why, sizeof r->block_why, "%s", why);
     atomic_store(&r->blocked, why != NULL);
+    pthread_cond_signal(&rl.cv); /* a gate opened: what waited for it may run */
     pthread_mutex_unlock(&rl.mu);
 }
 
@@ -226,7 +248,7 @@ void core_reload_stop(void)
 static bool settled(void)
 {
     for (size_t i = 0; i < rl.n; i++)
-        if (!atomic_load(&rl.r[i].tried))
+        if (!atomic_load(&rl.r[i].tried) && !gated_out(i))
             return false;
     return true;
 }

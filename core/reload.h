@@ -32,6 +32,10 @@ void core_reload_mark(void);
  * command, no reload thread). core_reload_current: the registration whose
  * load runs on this thread, or NULL. */
 void core_reload_block(struct core_reload *r, const char *why);
+/* Makes r a gate: the loads registered after it do not run while it is
+ * blocked, failed or not yet loaded (the master secret: nothing is opened
+ * or sealed under a master the database does not record). */
+void core_reload_gate(struct core_reload *r);
 struct core_reload *core_reload_current(void);
 /* Starts the thread (when anything is registered). */
 void core_reload_start(void);

@@ -66,8 +66,20 @@ static bool file_holds(const char *want)
  * holds the master want names (never another rotation's). A hub on this
  * machine may have done it first (it follows the rotation's NOTIFY): then
  * the file already holds want. */
-static bool promote_new_file(const char *want, char *err, size_t errlen)
+static int lock_fd(void);
+
+static bool promote_new_file(const char *want, bool locked, char *err, size_t errlen)
 {
+    /* a hub takes the rotation's lock for it, or leaves the move to the
+     * rotation running on this machine (it would move the right file) */
+    int lfd = -1;
+    if (!locked) {
+        lfd = lock_fd();
+        if (lfd < 0) {
+            xsnprintf(err, errlen, "a rotation on this machine holds its lock: it moves the file");
+            return false;
+        }
+    }
     char *from = new_path();
     char *copy = xstrdup(core_cfg.secret_file);
     struct core_secret s;
@@ -108,6 +120,8 @@ static bool promote_new_file(const char *want, char *err, size_t errlen)
                   strerror(e));
     }
 done:
+    if (lfd >= 0)
+        close(lfd);
     free(copy);
     free(from);
     return ok;
@@ -229,24 +243,52 @@ static bool adopt_from(const char *path, const char *want, bool *other_root)
  * already taken (a read made just before a rotation's commit). */
 static pthread_mutex_t adopt_mu = PTHREAD_MUTEX_INITIALIZER;
 static long adopted_generation = -1;
+static unsigned long notified; /* adoptions the listener began; under adopt_mu */
 static struct core_reload *secret_reload;
 
 /* Takes the master want (of generation gen) names from the secret file, or
  * from the file a rotation prepared beside it (then moved into place).
  * Readiness follows: blocked, naming both masters, while this node holds
  * another. */
-static bool adopt(const char *want, long gen, char *why, size_t why_len)
+static bool adopt_locked(const char *want, long gen, char *why, size_t why_len);
+
+/* From the listener: a rotation's NOTIFY, in commit order. */
+static bool adopt_notified(const char *want, long gen, char *why, size_t why_len)
 {
     pthread_mutex_lock(&adopt_mu);
+    notified++;
+    bool ok = gen < adopted_generation || adopt_locked(want, gen, why, why_len);
+    pthread_mutex_unlock(&adopt_mu);
+    return ok;
+}
+
+/* From the reload thread: the record as read at mark (the count of
+ * notified adoptions then). A NOTIFY taken since came after that read: the
+ * read is stale, and decides nothing (the listener asked for a new one). */
+static bool adopt_read(const char *want, long gen, unsigned long mark, char *why, size_t why_len)
+{
+    pthread_mutex_lock(&adopt_mu);
+    bool ok = notified != mark || adopt_locked(want, gen, why, why_len);
+    pthread_mutex_unlock(&adopt_mu);
+    return ok;
+}
+
+static unsigned long notified_now(void)
+{
+    pthread_mutex_lock(&adopt_mu);
+    unsigned long n = notified;
+    pthread_mutex_unlock(&adopt_mu);
+    return n;
+}
+
+/* Under adopt_mu: the record names want (generation gen), authoritatively. */
+static bool adopt_locked(const char *want, long gen, char *why, size_t why_len)
+{
     bool ok = false;
     char mine[ID_HEX];
     unsigned char id[8];
     core_secret_id(id);
     id_hex(id, mine);
-    if (gen < adopted_generation) {
-        ok = true; /* stale: a newer master is in use already */
-        goto done;
-    }
     if (strcmp(mine, want) == 0) {
         ok = true;
         goto done;
@@ -262,7 +304,7 @@ static bool adopt(const char *want, long gen, char *why, size_t why_len)
     ok = !other_root && adopt_from(np, want, &other_root);
     if (ok) {
         char err[300];
-        if (promote_new_file(want, err, sizeof err))
+        if (promote_new_file(want, false, err, sizeof err))
             core_logf(CORE_LOG_INFO, "master secret %s taken from %s, now moved to %s", want, np,
                       core_cfg.secret_file);
         else
@@ -282,13 +324,11 @@ static bool adopt(const char *want, long gen, char *why, size_t why_len)
     free(np);
 done:
     if (ok) {
-        if (gen > adopted_generation)
-            adopted_generation = gen;
+        adopted_generation = gen;
         core_reload_block(secret_reload, NULL);
     } else {
         core_reload_block(secret_reload, why);
     }
-    pthread_mutex_unlock(&adopt_mu);
     return ok;
 }
 
@@ -297,6 +337,7 @@ static bool secret_load(void)
     struct state_arg a = {{0}, 0, {0}};
     struct core_db_err err;
     core_reload_mark();
+    unsigned long mark = notified_now();
     enum core_db_rc rc = core_db_tx_racing(CORE_DB_PLATFORM, CORE_TX_WRITE, state_tx, &a, &err);
     if (rc == CORE_DB_ROLLBACK) {
         core_logf(CORE_LOG_ERROR, "%s", a.why);
@@ -308,7 +349,7 @@ static bool secret_load(void)
         return false;
     }
     char why[400];
-    if (!a.id[0] || !adopt(a.id, a.generation, why, sizeof why)) {
+    if (!a.id[0] || !adopt_read(a.id, a.generation, mark, why, sizeof why)) {
         core_logf(CORE_LOG_ERROR, "%s", a.id[0] ? why : "no master secret record");
         return false;
     }
@@ -331,7 +372,7 @@ static void on_secret(const char *payload, void *arg)
     }
     memcpy(want, payload, ID_HEX - 1);
     want[ID_HEX - 1] = '\0';
-    if (!adopt(want, gen, why, sizeof why)) {
+    if (!adopt_notified(want, gen, why, sizeof why)) {
         core_logf(CORE_LOG_ERROR, "%s", why);
         core_reload_request(secret_reload);
     }
@@ -349,6 +390,7 @@ void core_secret_start(const struct core_app *app)
     nsealed_cols = app->nsealed;
     core_db_listen("renkei_secret", on_secret, on_secret_reset, NULL);
     secret_reload = core_reload_add("the master secret", secret_load);
+    core_reload_gate(secret_reload);
 }
 
 /* ---- rotation ---- */
@@ -525,33 +567,47 @@ static bool next_secret(const struct core_secret *cur, bool prepared_only, struc
     return ok;
 }
 
-/* One rotation at a time on this machine: a lock file beside the secret,
- * held until the process ends. (Rotations on two machines meet in the
- * database: the second finds the record names another master.) */
-static bool take_rotation_lock(void)
+/* The lock file beside the secret, taken (LOCK_EX, not waiting): its
+ * descriptor, or -1 with errno (EWOULDBLOCK: someone holds it). */
+static int lock_fd(void)
 {
     char *path = xasprintf("%s.lock", core_cfg.secret_file);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
-    if (!ok)
-        fprintf(stderr, "renkei: secret: %s: %s\n", path,
-                fd >= 0 && errno == EWOULDBLOCK ? "another `renkei secret rotate` is running"
-                                                : strerror(errno));
-    if (!ok && fd >= 0)
-        close(fd);
     free(path);
-    return ok; /* the descriptor stays open: the lock lasts as long as we do */
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        fd = -1;
+    }
+    return fd;
+}
+
+/* One rotation at a time on this machine, and no hub moving a prepared
+ * file meanwhile: the lock is held until the process ends. (Rotations on
+ * two machines meet in the database: the second finds the record names
+ * another master.) */
+static bool take_rotation_lock(void)
+{
+    int fd = lock_fd();
+    if (fd < 0)
+        fprintf(stderr, "renkei: secret: %s.lock: %s\n", core_cfg.secret_file,
+                errno == EWOULDBLOCK ? "another `renkei secret rotate` is running"
+                                     : strerror(errno));
+    return fd >= 0; /* the descriptor stays open: the lock lasts as long as we do */
 }
 
 static int cmd_rotate(const struct core_app *app, bool prepare)
 {
     struct core_secret cur, next;
     char *err = NULL;
-    if (!take_rotation_lock())
-        return 1;
     if (!core_secret_read(core_cfg.secret_file, false, &cur, &err)) {
         fprintf(stderr, "renkei: secret: %s\n", err);
         free(err);
+        return 1;
+    }
+    if (!take_rotation_lock()) {
+        core_secret_free(&cur);
         return 1;
     }
     int rc = 1;
@@ -569,7 +625,7 @@ static int cmd_rotate(const struct core_app *app, bool prepare)
     enum core_db_rc r = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, &a, &e);
     char perr[300];
     if (r == CORE_DB_ROLLBACK && a.finished_before) {
-        if (!promote_new_file(a.next_id, perr, sizeof perr)) {
+        if (!promote_new_file(a.next_id, true, perr, sizeof perr)) {
             fprintf(stderr, "renkei: secret: %s\n", perr);
         } else {
             printf("finished an interrupted rotation: master secret %s is in %s\n", a.next_id,
@@ -587,7 +643,7 @@ static int cmd_rotate(const struct core_app *app, bool prepare)
                 "renkei: secret: rotation failed: %s\n(%s.new is kept: the next `renkei secret "
                 "rotate` uses it)\n",
                 a.why[0] ? a.why : e.message, core_cfg.secret_file);
-    } else if (!promote_new_file(a.next_id, perr, sizeof perr)) {
+    } else if (!promote_new_file(a.next_id, true, perr, sizeof perr)) {
         fprintf(stderr,
                 "renkei: secret: the database is re-sealed under master secret %s, but %s: move "
                 "%s.new to %s by hand (or run `renkei secret rotate` again)\n",

@@ -137,6 +137,8 @@ ok "a node with the old file names both masters and what to do"
 on_hub2 http GET /readyz
 assert_status 503 "and is not ready"
 assert_match "sealed under master secret $M1.*holds $M0" "$HTTP_BODY" "/readyz names both masters"
+assert_eq 0 "$(grep -c 'cannot be opened\|does not open\|statement failed' "$HUB2_LOG" || true)" \
+  "meanwhile it opens and seals nothing: the loads that would wait for the master secret"
 run_renkei RENKEI_SECRET_FILE="$tmpdir/c/secret" secret status
 assert_eq 1 "$RUN_STATUS" "secret status with the old file: exit 1"
 assert_match "disagree" "$RUN_OUT" "it says they disagree"
