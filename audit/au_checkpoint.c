@@ -1,6 +1,7 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -24,9 +25,10 @@
 
 struct akey {
     char kid[80];
-    EVP_PKEY *pkey;
+    EVP_PKEY *pkey; /* private, or public only for another node's file key */
     json_t *jwk;
     bool active;
+    bool can_sign; /* this node holds its private half */
 };
 
 static struct {
@@ -113,14 +115,32 @@ bool au_checkpoint_parse(json_t *j, struct au_checkpoint *cp, const char **why)
 
 /* ---- keys ---- */
 
-static struct core_stmt au_keys_load_stmt = CORE_STMT(
-    "au_keys_load", "SELECT kid, private_sealed, state FROM audit_keys ORDER BY created_at");
+#define AU_KEY_COLUMNS "kid, private_sealed, state, held, public_jwk, public_mac"
+static struct core_stmt au_keys_load_stmt =
+    CORE_STMT("au_keys_load", "SELECT " AU_KEY_COLUMNS " FROM audit_keys ORDER BY created_at");
 static struct core_stmt au_keys_insert_stmt =
     CORE_STMT("au_keys_insert", "INSERT INTO audit_keys (kid, public_jwk, private_sealed, state) "
                                 "VALUES ($1, $2::jsonb, $3, 'active')");
+static struct core_stmt au_keys_insert_file_stmt = CORE_STMT(
+    "au_keys_insert_file", "INSERT INTO audit_keys (kid, public_jwk, private_sealed, state, held, "
+                           "public_mac) VALUES ($1, $2::jsonb, NULL, 'active', 'file', $3)");
 static struct core_stmt au_keys_retire_stmt =
     CORE_STMT("au_keys_retire", "UPDATE audit_keys SET state = 'retired' WHERE state = 'active' "
                                 "RETURNING kid");
+static struct core_stmt au_keys_active_held_stmt =
+    CORE_STMT("au_keys_active_held", "SELECT held FROM audit_keys WHERE state = 'active'");
+
+#define AU_FILE_KEY_LABEL "renkei.audit.file-key.v1"
+
+/* A file key's row is believed only with this HMAC (of its kid, under a
+ * key derived from the master secret's root): see migration 0010. */
+static void file_key_mac(const char *kid, unsigned char mac[32])
+{
+    unsigned char k[32];
+    core_secret_derive(AU_FILE_KEY_LABEL, k, sizeof k);
+    core_hmac_sha256(k, kid, strlen(kid), mac);
+    OPENSSL_cleanse(k, sizeof k);
+}
 
 static bool insert_key(struct core_db_conn *c, char *kid_out, size_t kid_len)
 {
@@ -144,36 +164,87 @@ struct load_arg {
     bool created;
 };
 
-/* Adds the keys of r's rows (kid, sealed, state; binary or text) to a;
- * true when one is active. */
-static bool add_rows(struct load_arg *a, PGresult *r)
+/* The public key of another node's file key, after its row's checks:
+ * its kid is "audit-" and the thumbprint of its public JWK, an EC key, and
+ * the MAC only a holder of the root can make. */
+static EVP_PKEY *file_row_key(PGresult *r, int i, const char *kid)
+{
+    const char *why = NULL;
+    json_t *jwk = json_loads(PQgetvalue(r, i, 4), 0, NULL);
+    EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
+    json_decref(jwk);
+    char *thumb = NULL;
+    if (pub) {
+        json_t *canon = core_jwk_public(pub);
+        thumb = canon ? core_jwk_thumbprint(canon) : NULL;
+        json_decref(canon);
+    }
+    size_t mac_len = 0;
+    unsigned char *mac = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 5), &mac_len);
+    unsigned char want[32];
+    file_key_mac(kid, want);
+    if (!pub)
+        why = why ? why : "its public JWK is not JSON";
+    else if (!thumb || strncmp(kid, "audit-", 6) != 0 || strcmp(thumb, kid + 6) != 0)
+        why = "its kid is not audit- and the thumbprint of its public key";
+    else if (!EVP_PKEY_is_a(pub, "EC"))
+        why = "its key is not an EC key";
+    else if (PQgetisnull(r, i, 5) || !mac || mac_len != sizeof want ||
+             CRYPTO_memcmp(mac, want, sizeof want) != 0)
+        why = "its MAC does not verify (the row was not written by a hub of this installation)";
+    PQfreemem(mac);
+    free(thumb);
+    if (why) {
+        core_logf(CORE_LOG_ERROR, "audit key %s held in a file is not trusted: %s", kid, why);
+        EVP_PKEY_free(pub);
+        return NULL;
+    }
+    return pub;
+}
+
+/* Adds the keys of r's rows (AU_KEY_COLUMNS, text) to a; true when one is
+ * active. *mine: this node's file key has a row; *mine_active: it is the
+ * active one. */
+static bool add_rows(struct load_arg *a, PGresult *r, bool *mine, bool *mine_active)
 {
     int rows = PQntuples(r);
     a->keys = xcalloc((size_t)rows + 1, sizeof *a->keys);
     bool active = false;
+    const char *fthumb = NULL;
+    EVP_PKEY *fk = core_audit_file_key(&fthumb, NULL);
+    *mine = *mine_active = false;
     for (int i = 0; i < rows; i++) {
         struct akey *k = &a->keys[a->n];
-        xsnprintf(k->kid, sizeof k->kid, "%.*s", PQgetlength(r, i, 0), PQgetvalue(r, i, 0));
-        /* The public half is derived from the sealed private half, not read
-         * from public_jwk: only a holder of the master secret can add a key
-         * that verifies. */
-        unsigned char *text = NULL;
-        const void *sealed = PQgetvalue(r, i, 1);
-        size_t sealed_len = (size_t)PQgetlength(r, i, 1);
-        if (PQfformat(r, 1) == 0) {
-            text = PQunescapeBytea((const unsigned char *)sealed, &sealed_len);
-            sealed = text;
+        xsnprintf(k->kid, sizeof k->kid, "%s", PQgetvalue(r, i, 0));
+        k->active = strcmp(PQgetvalue(r, i, 2), "active") == 0;
+        if (strcmp(PQgetvalue(r, i, 3), "file") == 0) {
+            if (fk && strcmp(k->kid + 6, fthumb) == 0 && strncmp(k->kid, "audit-", 6) == 0) {
+                EVP_PKEY_up_ref(fk);
+                k->pkey = fk;
+                k->can_sign = true;
+                *mine = true;
+                *mine_active = k->active;
+            } else {
+                k->pkey = file_row_key(r, i, k->kid);
+            }
+        } else {
+            /* The public half is derived from the sealed private half, not
+             * read from public_jwk: only a holder of the master secret can
+             * add a key that verifies. */
+            size_t sealed_len = 0;
+            unsigned char *sealed =
+                PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 1), &sealed_len);
+            k->pkey =
+                sealed ? core_sealed_key_open(AU_KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
+                       : NULL;
+            PQfreemem(sealed);
+            k->can_sign = true;
         }
-        k->pkey = sealed
-                      ? core_sealed_key_open(AU_KEY_LABEL, "audit key", k->kid, sealed, sealed_len)
-                      : NULL;
-        PQfreemem(text);
         if (!k->pkey || !EVP_PKEY_is_a(k->pkey, "EC")) {
             EVP_PKEY_free(k->pkey);
             k->pkey = NULL;
             continue;
         }
-        k->active = PQgetlength(r, i, 2) == 6 && memcmp(PQgetvalue(r, i, 2), "active", 6) == 0;
         k->jwk = core_jwk_public(k->pkey);
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "use", json_string("sig"));
@@ -182,6 +253,39 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         a->n++;
     }
     return active;
+}
+
+/* This node's file key becomes the active checkpoint key; the one before
+ * retires (kept and published forever, as every audit key). */
+static bool insert_file_key(struct core_db_conn *c)
+{
+    const char *thumb = NULL;
+    EVP_PKEY *fk = core_audit_file_key(&thumb, NULL);
+    char kid[80];
+    xsnprintf(kid, sizeof kid, "audit-%s", thumb);
+    PGresult *r = core_db_exec(c, &au_keys_retire_stmt, 0, NULL);
+    if (!r)
+        return false;
+    json_t *retired = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(retired, json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    json_t *jwk = core_jwk_public(fk);
+    char *text = json_dumps(jwk, JSON_COMPACT);
+    json_decref(jwk);
+    unsigned char mac[32];
+    file_key_mac(kid, mac);
+    const char *v[] = {kid, text, (const char *)mac};
+    int lengths[] = {0, 0, (int)sizeof mac};
+    int formats[] = {0, 0, 1};
+    r = core_db_execp(c, &au_keys_insert_file_stmt, 3, v, lengths, formats, 0);
+    free(text);
+    bool ok = r != NULL;
+    PQclear(r);
+    json_t *d = json_pack("{s:s, s:o, s:s}", "created", kid, "retired", retired, "held", "file");
+    ok = ok && au_event_record(c, "audit.key_rotate", NULL, "hub:audit-key-file", d);
+    json_decref(d);
+    return ok;
 }
 
 static void load_clear(struct load_arg *a)
@@ -196,12 +300,21 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
 {
     struct load_arg *a = p;
     load_clear(a);
-    PGresult *r = core_db_execp(c, &au_keys_load_stmt, 0, NULL, NULL, NULL, 1);
+    PGresult *r = core_db_execp(c, &au_keys_load_stmt, 0, NULL, NULL, NULL, 0);
     if (!r)
         return CORE_DB_ERROR;
-    bool active = add_rows(a, r);
+    bool mine, mine_active;
+    bool active = add_rows(a, r, &mine, &mine_active);
     PQclear(r);
-    if (!active) {
+    if (core_audit_file_key(NULL, NULL)) {
+        /* a file key never seen here becomes the active one; once retired
+         * (replaced by another node's), it never comes back */
+        if (!mine) {
+            if (!insert_file_key(c))
+                return CORE_DB_ERROR;
+            a->created = true;
+        }
+    } else if (!active) {
         if (!insert_key(c, NULL, 0))
             return CORE_DB_ERROR;
         a->created = true;
@@ -210,21 +323,24 @@ static enum core_db_rc load_once(struct core_db_conn *c, void *p)
 }
 
 /* The usual load: one statement, read-only. False (a cleared) when there is
- * no active key yet, which takes a write. */
+ * no active key yet, or this node's file key is not in the table: that
+ * takes a write. */
 static bool load_read(struct load_arg *a)
 {
     static const struct core_db_query q = {
-        "SELECT kid, private_sealed, state FROM audit_keys ORDER BY created_at", 0, NULL};
+        "SELECT " AU_KEY_COLUMNS " FROM audit_keys ORDER BY created_at", 0, NULL};
     PGresult *r = NULL;
     struct core_db_err err;
     core_reload_mark();
     if (core_db_read(CORE_DB_PLATFORM, CORE_TX_READ, &q, 1, &r, &err) != CORE_DB_OK)
         return false;
-    bool active = add_rows(a, r);
+    bool mine, mine_active;
+    bool active = add_rows(a, r, &mine, &mine_active);
     PQclear(r);
-    if (!active)
+    bool done = core_audit_file_key(NULL, NULL) ? mine : active;
+    if (!done)
         load_clear(a);
-    return active;
+    return done;
 }
 
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -312,7 +428,7 @@ static bool sign(struct au_checkpoint *cp)
     bool ok = false;
     pthread_rwlock_rdlock(&ks.lock);
     for (size_t i = 0; i < ks.n; i++) {
-        if (!ks.keys[i].active)
+        if (!ks.keys[i].active || !ks.keys[i].can_sign)
             continue;
         xsnprintf(cp->kid, sizeof cp->kid, "%s", ks.keys[i].kid);
         size_t len;
@@ -328,7 +444,14 @@ static bool sign(struct au_checkpoint *cp)
 
 static enum core_db_rc rotate_tx(struct core_db_conn *c, void *p)
 {
-    PGresult *r = core_db_exec(c, &au_keys_retire_stmt, 0, NULL);
+    PGresult *r = core_db_exec(c, &au_keys_active_held_stmt, 0, NULL);
+    if (!r)
+        return CORE_DB_ERROR;
+    bool in_file = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), "file") == 0;
+    PQclear(r);
+    if (in_file)
+        return CORE_DB_ROLLBACK; /* rotated by replacing the file */
+    r = core_db_exec(c, &au_keys_retire_stmt, 0, NULL);
     if (!r)
         return CORE_DB_ERROR;
     json_t *retired = json_array();
@@ -353,8 +476,12 @@ json_t *au_keys_rotate(const char *actor, char *err, size_t errlen)
 {
     json_t *d = json_pack("{s:s}", "actor", actor);
     struct core_db_err e;
-    if (core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, d, &e) != CORE_DB_OK) {
-        xsnprintf(err, errlen, "%s", e.message);
+    enum core_db_rc rc = core_db_tx(CORE_DB_PLATFORM, CORE_TX_WRITE, rotate_tx, d, &e);
+    if (rc != CORE_DB_OK) {
+        xsnprintf(err, errlen, "%s",
+                  rc == CORE_DB_ROLLBACK ? "the active checkpoint key is held in "
+                                           "RENKEI_AUDIT_KEY_FILE: rotate it by replacing the file"
+                                         : e.message);
         json_decref(d);
         return NULL;
     }

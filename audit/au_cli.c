@@ -25,6 +25,7 @@ static int usage(const char *why)
 
 static bool setup(int pool)
 {
+    core_cli_audit_signs = true;
     if (!core_cli_config(true, true))
         return false;
     core_db_init(core_cfg.db, pool);

@@ -75,6 +75,7 @@ char *core_cli_actor(void)
 }
 
 bool core_cli_serving;
+bool core_cli_audit_signs;
 
 bool core_cli_config(bool need_db, bool need_secret)
 {
@@ -110,6 +111,14 @@ bool core_cli_config(bool need_db, bool need_secret)
      * user, say) neither needs the key files nor may be able to read them */
     if (need_secret && core_cli_serving && core_cfg.signing_key_files &&
         !core_file_keys_load(core_cfg.signing_key_files, &err)) {
+        fprintf(stderr, "renkei: %s\n", err);
+        free(err);
+        core_secret_release();
+        return false;
+    }
+    /* the checkpoint key: the server, and commands that sign checkpoints */
+    if (need_secret && (core_cli_serving || core_cli_audit_signs) && core_cfg.audit_key_file &&
+        !core_audit_file_key_load(core_cfg.audit_key_file, &err)) {
         fprintf(stderr, "renkei: %s\n", err);
         free(err);
         core_secret_release();

@@ -49,6 +49,9 @@ int core_cli_bad_usage(const struct core_app *app, const char *command, const ch
 bool core_cli_config(bool need_db, bool need_secret);
 /* Set by `serve` before core_cli_config: the process is the server. */
 extern bool core_cli_serving;
+/* Set by the audit commands before core_cli_config: they sign checkpoints,
+ * so RENKEI_AUDIT_KEY_FILE is read. */
+extern bool core_cli_audit_signs;
 
 /* Prints j indented on stdout (the --json output of every command). */
 void core_cli_print_json(json_t *j);

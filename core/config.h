@@ -17,6 +17,7 @@ struct core_config {
     char *issuer;            /* RENKEI_ISSUER without a trailing slash; NULL: derive from listen */
     char *secret_file;       /* RENKEI_SECRET_FILE */
     char *signing_key_files; /* RENKEI_SIGNING_KEY_FILE as given; NULL: keys in the database */
+    char *audit_key_file;    /* RENKEI_AUDIT_KEY_FILE; NULL: the checkpoint key in the database */
     int threads;             /* RENKEI_THREADS */
     int db_pool;             /* RENKEI_DB_POOL */
     long max_body;           /* RENKEI_MAX_BODY, bytes */

@@ -571,11 +571,13 @@ bool core_jws_verify(const struct core_jws *j, EVP_PKEY *key, enum core_alg alg)
 
 /* ---- keys held in files (RENKEI_SIGNING_KEY_FILE) ---- */
 
-static struct {
+struct file_key {
     EVP_PKEY *key;
     char *kid;
     char *path;
-} file_keys[CORE_ALG__COUNT];
+};
+/* the token-signing keys by algorithm, and the audit checkpoint key */
+static struct file_key file_keys[CORE_ALG__COUNT], audit_file_key;
 
 /* A passphrase is never asked for: an encrypted key is refused. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
@@ -612,12 +614,13 @@ static bool file_key_alg(EVP_PKEY *k, enum core_alg *alg, const char **why)
     return false;
 }
 
-static bool file_key_load(const char *path, char **err)
+/* Reads one PEM PKCS#8 private key file of var; *alg its algorithm. */
+static EVP_PKEY *file_key_read(const char *var, const char *path, enum core_alg *alg, char **err)
 {
     unsigned char *pem = NULL;
     size_t len = 0;
-    if (!core_private_file_read("RENKEI_SIGNING_KEY_FILE", path, 64, 16384, &pem, &len, err))
-        return false;
+    if (!core_private_file_read(var, path, 64, 16384, &pem, &len, err))
+        return NULL;
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *k = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     BIO_free(bio);
@@ -625,26 +628,82 @@ static bool file_key_load(const char *path, char **err)
     core_private_file_free(pem, len);
     ERR_clear_error();
     const char *why = NULL;
-    enum core_alg alg = CORE_ES256;
     if (!k)
         why = "holds no private key in PEM (an encrypted key is refused: the hub asks no "
               "passphrase)";
     else if (!pkcs8)
         why = "is not PKCS#8 (\"BEGIN PRIVATE KEY\"): convert it with openssl pkcs8 -topk8 "
               "-nocrypt";
-    else if (file_key_alg(k, &alg, &why) && file_keys[alg].key)
-        why = alg == CORE_ES256 ? "is a second ES256 key" : "is a second RS256 key";
+    else
+        file_key_alg(k, alg, &why);
     if (why) {
-        *err = xasprintf("RENKEI_SIGNING_KEY_FILE: \"%s\" %s", path, why);
+        *err = xasprintf("%s: \"%s\" %s", var, path, why);
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void file_key_set(struct file_key *fk, EVP_PKEY *k, const char *path)
+{
+    json_t *jwk = core_jwk_public(k);
+    fk->kid = core_jwk_thumbprint(jwk);
+    json_decref(jwk);
+    fk->key = k;
+    fk->path = xstrdup(path);
+}
+
+static void file_key_clear(struct file_key *fk)
+{
+    EVP_PKEY_free(fk->key);
+    free(fk->kid);
+    free(fk->path);
+    memset(fk, 0, sizeof *fk);
+}
+
+static bool file_key_load(const char *path, char **err)
+{
+    enum core_alg alg = CORE_ES256;
+    EVP_PKEY *k = file_key_read("RENKEI_SIGNING_KEY_FILE", path, &alg, err);
+    if (!k)
+        return false;
+    if (file_keys[alg].key) {
+        *err = xasprintf("RENKEI_SIGNING_KEY_FILE: \"%s\" is a second %s key", path,
+                         core_alg_name(alg));
         EVP_PKEY_free(k);
         return false;
     }
-    json_t *jwk = core_jwk_public(k);
-    file_keys[alg].kid = core_jwk_thumbprint(jwk);
-    json_decref(jwk);
-    file_keys[alg].key = k;
-    file_keys[alg].path = xstrdup(path);
+    file_key_set(&file_keys[alg], k, path);
     return true;
+}
+
+bool core_audit_file_key_load(const char *path, char **err)
+{
+    file_key_clear(&audit_file_key);
+    enum core_alg alg = CORE_ES256;
+    EVP_PKEY *k = file_key_read("RENKEI_AUDIT_KEY_FILE", path, &alg, err);
+    if (k && alg != CORE_ES256) {
+        *err = xasprintf("RENKEI_AUDIT_KEY_FILE: \"%s\" holds an RSA key: checkpoints are "
+                         "signed with EC P-256 (ES256)",
+                         path);
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    if (!k)
+        return false;
+    file_key_set(&audit_file_key, k, path);
+    return true;
+}
+
+EVP_PKEY *core_audit_file_key(const char **thumbprint, const char **path)
+{
+    if (!audit_file_key.key)
+        return NULL;
+    if (thumbprint)
+        *thumbprint = audit_file_key.kid;
+    if (path)
+        *path = audit_file_key.path;
+    return audit_file_key.key;
 }
 
 bool core_file_keys_load(const char *list, char **err)
@@ -694,10 +753,7 @@ EVP_PKEY *core_file_key(enum core_alg alg, const char **kid, const char **path)
 
 void core_file_keys_release(void)
 {
-    for (int a = 0; a < CORE_ALG__COUNT; a++) {
-        EVP_PKEY_free(file_keys[a].key);
-        free(file_keys[a].kid);
-        free(file_keys[a].path);
-        memset(&file_keys[a], 0, sizeof file_keys[a]);
-    }
+    for (int a = 0; a < CORE_ALG__COUNT; a++)
+        file_key_clear(&file_keys[a]);
+    file_key_clear(&audit_file_key);
 }

@@ -80,7 +80,13 @@ void core_sealed_keys_forget(void);
 bool core_file_keys_load(const char *list, char **err);
 /* The key for alg, borrowed, with its kid and file; NULL when none. */
 EVP_PKEY *core_file_key(enum core_alg alg, const char **kid, const char **path);
+/* Drops every file key, the audit one too. */
 void core_file_keys_release(void);
+/* The audit log's checkpoint key held in a file (RENKEI_AUDIT_KEY_FILE: one
+ * PEM PKCS#8 EC P-256 key), with the same checks; its kid in the log is
+ * "audit-" and the thumbprint. */
+bool core_audit_file_key_load(const char *path, char **err);
+EVP_PKEY *core_audit_file_key(const char **thumbprint, const char **path);
 
 /* Signs header and claims (JSON objects; borrowed) with key under alg.
  * Returns the compact JWS (malloc'd). */

@@ -103,11 +103,12 @@ CREATE OR REPLACE FUNCTION renkei.audit_keys_guard() RETURNS trigger
 DECLARE
     cur bytea;
 BEGIN
-    IF NEW.kid <> OLD.kid OR NEW.public_jwk <> OLD.public_jwk THEN
+    IF NEW.kid <> OLD.kid OR NEW.public_jwk <> OLD.public_jwk OR NEW.held <> OLD.held
+       OR NEW.public_mac IS DISTINCT FROM OLD.public_mac THEN
         RAISE EXCEPTION 'an audit key can only be retired'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    IF NEW.private_sealed <> OLD.private_sealed THEN
+    IF NEW.private_sealed IS DISTINCT FROM OLD.private_sealed THEN
         -- only as a rotation re-seals: from another master to the one the
         -- record names now (the rotation updates the record first)
         SELECT master_id INTO cur FROM renkei.secret_state;
@@ -130,6 +131,17 @@ BEGIN
     RETURN NEW;
 END
 $$;
+
+-- The audit checkpoint key may be held in a file too (RENKEI_AUDIT_KEY_FILE),
+-- with the same columns and the same MAC (its kid is "audit-" and the
+-- thumbprint).
+ALTER TABLE renkei.audit_keys ALTER COLUMN private_sealed DROP NOT NULL;
+ALTER TABLE renkei.audit_keys
+    ADD COLUMN held text NOT NULL DEFAULT 'database' CHECK (held IN ('database', 'file'));
+ALTER TABLE renkei.audit_keys ADD COLUMN public_mac bytea;
+ALTER TABLE renkei.audit_keys
+    ADD CONSTRAINT audit_keys_held CHECK ((held = 'file') = (private_sealed IS NULL)
+                                         AND (held = 'file') = (public_mac IS NOT NULL));
 
 -- Signing keys held in a file: the row publishes the public half (so that
 -- every node verifies, and the JWKS keeps a replaced file key until its

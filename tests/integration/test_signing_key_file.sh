@@ -17,6 +17,12 @@
 # - Replacing the file rotates the key: the old file key retires.
 # - `renkei keys rotate` leaves keys held in files alone; `renkei secret
 #   rotate` has nothing of theirs to re-seal.
+# - A row of someone's own key written into the database as if held in a
+#   file is trusted by no node (no MAC under the root); with the MAC only
+#   the root can make, it would be (the control).
+# - The audit checkpoint key in a file (RENKEI_AUDIT_KEY_FILE): active at
+#   start, the database's key retired and kept, checkpoints signed by it
+#   verify offline, rotate-key leaves it alone, a forged row is refused.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/authz_lib.sh"
 
@@ -251,6 +257,53 @@ NGSI_AUTH "$FORGED"
 assert_status 200 "control: with the MAC only the root can make, the row is trusted"
 sql "UPDATE renkei.signing_keys SET state = 'retired', retire_after = now() WHERE kid = '$EVIL_KID'" >/dev/null
 poll 10 bash -c "! curl -s '$HUB_URL/oauth2/jwks' | grep -q '$EVIL_KID'" || fail "the control key stayed published"
+
+# ------------------------------------------------------------------ the audit checkpoint key in a file
+hub_stop
+newkey "$KD/audit.pem" -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+AUDIT_KID=audit-$(thumbprint "$KD/audit.pem")
+DB_AUDIT=$(sql "SELECT kid FROM renkei.audit_keys WHERE state = 'active'")
+RUN_TIMEOUT=10 run_renkei RENKEI_LISTEN=127.0.0.1:0 RENKEI_AUDIT_KEY_FILE="$KD/rs1.pem" serve
+assert_eq 1 "$RUN_STATUS" "an RSA key as the audit key: refused"
+assert_match "RENKEI_AUDIT_KEY_FILE: .*holds an RSA key" "$RUN_ERR" "naming the variable"
+hub_start RENKEI_ISSUER="$ISSUER" RENKEI_SIGNING_KEY_FILE="$FILES2" RENKEI_AUDIT_KEY_FILE="$KD/audit.pem"
+rows=$(sql "SELECT kid || ' ' || held || ' ' || (private_sealed IS NULL) || ' ' || state FROM renkei.audit_keys ORDER BY created_at")
+assert_match "$AUDIT_KID file true active" "$rows" "the file's key is the active checkpoint key, its private half in no row"
+assert_eq retired "$(sql "SELECT state FROM renkei.audit_keys WHERE kid = '$DB_AUDIT'")" "the database's key retired (kept, published)"
+http GET /oauth2/jwks
+assert_jq "[.keys[].kid] | index(\"$AUDIT_KID\") and index(\"$DB_AUDIT\")" "$HTTP_BODY" "the JWKS publishes both"
+AUD=(RENKEI_AUDIT_KEY_FILE="$KD/audit.pem")
+run_renkei "${AUD[@]}" audit export --checkpoint "$tmpdir/cp.json" --jwks "$tmpdir/ajwks.json"
+assert_eq 0 "$RUN_STATUS" "audit export with a checkpoint signed now (the command reads the file) [$RUN_ERR]"
+printf '%s\n' "$RUN_OUT" >"$tmpdir/all.jsonl"
+assert_eq "$AUDIT_KID" "$(jq -r .kid "$tmpdir/cp.json")" "the checkpoint is signed by the file's key"
+run_renkei -u RENKEI_DB -u RENKEI_SECRET_FILE audit verify-file "$tmpdir/all.jsonl" --checkpoint "$tmpdir/cp.json" \
+  --jwks "$tmpdir/ajwks.json" --json
+assert_eq 0 "$RUN_STATUS" "and it verifies offline with the exported JWKS [$RUN_ERR]"
+run_renkei "${AUD[@]}" audit rotate-key
+assert_eq 1 "$RUN_STATUS" "audit rotate-key leaves a key held in a file alone"
+assert_match "held in RENKEI_AUDIT_KEY_FILE" "$RUN_ERR" "and says how to rotate it"
+ev=$(sql "SELECT canonical FROM renkei.audit_entries WHERE kind = 'audit.key_rotate' AND canonical::jsonb -> 'detail' ->> 'held' = 'file'")
+assert_jq ".detail.created == \"$AUDIT_KID\" and .detail.retired == [\"$DB_AUDIT\"]" "$ev" "the switch is an audit event"
+# a row of someone's own key, as if held in a file, without the MAC
+newkey "$KD/evil-audit.pem" -algorithm EC -pkeyopt ec_paramgen_curve:P-256
+EA_KID=audit-$(thumbprint "$KD/evil-audit.pem")
+der=$(openssl pkey -in "$KD/evil-audit.pem" -pubout -outform DER 2>/dev/null | hexof)
+xy=${der: -128}
+EA_JWK=$(printf '{"kty":"EC","crv":"P-256","x":"%s","y":"%s"}' "$(unhex "${xy:0:64}" | b64url_encode)" "$(unhex "${xy:64:64}" | b64url_encode)")
+psql "$RENKEI_DB" -XqAt -v ON_ERROR_STOP=1 >/dev/null <<SQL
+BEGIN;
+SET LOCAL ROLE renkei_service;
+SELECT set_config('renkei.tenant', '*', true);
+INSERT INTO renkei.audit_keys (kid, public_jwk, private_sealed, state, held, public_mac)
+VALUES ('$EA_KID', '$EA_JWK', NULL, 'retired', 'file', '\\x$(printf '%064d' 0)'::bytea);
+COMMIT;
+SQL
+poll 10 grep -q "audit key $EA_KID held in a file is not trusted: its MAC does not verify" "$HUB_LOG" ||
+  fail "the audit key row without a MAC was not refused"
+ok "an audit key row without the hub's MAC is not trusted"
+http GET /oauth2/jwks
+assert_jq "[.keys[].kid] | index(\"$EA_KID\") == null" "$HTTP_BODY" "nor published"
 
 run_renkei audit verify
 check "the audit log verifies" test "$RUN_STATUS" = 0
