@@ -132,14 +132,11 @@ static struct core_stmt au_keys_active_held_stmt =
 
 #define AU_FILE_KEY_LABEL "renkei.audit.file-key.v1"
 
-/* A file key's row is believed only with this HMAC (of its kid, under a
- * key derived from the master secret's root): see migration 0010. */
+/* A file key's row is believed only with the root's MAC of its kid
+ * (core_file_row_mac; see migration 0010). */
 static void file_key_mac(const char *kid, unsigned char mac[32])
 {
-    unsigned char k[32];
-    core_secret_derive(AU_FILE_KEY_LABEL, k, sizeof k);
-    core_hmac_sha256(k, kid, strlen(kid), mac);
-    OPENSSL_cleanse(k, sizeof k);
+    core_file_row_mac(AU_FILE_KEY_LABEL, kid, mac);
 }
 
 static bool insert_key(struct core_db_conn *c, char *kid_out, size_t kid_len)
@@ -164,41 +161,23 @@ struct load_arg {
     bool created;
 };
 
-/* The public key of another node's file key, after its row's checks:
- * its kid is "audit-" and the thumbprint of its public JWK, an EC key, and
- * the MAC only a holder of the root can make. */
+/* The public key of another node's file key, after its row's checks: its
+ * kid is "audit-" and the thumbprint of its public JWK, an EC key, with the
+ * MAC only a holder of the root can make. */
 static EVP_PKEY *file_row_key(PGresult *r, int i, const char *kid)
 {
-    const char *why = NULL;
-    json_t *jwk = json_loads(PQgetvalue(r, i, 4), 0, NULL);
-    EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
-    json_decref(jwk);
-    char *thumb = NULL;
-    if (pub) {
-        json_t *canon = core_jwk_public(pub);
-        thumb = canon ? core_jwk_thumbprint(canon) : NULL;
-        json_decref(canon);
-    }
-    size_t mac_len = 0;
-    unsigned char *mac = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 5), &mac_len);
-    unsigned char want[32];
-    file_key_mac(kid, want);
-    if (!pub)
-        why = why ? why : "its public JWK is not JSON";
-    else if (!thumb || strncmp(kid, "audit-", 6) != 0 || strcmp(thumb, kid + 6) != 0)
-        why = "its kid is not audit- and the thumbprint of its public key";
-    else if (!EVP_PKEY_is_a(pub, "EC"))
-        why = "its key is not an EC key";
-    else if (PQgetisnull(r, i, 5) || !mac || mac_len != sizeof want ||
-             CRYPTO_memcmp(mac, want, sizeof want) != 0)
-        why = "its MAC does not verify (the row was not written by a hub of this installation)";
-    PQfreemem(mac);
-    free(thumb);
-    if (why) {
-        core_logf(CORE_LOG_ERROR, "audit key %s held in a file is not trusted: %s", kid, why);
-        EVP_PKEY_free(pub);
+    if (strncmp(kid, "audit-", 6) != 0)
         return NULL;
-    }
+    size_t mac_len = 0;
+    unsigned char *mac = PQgetisnull(r, i, 5)
+                             ? NULL
+                             : PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 5), &mac_len);
+    const char *why;
+    EVP_PKEY *pub = core_file_row_key(PQgetvalue(r, i, 4), mac, mac_len, kid + 6, "EC",
+                                      AU_FILE_KEY_LABEL, kid, &why);
+    PQfreemem(mac);
+    if (!pub)
+        core_logf(CORE_LOG_ERROR, "audit key %s held in a file is not trusted: %s", kid, why);
     return pub;
 }
 

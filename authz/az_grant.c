@@ -68,7 +68,8 @@ static struct core_stmt az_grant_live_stmt = CORE_STMT(
     "coalesce((SELECT string_agg(c.scope, ' ') FROM consents c WHERE c.grant_id = g.id AND "
     "(c.expires_at IS NULL OR c.expires_at > now())), ''), (SELECT extract(epoch FROM "
     "min(c.expires_at))::bigint FROM consents c WHERE c.grant_id = g.id AND c.expires_at > now()), "
-    "coalesce(extract(epoch FROM r.tokens_after)::bigint, 0) FROM grants g JOIN residents r ON "
+    "coalesce(floor(extract(epoch FROM r.tokens_after))::bigint, 0) FROM grants g JOIN residents r "
+    "ON "
     "r.id = g.resident_id JOIN tenants t ON t.id = r.tenant_id "
     "WHERE g.id = $1");
 

@@ -115,53 +115,33 @@ static void load_clear(struct load_arg *a)
         json_object_clear(sw);
 }
 
-/* What makes a file key's row trustworthy without its private half: an
- * HMAC, under a key derived from the master secret's root, of its kid and
- * algorithm, where the kid is the RFC 7638 thumbprint of its public key. A
- * row someone wrote into the database with a key of their own has none. */
+/* What makes a file key's row trustworthy without its private half: the
+ * root's MAC of its kid and algorithm (core_file_row_mac), the kid being
+ * the RFC 7638 thumbprint of its public key. A row someone wrote into the
+ * database with a key of their own has none. */
 static void file_key_mac(const char *kid, enum core_alg alg, unsigned char mac[32])
 {
-    unsigned char k[32];
-    core_secret_derive(AZ_FILE_KEY_LABEL, k, sizeof k);
     char *msg = xasprintf("%s\n%s", kid, core_alg_name(alg));
-    core_hmac_sha256(k, msg, strlen(msg), mac);
-    OPENSSL_cleanse(k, sizeof k);
+    core_file_row_mac(AZ_FILE_KEY_LABEL, msg, mac);
     free(msg);
 }
 
 /* The public key of another node's file key, after its row's checks. */
 static EVP_PKEY *file_row_key(PGresult *r, int i, const char *kid, enum core_alg alg)
 {
-    const char *why = NULL;
-    json_t *jwk = json_loads(PQgetvalue(r, i, 7), 0, NULL);
-    EVP_PKEY *pub = jwk ? core_jwk_import(jwk, &why) : NULL;
-    json_decref(jwk);
-    char *thumb = NULL;
-    if (pub) {
-        json_t *canon = core_jwk_public(pub);
-        thumb = canon ? core_jwk_thumbprint(canon) : NULL;
-        json_decref(canon);
-    }
     size_t mac_len = 0;
-    unsigned char *mac = PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 8), &mac_len);
-    unsigned char want[32];
-    file_key_mac(kid, alg, want);
-    if (!pub)
-        why = why ? why : "its public JWK is not JSON";
-    else if (!thumb || strcmp(thumb, kid) != 0)
-        why = "its kid is not the thumbprint of its public key";
-    else if (!EVP_PKEY_is_a(pub, alg == CORE_ES256 ? "EC" : "RSA"))
-        why = "its key is not of its algorithm";
-    else if (PQgetisnull(r, i, 8) || !mac || mac_len != sizeof want ||
-             CRYPTO_memcmp(mac, want, sizeof want) != 0)
-        why = "its MAC does not verify (the row was not written by a hub of this installation)";
+    unsigned char *mac = PQgetisnull(r, i, 8)
+                             ? NULL
+                             : PQunescapeBytea((unsigned char *)PQgetvalue(r, i, 8), &mac_len);
+    char *msg = xasprintf("%s\n%s", kid, core_alg_name(alg));
+    const char *why;
+    EVP_PKEY *pub =
+        core_file_row_key(PQgetvalue(r, i, 7), mac, mac_len, kid, alg == CORE_ES256 ? "EC" : "RSA",
+                          AZ_FILE_KEY_LABEL, msg, &why);
+    free(msg);
     PQfreemem(mac);
-    free(thumb);
-    if (why) {
+    if (!pub)
         core_logf(CORE_LOG_ERROR, "signing key %s held in a file is not trusted: %s", kid, why);
-        EVP_PKEY_free(pub);
-        return NULL;
-    }
     return pub;
 }
 

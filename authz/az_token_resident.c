@@ -322,7 +322,8 @@ static void reply_unavailable(struct core_req *req, bool no_key)
 static struct core_stmt az_code_take_stmt = CORE_STMT(
     "az_code_take",
     "SELECT client_id, grant_id, resident_id, sid, redirect_uri, scope, nonce, code_challenge, "
-    "resource, extract(epoch FROM auth_time)::bigint, array_to_string(amr, ' '), acr, expires_at "
+    "resource, floor(extract(epoch FROM auth_time))::bigint, array_to_string(amr, ' '), acr, "
+    "expires_at "
     "< now(), used_at IS NOT NULL, access_jti, extract(epoch FROM access_exp)::bigint, family_id "
     "FROM auth_codes WHERE code_hash = $1 FOR UPDATE");
 static struct core_stmt az_code_used_stmt = CORE_STMT(

@@ -757,3 +757,45 @@ void core_file_keys_release(void)
         file_key_clear(&file_keys[a]);
     file_key_clear(&audit_file_key);
 }
+
+/* ---- rows of keys held in other nodes' files ---- */
+
+void core_file_row_mac(const char *label, const char *msg, unsigned char mac[32])
+{
+    unsigned char k[32];
+    core_secret_derive(label, k, sizeof k);
+    core_hmac_sha256(k, msg, strlen(msg), mac);
+    OPENSSL_cleanse(k, sizeof k);
+}
+
+EVP_PKEY *core_file_row_key(const char *jwk_text, const void *mac, size_t mac_len,
+                            const char *thumb, const char *type, const char *label, const char *msg,
+                            const char **why)
+{
+    *why = NULL;
+    json_t *jwk = json_loads(jwk_text, 0, NULL);
+    EVP_PKEY *pub = jwk ? core_jwk_import(jwk, why) : NULL;
+    json_decref(jwk);
+    char *actual = NULL;
+    if (pub) {
+        json_t *canon = core_jwk_public(pub);
+        actual = canon ? core_jwk_thumbprint(canon) : NULL;
+        json_decref(canon);
+    }
+    unsigned char want[32];
+    core_file_row_mac(label, msg, want);
+    if (!pub)
+        *why = *why ? *why : "its public JWK is not JSON";
+    else if (!actual || strcmp(actual, thumb) != 0)
+        *why = "its kid does not name the thumbprint of its public key";
+    else if (!EVP_PKEY_is_a(pub, type))
+        *why = "its key is not of its algorithm's type";
+    else if (!mac || mac_len != sizeof want || CRYPTO_memcmp(mac, want, sizeof want) != 0)
+        *why = "its MAC does not verify (the row was not written by a hub of this installation)";
+    free(actual);
+    if (*why) {
+        EVP_PKEY_free(pub);
+        return NULL;
+    }
+    return pub;
+}

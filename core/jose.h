@@ -88,6 +88,18 @@ void core_file_keys_release(void);
 bool core_audit_file_key_load(const char *path, char **err);
 EVP_PKEY *core_audit_file_key(const char **thumbprint, const char **path);
 
+/* A key held in a node's file is published by a row of its public half,
+ * believed only with a MAC: HMAC-SHA256 of msg (what names the key) under a
+ * key derived from the master secret's root for label, which only a hub of
+ * the installation can make. core_file_row_mac makes it; core_file_row_key
+ * gives the row's public key when its JWK imports, its thumbprint is thumb,
+ * it is of type ("EC", "RSA") and mac (NULL when the column is) verifies;
+ * else NULL and *why. */
+void core_file_row_mac(const char *label, const char *msg, unsigned char mac[32]);
+EVP_PKEY *core_file_row_key(const char *jwk_text, const void *mac, size_t mac_len,
+                            const char *thumb, const char *type, const char *label, const char *msg,
+                            const char **why);
+
 /* Signs header and claims (JSON objects; borrowed) with key under alg.
  * Returns the compact JWS (malloc'd). */
 char *core_jws_sign(EVP_PKEY *key, enum core_alg alg, json_t *header, json_t *claims);

@@ -25,6 +25,10 @@
 #   ids                         the ids of the entities in the last body, as
 #                               a compact JSON array
 #   assert_ids EXPECTED MSG     ids == EXPECTED (a compact JSON array)
+#   orion_standin TOKEN         the stand-in for a town's Orion
+#                               (tests/support/orion_standin.c) on a free
+#                               port, answering only TOKEN: ORION (its URL),
+#                               ORION_PORT, ORION_PID; stopped at the end
 #
 # RENKEI_TEST_CONTINUE=1 turns a failed assertion into a report that does not
 # stop the test (the test still fails at its end, through ngsi_finish): handy
@@ -134,4 +138,13 @@ assert_ids() {
   local got
   got=$(jq -c '[.[].id]' <<<"$HTTP_BODY" 2>/dev/null || echo "not an array: $HTTP_BODY")
   assert_eq "$1" "$got" "$2"
+}
+
+orion_standin() {
+  [[ -x ${ORION_STANDIN:-} ]] || fail "ORION_STANDIN must name the built orion-standin"
+  "$ORION_STANDIN" --port 0 --token "$1" >"$tmpdir/orion.out" 2>"$tmpdir/orion.err" &
+  ORION_PID=$!
+  poll 10 grep -q '^port ' "$tmpdir/orion.out" || fail "the stand-in did not start: $(cat "$tmpdir/orion.err")"
+  ORION_PORT=$(awk '/^port /{print $2}' "$tmpdir/orion.out")
+  ORION=http://127.0.0.1:$ORION_PORT
 }

@@ -15,11 +15,8 @@ source "$(dirname "$0")/oidc_lib.sh"
 source "$(dirname "$0")/ngsi_lib.sh"
 
 RUN_TIMEOUT=30
-[[ -x ${ORION_STANDIN:-} ]] || fail "ORION_STANDIN must name the built orion-standin"
 UP_TOKEN=upstream-$(_rand)
-"$ORION_STANDIN" --port 0 --token "$UP_TOKEN" >"$tmpdir/orion.out" 2>"$tmpdir/orion.err" &
-poll 10 grep -q '^port ' "$tmpdir/orion.out" || fail "the stand-in did not start"
-ORION=http://127.0.0.1:$(awk '/^port /{print $2}' "$tmpdir/orion.out")
+orion_standin "$UP_TOKEN"
 printf '%s' "$UP_TOKEN" >"$tmpdir/up.token"
 
 az_setup

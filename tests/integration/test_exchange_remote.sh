@@ -13,16 +13,9 @@ source "$(dirname "$0")/authz_lib.sh"
 source "$(dirname "$0")/ngsi_lib.sh"
 
 RUN_TIMEOUT=30
-if [[ ! -x ${ORION_STANDIN:-} ]]; then
-  fail "ORION_STANDIN must name the built orion-standin"
-fi
 
 UP_TOKEN=upstream-$(_rand)
-"$ORION_STANDIN" --port 0 --token "$UP_TOKEN" >"$tmpdir/orion.out" 2>"$tmpdir/orion.err" &
-ORION_PID=$!
-poll 10 grep -q '^port ' "$tmpdir/orion.out" || fail "the stand-in did not start: $(cat "$tmpdir/orion.err")"
-ORION_PORT=$(awk '/^port /{print $2}' "$tmpdir/orion.out")
-ORION=http://127.0.0.1:$ORION_PORT
+orion_standin "$UP_TOKEN"
 
 orion() { # orion METHOD PATH [BODY]: straight to the stand-in as ayagawa's own staff would
   local -a b=()

@@ -19,13 +19,9 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/authz_lib.sh"
 source "$(dirname "$0")/ngsi_lib.sh"
 
-[[ -x ${ORION_STANDIN:-} ]] || fail "ORION_STANDIN must name the built orion-standin"
 
 UP_TOKEN=upstream-$(_rand)
-"$ORION_STANDIN" --port 0 --token "$UP_TOKEN" >"$tmpdir/orion.out" 2>"$tmpdir/orion.err" &
-ORION_PID=$!
-poll 10 grep -q '^port ' "$tmpdir/orion.out" || fail "the stand-in did not start: $(cat "$tmpdir/orion.err")"
-ORION=http://127.0.0.1:$(awk '/^port /{print $2}' "$tmpdir/orion.out")
+orion_standin "$UP_TOKEN"
 
 SECRET=$tmpdir/secret
 mkdir -m 700 "$tmpdir/b"
