@@ -79,7 +79,12 @@ wait_for() {
 # quiet_for PREFIX N: still exactly N after a while (what must not come)
 quiet_for() {
   sleep 1.5
-  assert_eq "$2" "$(count "$1")" "${3:-no more notifications at $1}"
+  local n
+  n=$(count "$1")
+  # on a mismatch, what came: a duplicate (the same body again) tells
+  # another story than a notification that should not have been sent
+  [[ $n == "$2" ]] || echo "notifications at $1: $(received "$1" | jq -c '{body, corr: .headers["fiware-correlator"]}')" >&2
+  assert_eq "$2" "$n" "${3:-no more notifications at $1}"
 }
 
 subscribe() {
