@@ -22,8 +22,19 @@ struct key {
     json_t *jwk;    /* public, with kid, use, alg */
     bool active;
     bool signer;         /* this node signs its alg with it */
+    bool grace;          /* this node's file key, replaced: see az_keys_sign */
     time_t retire_after; /* 0: active */
+    time_t retiring_at;
 };
+
+/* A replaced key is published until retire_after: when the tokens it
+ * signed before its replacement, of the longest lifetime then, have
+ * expired, and GRACE_S more. A node still given the replaced file signs
+ * with it meanwhile, only tokens that expire MARGIN_S before then: so a
+ * rolling replacement of the file does not stop a node the moment another
+ * one restarts with the new key. */
+#define GRACE_S  300
+#define MARGIN_S 30
 
 static struct {
     pthread_rwlock_t lock;
@@ -33,10 +44,11 @@ static struct {
 
 /* The columns both loads read: kid, alg, private_sealed, state,
  * retire_after (epoch, 0 when active), stale (retiring past its time),
- * held, public_jwk, public_mac. */
+ * held, public_jwk, public_mac, retiring_at (epoch, 0 when active). */
 #define KEY_COLUMNS                                                                                \
     "kid, alg, private_sealed, state, coalesce(extract(epoch FROM retire_after)::bigint, 0), "     \
-    "state = 'retiring' AND retire_after <= now(), held, public_jwk, public_mac"
+    "state = 'retiring' AND retire_after <= now(), held, public_jwk, public_mac, "                 \
+    "coalesce(extract(epoch FROM retiring_at)::bigint, 0)"
 
 static struct core_stmt az_keys_expire_stmt = CORE_STMT(
     "az_keys_expire", "UPDATE signing_keys SET state = 'retired' WHERE state = 'retiring' AND "
@@ -97,10 +109,11 @@ static bool insert_new_key(struct core_db_conn *c, enum core_alg alg, char *kid_
 struct load_arg {
     struct key *keys;
     size_t n;
-    bool signer[CORE_ALG__COUNT];     /* a key this node signs alg with */
-    bool file_row[CORE_ALG__COUNT];   /* this node's file key is published */
-    bool file_gone[CORE_ALG__COUNT];  /* ... and was retired: never again */
-    bool other_file[CORE_ALG__COUNT]; /* the active key is another node's file key */
+    bool signer[CORE_ALG__COUNT];      /* a key this node signs alg with */
+    bool file_row[CORE_ALG__COUNT];    /* this node's file key is published */
+    bool file_gone[CORE_ALG__COUNT];   /* ... and was retired: never again */
+    bool other_file[CORE_ALG__COUNT];  /* the active key is another node's file key */
+    time_t grace_end[CORE_ALG__COUNT]; /* this node's replaced file key signs until then */
     bool created;
     json_t *switched; /* file keys made active: {kid: [retiring kids]} */
 };
@@ -196,11 +209,12 @@ static bool add_rows(struct load_arg *a, PGresult *r)
          * and only while it is the active key: a token signed with a
          * retiring key would outlive the key's publication */
         k->signer = k->active && (mine || (!file && !core_file_key(k->alg, NULL, NULL)));
-        long long ra = 0;
         long v;
-        if (core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v))
-            ra = v;
-        k->retire_after = (time_t)ra;
+        k->retire_after = core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v) ? (time_t)v : 0;
+        k->retiring_at = core_parse_long(PQgetvalue(r, i, 9), 0, 1L << 40, &v) ? (time_t)v : 0;
+        k->grace = mine && !k->active;
+        if (k->grace)
+            a->grace_end[k->alg] = k->retiring_at + GRACE_S - MARGIN_S;
         k->jwk = core_jwk_public(k->pkey);
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "use", json_string("sig"));
@@ -346,12 +360,17 @@ static bool load_read(struct load_arg *a)
 }
 
 /* Why this node cannot sign some algorithm (NULL: it can sign every one):
- * what no load can mend, so the hub is not ready until someone acts. */
-static const char *signing_gap(const struct load_arg *a, char *buf, size_t len)
+ * what no load can mend, so the hub is not ready until someone acts. *from:
+ * when that begins (0: now; later while a replaced file key still signs);
+ * of several, the earliest. */
+static const char *signing_gap(const struct load_arg *a, char *buf, size_t len, time_t *from)
 {
+    const char *gap = NULL;
+    *from = 0;
     for (int alg = 0; alg < CORE_ALG__COUNT; alg++) {
-        if (a->signer[alg])
+        if (a->signer[alg] || (gap && a->grace_end[alg] >= *from))
             continue;
+        *from = a->grace_end[alg];
         const char *name = core_alg_name((enum core_alg)alg), *kid = NULL, *path = NULL;
         if (core_file_key((enum core_alg)alg, &kid, &path))
             xsnprintf(buf, len,
@@ -365,9 +384,9 @@ static const char *signing_gap(const struct load_arg *a, char *buf, size_t len)
                       name);
         else
             xsnprintf(buf, len, "no active %s key opens here (see the log)", name);
-        return buf;
+        gap = buf;
     }
-    return NULL;
+    return gap;
 }
 
 bool az_keys_load(void)
@@ -397,10 +416,18 @@ bool az_keys_load(void)
     /* the set is taken even so: tokens of the keys it holds still verify,
      * and a key this node may no longer sign with is no longer used */
     char buf[300];
-    const char *gap = signing_gap(&a, buf, sizeof buf);
-    if (gap && core_reload_current()) /* serving (a command signs nothing) */
-        core_logf(CORE_LOG_ERROR, "not ready: %s", gap);
-    core_reload_block(core_reload_current(), gap);
+    time_t from;
+    const char *gap = signing_gap(&a, buf, sizeof buf, &from);
+    if (gap && core_reload_current()) { /* serving (a command signs nothing) */
+        if (from > time(NULL))
+            core_logf(CORE_LOG_WARN,
+                      "%s; until %lld it still signs with it tokens that expire while it is "
+                      "published, then it is not ready",
+                      gap, (long long)from);
+        else
+            core_logf(CORE_LOG_ERROR, "not ready: %s", gap);
+    }
+    core_reload_block_from(core_reload_current(), gap, from);
     pthread_rwlock_wrlock(&ks.lock);
     keys_free(ks.keys, ks.n);
     ks.keys = a.keys;
@@ -418,19 +445,35 @@ void az_keys_release(void)
     pthread_rwlock_unlock(&ks.lock);
 }
 
+/* The key that signs claims with alg: the active one this node holds, or
+ * else its replaced file key while the token expires MARGIN_S before that
+ * key's publication ends (other nodes verify it all its life). */
+static const struct key *signing_key(enum core_alg alg, json_t *claims)
+{
+    const struct key *fallback = NULL;
+    json_int_t exp = json_integer_value(json_object_get(claims, "exp"));
+    for (size_t i = 0; i < ks.n; i++) {
+        const struct key *k = &ks.keys[i];
+        if (k->alg != alg)
+            continue;
+        if (k->signer)
+            return k;
+        if (k->grace && exp > 0 && (time_t)exp + MARGIN_S <= k->retire_after)
+            fallback = k;
+    }
+    return fallback;
+}
+
 char *az_keys_sign(enum core_alg alg, const char *typ, json_t *claims)
 {
     char *out = NULL;
     pthread_rwlock_rdlock(&ks.lock);
-    for (size_t i = 0; i < ks.n; i++) {
-        struct key *k = &ks.keys[i];
-        if (k->signer && k->alg == alg) {
-            json_t *h =
-                json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", core_alg_name(alg), "kid", k->kid);
-            out = core_jws_sign(k->pkey, alg, h, claims);
-            json_decref(h);
-            break;
-        }
+    const struct key *k = signing_key(alg, claims);
+    if (k) {
+        json_t *h =
+            json_pack("{s:s, s:s, s:s}", "typ", typ, "alg", core_alg_name(alg), "kid", k->kid);
+        out = core_jws_sign(k->pkey, alg, h, claims);
+        json_decref(h);
     }
     pthread_rwlock_unlock(&ks.lock);
     return out;

@@ -23,6 +23,7 @@ struct core_reload {
     atomic_bool tried;           /* a load ran, well or not */
     atomic_bool blocked;         /* core_reload_block: not ready, whatever loaded */
     char block_why[512];         /* under mu */
+    time_t block_from;           /* the block holds from then (0: at once); under mu */
     bool gate;                   /* core_reload_gate */
 };
 
@@ -175,12 +176,18 @@ struct core_reload *core_reload_current(void)
 
 void core_reload_block(struct core_reload *r, const char *why)
 {
+    core_reload_block_from(r, why, 0);
+}
+
+void core_reload_block_from(struct core_reload *r, const char *why, time_t from)
+{
     if (!r)
         return;
     pthread_once(&cv_once, cv_init);
     pthread_mutex_lock(&rl.mu);
     if (why)
         xsnprintf(r->block_why, sizeof r->block_why, "%s", why);
+    r->block_from = why ? from : 0;
     atomic_store(&r->blocked, why != NULL);
     pthread_cond_signal(&rl.cv); /* a gate opened: what waited for it may run */
     pthread_mutex_unlock(&rl.mu);
@@ -189,8 +196,9 @@ void core_reload_block(struct core_reload *r, const char *why)
 /* Under mu. */
 static bool reload_ready(char *why, size_t why_len, bool *failed)
 {
+    time_t now = time(NULL);
     for (size_t i = 0; i < rl.n; i++)
-        if (atomic_load(&rl.r[i].blocked)) {
+        if (atomic_load(&rl.r[i].blocked) && (!rl.r[i].block_from || now >= rl.r[i].block_from)) {
             *failed = true;
             xsnprintf(why, why_len, "%s", rl.r[i].block_why);
             return false;

@@ -1,6 +1,8 @@
 #ifndef CORE_RELOAD_H
 #define CORE_RELOAD_H
 
+#include <time.h>
+
 #include "core/core.h"
 
 /*
@@ -32,6 +34,8 @@ void core_reload_mark(void);
  * command, no reload thread). core_reload_current: the registration whose
  * load runs on this thread, or NULL. */
 void core_reload_block(struct core_reload *r, const char *why);
+/* The same, holding only from the time from on (a key usable until then). */
+void core_reload_block_from(struct core_reload *r, const char *why, time_t from);
 /* Makes r a gate: the loads registered after it do not run while it is
  * blocked, failed or not yet loaded (the master secret: nothing is opened
  * or sealed under a master the database does not record). */

@@ -191,17 +191,30 @@ NGSI_AUTH "$T_ES"
 assert_status 200 "and its tokens still work"
 assert_eq "$RS1_KID" "$(sql "SELECT kid FROM renkei.signing_keys WHERE state = 'active' AND alg = 'RS256'")" \
   "the RS256 file, unchanged, stays active"
-# a node given the replaced file: its key is only retiring (a token it
-# signed now would outlive the key's publication), so it signs nothing with
-# it and is not ready
+# a node given the replaced file (as in a rolling replacement, before its
+# restart): its key is only retiring, so it goes on signing with it for a
+# while only tokens that expire while the key is published, then it is not
+# ready and signs nothing with it
 hub2_start RENKEI_ISSUER="$ISSUER" RENKEI_SIGNING_KEY_FILE="$FILES"
-poll 10 grep -q "the ES256 key of RENKEI_SIGNING_KEY_FILE ($KD/es1.pem, kid $ES1_KID) was replaced by another node's key file" "$HUB2_LOG" ||
-  fail "the node with the replaced file did not say why: $(tail -3 "$HUB2_LOG")"
-ok "a node given a replaced file names the file and the key"
-on_hub2 http GET /readyz
-assert_status 503 "and is not ready"
+poll 10 grep -q "the ES256 key of RENKEI_SIGNING_KEY_FILE ($KD/es1.pem, kid $ES1_KID) was replaced by another node's key file.*until [0-9]* it still signs" "$HUB2_LOG" ||
+  fail "the node with the replaced file did not say so: $(tail -3 "$HUB2_LOG")"
+ok "a node given a replaced file names the file, the key and until when it still signs"
+poll 20 curl -sf "$HUB2_URL/readyz" -o /dev/null || fail "the node with the replaced file is not ready in its grace"
+ok "meanwhile it is ready"
+on_hub2 get_token "${ES[@]}"
+assert_eq "$ES1_KID" "$(jwt_header "$TOKEN" | jq -r .kid)" "and signs with the replaced key"
+exp=$(jwt_claims "$TOKEN" | jq .exp)
+ra=$(sql "SELECT extract(epoch FROM retire_after)::bigint FROM renkei.signing_keys WHERE kid = '$ES1_KID'")
+assert_lt "$exp" "$((ra - 29))" "a token that expires before the key leaves the JWKS"
+NGSI_AUTH "$TOKEN"
+assert_status 200 "which the node with the new file accepts"
+# the grace over: as if the switch were ten minutes ago, the key published a minute more
+sql "UPDATE renkei.signing_keys SET retiring_at = now() - interval '10 minutes', retire_after = now() + interval '1 minute' WHERE kid = '$ES1_KID'" >/dev/null
+poll 10 bash -c "curl -s '$HUB2_URL/readyz' | grep -q 'was replaced by another node'" ||
+  fail "the node did not go not ready after its grace"
+ok "after its grace it is not ready, and says why"
 on_hub2 token_basic "${ES[@]}"
-assert_oauth_error 503 temporarily_unavailable "it issues no ES256 token with a retiring key"
+assert_oauth_error 503 temporarily_unavailable "it issues no token that would outlive the key's publication"
 on_hub2 NGSI_AUTH "$T_ES"
 assert_status 200 "it still verifies tokens of the keys it holds"
 hub2_stop
