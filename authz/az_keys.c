@@ -22,17 +22,18 @@ struct key {
     json_t *jwk;    /* public, with kid, use, alg */
     bool active;
     bool signer;         /* this node signs its alg with it */
-    bool grace;          /* this node's file key, replaced: see az_keys_sign */
+    bool grace;          /* what this node signed with, replaced: see signing_key */
     time_t retire_after; /* 0: active */
     time_t retiring_at;
 };
 
 /* A replaced key is published until retire_after: when the tokens it
  * signed before its replacement, of the longest lifetime then, have
- * expired, and GRACE_S more. A node still given the replaced file signs
- * with it meanwhile, only tokens that expire MARGIN_S before then: so a
- * rolling replacement of the file does not stop a node the moment another
- * one restarts with the new key. */
+ * expired, and GRACE_S more. A node that signed with it (given the
+ * replaced file, or no file while another node switched to one) goes on
+ * signing with it for GRACE_S - MARGIN_S after the switch, only tokens that
+ * expire MARGIN_S before retire_after: so a rolling change of key files
+ * does not stop a node the moment another one restarts with the new key. */
 #define GRACE_S  300
 #define MARGIN_S 30
 
@@ -212,7 +213,9 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         long v;
         k->retire_after = core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v) ? (time_t)v : 0;
         k->retiring_at = core_parse_long(PQgetvalue(r, i, 9), 0, 1L << 40, &v) ? (time_t)v : 0;
-        k->grace = mine && !k->active;
+        /* the key this node signed with until another node's file key
+         * replaced it: its own file key, or a database key when it has none */
+        k->grace = !k->active && (mine || (!file && !core_file_key(k->alg, NULL, NULL)));
         if (k->grace)
             a->grace_end[k->alg] = k->retiring_at + GRACE_S - MARGIN_S;
         k->jwk = core_jwk_public(k->pkey);

@@ -154,12 +154,21 @@ assert_jq ".detail.created == [\"$ES1_KID\"] and .detail.retiring == [\"$DB_ES\"
   "the switch to the file key is an audit event"
 
 # ------------------------------------------------------------------ a second node
+# without the file (a node not yet restarted in a rolling change): it signs
+# a while with the database key the switch replaced, then is not ready
 hub2_start RENKEI_ISSUER="$ISSUER"
-poll 10 grep -q "the active ES256 key is held in a file of another node: set RENKEI_SIGNING_KEY_FILE here too" "$HUB2_LOG" ||
+poll 10 grep -q "the active ES256 key is held in a file of another node: set RENKEI_SIGNING_KEY_FILE here too; until [0-9]* it still signs" "$HUB2_LOG" ||
   fail "the node without the file did not say why: $(tail -3 "$HUB2_LOG")"
-ok "a node without the key file says why"
-on_hub2 http GET /readyz
-assert_status 503 "and is not ready"
+ok "a node without the key file says why, and until when it still signs with the key it had"
+poll 20 curl -sf "$HUB2_URL/readyz" -o /dev/null || fail "the node without the file is not ready in its grace"
+on_hub2 get_token "${ES[@]}"
+assert_eq "$DB_ES" "$(jwt_header "$TOKEN" | jq -r .kid)" "meanwhile it signs with the replaced database key"
+NGSI_AUTH "$TOKEN"
+assert_status 200 "which the node with the file accepts"
+sql "UPDATE renkei.signing_keys SET retiring_at = now() - interval '10 minutes', retire_after = now() + interval '1 minute' WHERE kid = '$DB_ES'" >/dev/null
+poll 10 bash -c "curl -s '$HUB2_URL/readyz' | grep -q 'held in a file of another node'" ||
+  fail "the node without the file did not go not ready after its grace"
+ok "after its grace it is not ready, and says why"
 hub2_stop
 hub2_start RENKEI_ISSUER="$ISSUER" RENKEI_SIGNING_KEY_FILE="$FILES"
 poll 20 curl -sf "$HUB2_URL/readyz" -o /dev/null || fail "the node with the file is not ready"
