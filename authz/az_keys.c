@@ -206,9 +206,9 @@ static bool add_rows(struct load_arg *a, PGresult *r)
             continue;
         bool file = strcmp(PQgetvalue(r, i, 6), "file") == 0;
         k->active = strcmp(PQgetvalue(r, i, 3), "active") == 0;
-        /* with a file key for its algorithm, a node signs with that alone,
-         * and only while it is the active key: a token signed with a
-         * retiring key would outlive the key's publication */
+        /* with a file key for its algorithm, a node signs with that alone;
+         * it signs with the active key (a retiring one only within the
+         * grace of signing_key) */
         k->signer = k->active && (mine || (!file && !core_file_key(k->alg, NULL, NULL)));
         long v;
         k->retire_after = core_parse_long(PQgetvalue(r, i, 4), 0, 1L << 40, &v) ? (time_t)v : 0;
@@ -216,8 +216,6 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         /* the key this node signed with until another node's file key
          * replaced it: its own file key, or a database key when it has none */
         k->grace = !k->active && (mine || (!file && !core_file_key(k->alg, NULL, NULL)));
-        if (k->grace)
-            a->grace_end[k->alg] = k->retiring_at + GRACE_S - MARGIN_S;
         k->jwk = core_jwk_public(k->pkey);
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "use", json_string("sig"));
@@ -229,6 +227,22 @@ static bool add_rows(struct load_arg *a, PGresult *r)
         if (file && !mine && k->active)
             a->other_file[k->alg] = true;
         a->n++;
+    }
+    /* a database key's grace is for a switch to another node's file key
+     * only, and then for the one it replaced (the latest to retire) */
+    for (size_t i = 0; i < a->n; i++) {
+        struct key *k = &a->keys[i];
+        if (!k->grace)
+            continue;
+        bool latest = true;
+        for (size_t j = 0; j < a->n; j++)
+            if (j != i && a->keys[j].grace && a->keys[j].alg == k->alg &&
+                a->keys[j].retiring_at > k->retiring_at)
+                latest = false;
+        bool from_file = core_file_key(k->alg, NULL, NULL) != NULL;
+        k->grace = latest && (from_file || a->other_file[k->alg]);
+        if (k->grace)
+            a->grace_end[k->alg] = k->retiring_at + GRACE_S - MARGIN_S;
     }
     return stale;
 }
@@ -422,12 +436,16 @@ bool az_keys_load(void)
     time_t from;
     const char *gap = signing_gap(&a, buf, sizeof buf, &from);
     if (gap && core_reload_current()) { /* serving (a command signs nothing) */
-        if (from > time(NULL))
+        if (from > time(NULL)) {
+            char until[32] = "?";
+            struct tm tm;
+            if (gmtime_r(&from, &tm))
+                strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
             core_logf(CORE_LOG_WARN,
-                      "%s; until %lld it still signs with it tokens that expire while it is "
-                      "published, then it is not ready",
-                      gap, (long long)from);
-        else
+                      "%s; until %s it still signs with the key it had tokens that expire while "
+                      "that key is published, then it is not ready",
+                      gap, until);
+        } else
             core_logf(CORE_LOG_ERROR, "not ready: %s", gap);
     }
     core_reload_block_from(core_reload_current(), gap, from);
@@ -455,13 +473,18 @@ static const struct key *signing_key(enum core_alg alg, json_t *claims)
 {
     const struct key *fallback = NULL;
     json_int_t exp = json_integer_value(json_object_get(claims, "exp"));
+    time_t now = time(NULL);
     for (size_t i = 0; i < ks.n; i++) {
         const struct key *k = &ks.keys[i];
         if (k->alg != alg)
             continue;
         if (k->signer)
             return k;
-        if (k->grace && exp > 0 && (time_t)exp + MARGIN_S <= k->retire_after)
+        /* within the grace after its replacement, and a token that dies
+         * before the key leaves the JWKS (with the verifiers' leeway) */
+        if (k->grace && now >= k->retiring_at && now < k->retiring_at + GRACE_S - MARGIN_S &&
+            exp > 0 && (time_t)exp + MARGIN_S < k->retire_after &&
+            (!fallback || k->retiring_at > fallback->retiring_at))
             fallback = k;
     }
     return fallback;
