@@ -69,11 +69,14 @@ static struct core_stmt az_keys_state_stmt =
     CORE_STMT("az_keys_state", "SELECT state FROM signing_keys WHERE kid = $1");
 static struct core_stmt az_keys_active_held_stmt = CORE_STMT(
     "az_keys_active_held", "SELECT held FROM signing_keys WHERE state = 'active' AND alg = $1");
+/* published until the longest-lived token it may have signed has expired:
+ * an access token of the longest lifetime, or an ID token (600 s,
+ * az_oidc.c), and 300 s more */
 static struct core_stmt az_keys_retire_stmt = CORE_STMT(
     "az_keys_retire",
     "UPDATE signing_keys SET state = 'retiring', retiring_at = now(), retire_after = now() + "
-    "make_interval(secs => (SELECT coalesce(max(token_ttl), 600) FROM clients) + 300) "
-    "WHERE state = 'active' AND alg = $1 RETURNING kid");
+    "make_interval(secs => greatest((SELECT coalesce(max(token_ttl), 600) FROM clients), 600) + "
+    "300) WHERE state = 'active' AND alg = $1 RETURNING kid");
 static struct core_stmt az_keys_list_stmt =
     CORE_STMT("az_keys_list",
               "SELECT kid, alg, state, to_char(created_at AT TIME ZONE 'UTC', "

@@ -43,7 +43,12 @@ AG=$(jq -r .id <<<"$RUN_OUT")
 assert_match '^ag_' "$AG" "the agreement has an id"
 assert_jq '.state == "proposed"' "$RUN_OUT" "a new agreement is proposed"
 
-ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
+# the hub learns of the agreement by NOTIFY, a moment after the command's commit
+_knows_proposed() {
+  ngsi GET '/v2/entities?type=WaterLevel' "${XC[@]}" "${P[@]}"
+  [[ $HTTP_STATUS != 403 ]] || [[ $HTTP_BODY =~ approved|proposed ]]
+}
+poll 10 _knows_proposed || true
 assert_status 403 "a proposed agreement permits nothing"
 assert_match 'approved|proposed' "$HTTP_BODY" "the 403 says it is not approved"
 
@@ -51,7 +56,11 @@ run_renkei agreement approve "$AG" --json
 check "approve" test "$RUN_STATUS" = 0
 
 # ------------------------------------------------------------------ permitted reads
-ngsi GET '/v2/entities?type=WaterLevel&options=count' "${XC[@]}" "${P[@]}"
+_permitted() {
+  ngsi GET '/v2/entities?type=WaterLevel&options=count' "${XC[@]}" "${P[@]}"
+  [[ $HTTP_STATUS == 200 ]]
+}
+poll 10 _permitted || true
 assert_status 200 "approved: WaterLevel readable"
 assert_ids '["WL1","WL2"]' "both stations"
 assert_eq 2 "$(header Fiware-Total-Count)" "count of the permitted query"
