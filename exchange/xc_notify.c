@@ -609,6 +609,13 @@ static void match(const struct change *c)
         return;
     }
     const struct xc_change ch = {
+        .tenant = c->tenant,
+        .service_path = c->path,
+        .id = c->id,
+        .type = c->type,
+        .attrs = c->attrs,
+        .created = c->created,
+        .modified = c->modified,
         .entity_created = c->created_entity,
         .entity_deleted = c->deleted_entity,
         .changed = (const char *const *)c->changed,
@@ -628,7 +635,7 @@ static void match(const struct change *c)
             if (c->deleted_entity)
                 continue;
             bool ok = false;
-            if (xc_subs_db_expr_match(c->tenant, s, c->id, c->type, c->path, &ok) != XC_SUBS_OK) {
+            if (xc_subs_db_expr_match(c->tenant, s, &ch, &ok) != XC_SUBS_OK) {
                 drop(1, "cannot evaluate a subscription's expression");
                 continue;
             }

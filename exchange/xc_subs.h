@@ -163,11 +163,13 @@ enum xc_subs_rc xc_subs_db_load(const char *tenant, xc_subs_db_row_fn fn, void *
 /* A oneshot subscription that fired, or one over its maxFailsLimit, becomes
  * inactive (only_from: the status it must still have, NULL: any). */
 enum xc_subs_rc xc_subs_db_deactivate(const char *tenant, const char *id, const char *only_from);
-/* Whether the entity (id, type, path) of tenant satisfies the
- * subscription's expression (q, mq, geo), evaluated by the store's own
- * compilers (xc_q, xc_geo) in PostgreSQL. */
-enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s, const char *id,
-                                      const char *type, const char *path, bool *match);
+/* Whether the entity as the change ch left it (its id, type, path,
+ * attributes, times) satisfies the subscription's expression (q, mq,
+ * geo), evaluated by the store's own compilers (xc_q, xc_geo) in
+ * PostgreSQL on that snapshot, not on the entity as it is now: Orion
+ * evaluates each update on its own result. */
+enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s,
+                                      const struct xc_change *ch, bool *match);
 
 /* Delivery counters of one subscription since the last flush. */
 struct xc_subs_delta {

@@ -464,22 +464,47 @@ static enum core_db_rc expr_tx(struct core_db_conn *c, void *p)
     return CORE_DB_OK;
 }
 
-enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s, const char *id,
-                                      const char *type, const char *path, bool *match)
+enum xc_subs_rc xc_subs_db_expr_match(const char *tenant, const struct xc_sub *s,
+                                      const struct xc_change *ch, bool *match)
 {
     *match = false;
     struct core_pool *pool = core_pool_new();
     struct xc_sql sql;
     xc_sql_init(&sql, pool);
     char err[256];
-    xc_sql_add(&sql, "SELECT 1 FROM renkei.ngsi_entities e WHERE e.tenant_id = ");
+    /* the entity as the change left it, in the shape of an ngsi_entities
+     * row: the same compilers evaluate the expression on it, and a later
+     * change of the entity (committed before this one is matched) does not
+     * count */
+    char *geojson = NULL;
+    char why[64];
+    if (xc_geo_location(ch->attrs, &geojson, why, sizeof why) != XC_GEO_OK) {
+        free(geojson);
+        geojson = NULL;
+    }
+    char *attrs = json_dumps(ch->attrs, JSON_COMPACT | JSON_REAL_PRECISION(XC_REAL_PRECISION));
+    xc_sql_add(&sql, "SELECT 1 FROM (SELECT x.*, public.geography(x.geom) AS geog FROM (SELECT ");
     xc_sql_param(&sql, tenant);
-    xc_sql_add(&sql, " AND e.id = ");
-    xc_sql_param(&sql, id);
-    xc_sql_add(&sql, " AND e.type = ");
-    xc_sql_param(&sql, type);
-    xc_sql_add(&sql, " AND e.service_path = ");
-    xc_sql_param(&sql, path);
+    xc_sql_add(&sql, "::text AS tenant_id, ");
+    xc_sql_param(&sql, ch->service_path);
+    xc_sql_add(&sql, "::text AS service_path, ");
+    xc_sql_param(&sql, ch->id);
+    xc_sql_add(&sql, "::text AS id, ");
+    xc_sql_param(&sql, ch->type);
+    xc_sql_add(&sql, "::text AS type, ");
+    xc_sql_param(&sql, attrs ? attrs : "{}");
+    xc_sql_add(&sql, "::jsonb AS attrs, CASE WHEN ");
+    const char *g = xc_sql_param_ref(&sql, geojson);
+    xc_sql_add(&sql, g);
+    xc_sql_add(&sql, "::text IS NULL THEN NULL ELSE public.ST_SetSRID(public.ST_GeomFromGeoJSON(");
+    xc_sql_add(&sql, g);
+    xc_sql_add(&sql, "::text), 4326) END AS geom, ");
+    xc_sql_param(&sql, ch->created);
+    xc_sql_add(&sql, "::timestamptz AS created_at, ");
+    xc_sql_param(&sql, ch->modified);
+    xc_sql_add(&sql, "::timestamptz AS modified_at) x) e WHERE true");
+    free(attrs);
+    free(geojson);
     bool ok = true;
     if (s->q) {
         xc_sql_add(&sql, " AND (");

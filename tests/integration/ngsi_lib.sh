@@ -25,6 +25,7 @@
 #   ids                         the ids of the entities in the last body, as
 #                               a compact JSON array
 #   assert_ids EXPECTED MSG     ids == EXPECTED (a compact JSON array)
+#   await_agreement TOKEN ID    until the hub's catalogue lists agreement ID
 #   orion_standin TOKEN         the stand-in for a town's Orion
 #                               (tests/support/orion_standin.c) on a free
 #                               port, answering only TOKEN: ORION (its URL),
@@ -78,9 +79,10 @@ ngsi_setup() {
   NGSI_TOKEN=$TOK_KJ
 }
 
-# water_levels_shared: takamatsu holds two WaterLevel entities (WL1, WL2),
-# written with $NGSI_TOKEN (a takamatsu token), and an approved agreement
-# gives kanonji read access to them for disaster-response.
+# water_levels_shared [KANONJI_TOKEN]: takamatsu holds two WaterLevel
+# entities (WL1, WL2), written with $NGSI_TOKEN (a takamatsu token), and an
+# approved agreement (WATER_AGREEMENT) gives kanonji read access to them for
+# disaster-response; with a kanonji token, until the hub knows it.
 water_levels_shared() {
   ngsi_json POST /v2/op/update '{"actionType": "append", "entities": [
     {"id": "WL1", "type": "WaterLevel", "level": {"value": 1.2}},
@@ -88,8 +90,23 @@ water_levels_shared() {
   assert_status 204 "takamatsu's water levels"
   run_renkei agreement add --provider takamatsu --consumer kanonji --type WaterLevel \
     --purpose disaster-response --json
-  run_renkei agreement approve "$(jq -r .id <<<"$RUN_OUT")"
+  local ag
+  ag=$(jq -r .id <<<"$RUN_OUT")
+  run_renkei agreement approve "$ag"
   assert_eq 0 "$RUN_STATUS" "kanonji may read them under an agreement [$RUN_ERR]"
+  WATER_AGREEMENT=$ag
+  [[ -z ${1:-} ]] || await_agreement "$1" "$ag"
+}
+
+# await_agreement TOKEN ID: until the hub's catalogue for TOKEN's town lists
+# agreement ID (the hub learns of a change made by the CLI by NOTIFY, a
+# moment after its commit)
+await_agreement() {
+  _listed() {
+    http GET /exchange/v1/catalog -H "Authorization: Bearer $1"
+    jq -e --arg id "$2" 'any(.items[]; .agreement == $id)' <<<"$HTTP_BODY" >/dev/null 2>&1
+  }
+  poll 10 _listed "$1" "$2" || fail "the hub does not list agreement $2: $HTTP_BODY"
 }
 
 ngsi() {

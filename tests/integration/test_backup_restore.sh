@@ -14,7 +14,7 @@ source "$(dirname "$0")/ngsi_lib.sh"
 RUN_TIMEOUT=60
 ngsi_setup
 NGSI_TOKEN=$TOK_TK
-water_levels_shared
+water_levels_shared "$TOK_KJ"
 XC=(-H "Authorization: Bearer $TOK_KJ" -H 'Fiware-Service: takamatsu' -H 'Renkei-Purpose: disaster-response')
 for i in 1 2 3; do
   http GET '/v2/entities?type=WaterLevel' "${XC[@]}"

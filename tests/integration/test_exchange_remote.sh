@@ -87,6 +87,7 @@ run_renkei agreement add --provider ayagawa --consumer kanonji --type WaterLevel
 AG=$(jq -r .id <<<"$RUN_OUT")
 run_renkei agreement approve "$AG"
 check "agreement approved" test "$RUN_STATUS" = 0
+await_agreement "$TOK_KJ" "$AG"
 
 # ------------------------------------------------------------------ permitted, narrowed and filtered
 ngsi GET '/v2/entities?options=count' "${XC[@]}"

@@ -17,7 +17,7 @@ ngsi_setup
 client_add --tenant kanonji --name kj-replica --grant client_credentials --scope ngsi.read
 KR=("$CID" "$CSECRET")
 NGSI_TOKEN=$TOK_TK
-water_levels_shared
+water_levels_shared "$TOK_KJ"
 
 # the standby, made while the hub serves
 STANDBY=$tmpdir/pg-standby

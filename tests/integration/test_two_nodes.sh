@@ -33,6 +33,8 @@ NGSI_TOKEN=$TOKEN
 water_levels_shared
 get_token "${KJ[@]}"
 TOK_READ=$TOKEN
+await_agreement "$TOK_READ" "$WATER_AGREEMENT"
+on_hub2 await_agreement "$TOK_READ" "$WATER_AGREEMENT"
 
 # ---- nginx, both nodes upstream
 nginx_start "$TLS_PORT" "$HTTP_PORT" "$HUB_PORT" "$HUB2_PORT"
