@@ -54,16 +54,11 @@ DECLARE
     was bytea;
     st record;
 BEGIN
-    IF TG_TABLE_NAME = 'tenant_upstreams' THEN
-        v := NEW.secret;
-        IF TG_OP = 'UPDATE' THEN
-            was := OLD.secret;
-        END IF;
-    ELSE
-        v := NEW.private_sealed;
-        IF TG_OP = 'UPDATE' THEN
-            was := OLD.private_sealed;
-        END IF;
+    -- the sealed column is the trigger's argument: one function for every
+    -- column of core/app.c's catalogue (test_secret_rotate checks they match)
+    EXECUTE format('SELECT ($1).%I', TG_ARGV[0]) INTO v USING NEW;
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE format('SELECT ($1).%I', TG_ARGV[0]) INTO was USING OLD;
     END IF;
     IF v IS NULL OR v IS NOT DISTINCT FROM was THEN
         RETURN NEW;
@@ -89,11 +84,11 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION renkei.sealed_check() FROM PUBLIC;
 CREATE TRIGGER sealed_current BEFORE INSERT OR UPDATE ON renkei.signing_keys
-    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check();
+    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check('private_sealed');
 CREATE TRIGGER sealed_current BEFORE INSERT OR UPDATE ON renkei.audit_keys
-    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check();
+    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check('private_sealed');
 CREATE TRIGGER sealed_current BEFORE INSERT OR UPDATE ON renkei.tenant_upstreams
-    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check();
+    FOR EACH ROW EXECUTE FUNCTION renkei.sealed_check('secret');
 
 -- An audit key was retired, never changed; now a rotation may also re-seal
 -- its private half, changing nothing else.

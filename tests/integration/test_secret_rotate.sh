@@ -50,6 +50,14 @@ assert_jq ".database.master == \"$M0\" and .database.generation == 0" "$RUN_OUT"
   "the first hub recorded its master, generation 0"
 assert_jq ".sealed.signing_keys == {\"$M0\": 2} and .sealed.audit_keys == {\"$M0\": 1} and .sealed.tenant_upstreams == {\"$M0\": 1}" \
   "$RUN_OUT" "two signing keys, the audit key and the upstream token, each naming that master"
+# every column the rotation re-seals (core/app.c's catalogue, as status lists
+# it) is guarded by the trigger that refuses values of another master, on
+# that very column
+guarded=$(sql "SELECT string_agg(c.relname || '.' || convert_from(substring(t.tgargs FOR length(t.tgargs) - 1), 'UTF8'), ' ' ORDER BY c.relname)
+                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = 'sealed_current'")
+assert_eq "audit_keys.private_sealed signing_keys.private_sealed tenant_upstreams.secret" "$guarded" \
+  "each sealed column has its sealed_current trigger"
+assert_jq '.sealed | keys == ["audit_keys", "signing_keys", "tenant_upstreams"]' "$RUN_OUT" "and those are the columns rotated"
 
 get_token "${aya[@]}"
 T_BEFORE=$TOKEN
