@@ -128,6 +128,7 @@ int core_cmd_serve(const struct core_app *app, int argc, char **argv)
         if (stop_sig)
             core_logf(CORE_LOG_INFO, "stopped on %s before serving",
                       stop_sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        core_db_refuse_connects(); /* nothing was served: nothing to finish */
         core_db_listen_stop();
         core_reload_stop();
         for (size_t i = 0; i < app->nstops; i++)

@@ -53,6 +53,10 @@ extern bool core_db_warn_superuser;
 void core_db_init(const char *conninfo, int size);
 /* Closes every connection; waits for none (call after the HTTP server stopped). */
 void core_db_shutdown(void);
+/* No connection is opened from now on (attempts fail at once): a start
+ * stopped before it served waits only for the attempts in progress, not
+ * for new ones its threads would begin (each up to libpq's 5 s). */
+void core_db_refuse_connects(void);
 /* Asks the server to cancel statements running on borrowed connections. */
 void core_db_cancel_all(void);
 

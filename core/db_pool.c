@@ -37,6 +37,7 @@ static struct {
     uint64_t down_until;         /* after a failed connect, fail fast until then (us), under mu */
     struct core_db_err down_err; /* why, under mu */
     atomic_bool superuser_checked;
+    atomic_bool no_new; /* core_db_refuse_connects */
     atomic_ullong connect_failures;
     atomic_ullong acquire_timeouts;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -231,9 +232,19 @@ static void check_superuser(PGconn *pg)
                                  "only granted renkei_service");
 }
 
+void core_db_refuse_connects(void)
+{
+    atomic_store(&pool.no_new, true);
+}
+
 static bool conn_open(struct core_db_conn *c, struct core_db_err *err)
 {
     conn_close(c, false);
+    if (atomic_load(&pool.no_new)) {
+        err->sqlstate[0] = '\0';
+        xsnprintf(err->message, sizeof err->message, "the hub is stopping");
+        return false;
+    }
     pthread_mutex_lock(&pool.mu);
     bool down = core_now_us() < pool.down_until;
     if (down)
